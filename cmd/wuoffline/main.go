@@ -1,0 +1,113 @@
+// Command wuoffline repairs Windows Update on a Windows installation that is
+// not running: from a rescue USB (WinPE or Linux) or on disk images.
+//
+// This file holds only the command table, the exit codes and the top-level
+// usage; each command lives in its own file.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// Exit codes, the same for every command (README "Exit codes").
+const (
+	exitOK      = 0 // nothing to fix / success
+	exitProblem = 1 // problems found that fix would repair
+	exitUsage   = 2 // usage error
+	exitRefused = 3 // refused for safety; nothing written
+	exitError   = 4 // any other error
+)
+
+// command is one subcommand: its one-line summary and its entry point.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"diagnose", "find every Windows installation on the targets and report what is wrong (read-only)", runDiagnose},
+		{"reg", "read and edit offline registry hive files (export, get, set, delete, check)", runReg},
+		{"ls", "list a directory on an NTFS volume without mounting it", runLs},
+		{"mv", "rename or move a file or directory on an NTFS volume without mounting it", runMv},
+		{"check", "check NTFS structures (indexes, names, bitmaps) of a volume", runCheck},
+		{"version", "print the version", runVersion},
+	}
+}
+
+const usageHead = `wuoffline repairs Windows Update on a Windows installation that is not running.
+
+Usage:
+  wuoffline COMMAND [OPTIONS] TARGET...
+
+TARGET is a disk or volume image file, a block device (/dev/sdb, /dev/nvme0n1p3,
+\\.\PhysicalDrive1), a Windows drive letter (D:), or a directory where the
+Windows volume is mounted.
+
+Commands:
+`
+
+const usageTail = `
+Run 'wuoffline COMMAND --help' for a command's options.
+
+Exit codes:
+  0  nothing to fix (or the command succeeded)
+  1  problems found that 'wuoffline fix' would repair
+  2  usage error
+  3  refused for safety: nothing was written (the report says why and what to do)
+  4  other error (unreadable target, damaged structures, I/O error)
+`
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, usageHead)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, usageTail)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches to a command and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(stdout)
+		return exitOK
+	case "--version":
+		return runVersion(nil, stdout, stderr)
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "wuoffline: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+// version is set at build time by the Makefile (-ldflags -X main.version=...).
+var version = ""
+
+func runVersion(_ []string, stdout, _ io.Writer) int {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	fmt.Fprintf(stdout, "wuoffline %s\n", v)
+	return exitOK
+}
