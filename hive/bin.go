@@ -1,0 +1,112 @@
+package hive
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// Hive-bin layout (formats.md, "Bins and cells"): every bin starts with a
+// 32-byte header: "hbin", its own offset relative to the first bin (u32 @4),
+// its size (u32 @8, a multiple of 4096), then reserved fields and a
+// timestamp. Cells fill the rest of the bin with no gaps.
+const (
+	binHeaderSize = 32
+	binAlign      = 4096
+)
+
+// hbin is one hive bin: [off, off+size) relative to the first bin.
+type hbin struct {
+	off, size uint32
+}
+
+func (b hbin) end() uint32 { return b.off + b.size }
+
+// binIndex learns the chain of hive bins lazily, one 32-byte header at a
+// time, only as far as the cells actually read require. Its memory is one
+// hbin per header read.
+type binIndex struct {
+	bins  []hbin // contiguous from offset 0, in order
+	next  uint32 // offset of the next header to read
+	limit uint32 // hive-bins data may not extend past this offset
+	// lenient: the base block's size is untrusted (a dirty hive read
+	// without recovery); the chain ends quietly at the first non-bin
+	// instead of being an error.
+	lenient bool
+	done    bool
+	err     error // sticky error for everything at or after next
+}
+
+// readBinHeader reads and validates the bin header at off (relative to the
+// first bin) through ra, where hive-bins data starts at file offset 4096.
+func readBinHeader(ra io.ReaderAt, off, limit uint32) (hbin, error) {
+	var hdr [binHeaderSize]byte
+	if uint64(off)+binHeaderSize > uint64(limit) {
+		return hbin{}, cellErr(off, "hive bin", ErrBin, "header past the end of hive-bins data (0x%x)", limit)
+	}
+	if _, err := ra.ReadAt(hdr[:], BaseBlockSize+int64(off)); err != nil {
+		return hbin{}, &CellError{Offset: off, Struct: "hive bin", Err: fmt.Errorf("%w: reading header: %w", ErrTruncated, err)}
+	}
+	if string(hdr[0:4]) != "hbin" {
+		return hbin{}, cellErr(off, "hive bin", ErrBin, "signature %q, want \"hbin\"", hdr[0:4])
+	}
+	le := binary.LittleEndian
+	own, size := le.Uint32(hdr[4:]), le.Uint32(hdr[8:])
+	if own != off {
+		return hbin{}, cellErr(off, "hive bin", ErrBin, "header says it is at 0x%x", own)
+	}
+	if size < binAlign || size%binAlign != 0 {
+		return hbin{}, cellErr(off, "hive bin", ErrBin, "size 0x%x is not a positive multiple of 4096", size)
+	}
+	if uint64(off)+uint64(size) > uint64(limit) {
+		return hbin{}, cellErr(off, "hive bin", ErrBin, "size 0x%x runs past the end of hive-bins data (0x%x)", size, limit)
+	}
+	return hbin{off: off, size: size}, nil
+}
+
+// find returns the bin holding offset off, reading further bin headers
+// through ra as needed.
+func (x *binIndex) find(ra io.ReaderAt, off uint32) (hbin, error) {
+	if off >= x.next {
+		for !x.done && off >= x.next {
+			if x.err != nil {
+				return hbin{}, x.err
+			}
+			if x.next >= x.limit {
+				x.done = true
+				break
+			}
+			b, err := readBinHeader(ra, x.next, x.limit)
+			if err != nil {
+				if x.lenient {
+					x.done = true
+					break
+				}
+				x.err = err
+				return hbin{}, err
+			}
+			x.bins = append(x.bins, b)
+			x.next = b.end()
+		}
+		if off >= x.next {
+			return hbin{}, errBeyondBins
+		}
+	}
+	i := sort.Search(len(x.bins), func(i int) bool { return x.bins[i].end() > off })
+	return x.bins[i], nil
+}
+
+// all reads every remaining bin header and returns the bins; it is what the
+// checker and the effective hive-bins size use.
+func (x *binIndex) all(ra io.ReaderAt) ([]hbin, error) {
+	_, err := x.find(ra, ^uint32(0)-1)
+	if err != nil && !errors.Is(err, errBeyondBins) {
+		return x.bins, err
+	}
+	return x.bins, nil
+}
+
+// errBeyondBins: the offset lies past the last hive bin.
+var errBeyondBins = errors.New("offset beyond the hive-bins data")

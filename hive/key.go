@@ -1,0 +1,265 @@
+package hive
+
+import (
+	"strings"
+	"time"
+	"unicode/utf16"
+)
+
+// Key node ("nk") layout, offsets from the start of the cell data
+// (formats.md, "Key node"): flags u16 @2, last written FILETIME @4, access
+// bits @12, parent @16, subkey count @20, volatile subkey count @24, subkey
+// list @28, volatile list @32, value count @36, value list @40, security
+// @44, class @48, max subkey name length @52 (low 16 bits), max class length
+// @56, max value name length @60, max value data @64, name length u16 @72,
+// class length u16 @74, name @76.
+const (
+	nkFixedSize     = 76
+	nkOffFlags      = 2
+	nkOffLastWrite  = 4
+	nkOffAccess     = 12
+	nkOffParent     = 16
+	nkOffSubkeys    = 20
+	nkOffVolSubkeys = 24
+	nkOffSubkeyList = 28
+	nkOffVolList    = 32
+	nkOffValues     = 36
+	nkOffValueList  = 40
+	nkOffSecurity   = 44
+	nkOffClass      = 48
+	nkOffMaxName    = 52
+	nkOffMaxClass   = 56
+	nkOffMaxValName = 60
+	nkOffMaxValData = 64
+	nkOffNameLen    = 72
+	nkOffClassLen   = 74
+)
+
+// Key-node flags.
+const (
+	KeyVolatile   = 0x0001 // volatile key (never on disk in a real hive)
+	KeyHiveExit   = 0x0002 // mount point of another hive
+	KeyHiveEntry  = 0x0004 // root key
+	KeyNoDelete   = 0x0008
+	KeySymLink    = 0x0010
+	KeyCompName   = 0x0020 // name stored as Latin-1, one byte per character
+	KeyPredefined = 0x0040
+)
+
+// maxKeyDepth bounds how deep a walk may go. Windows limits key paths to
+// 512 levels; anything deeper in a file is a loop or an attack.
+const maxKeyDepth = 512
+
+// nkRecord is a decoded key node.
+type nkRecord struct {
+	flags       uint16
+	lastWritten uint64
+	access      uint32
+	parent      uint32
+	subkeyCount uint32
+	volCount    uint32
+	subkeyList  uint32
+	valueCount  uint32
+	valueList   uint32
+	security    uint32
+	class       uint32
+	maxName     uint32
+	maxClass    uint32
+	maxValName  uint32
+	maxValData  uint32
+	nameLen     uint16
+	classLen    uint16
+	name        []uint16 // code units (Latin-1 bytes widened)
+}
+
+// parseNK decodes a key node from its cell data.
+func parseNK(off uint32, d []byte) (*nkRecord, error) {
+	if len(d) < nkFixedSize {
+		return nil, cellErr(off, "key node", ErrRecord, "cell holds %d bytes, a key node needs %d", len(d), nkFixedSize)
+	}
+	if d[0] != 'n' || d[1] != 'k' {
+		return nil, cellErr(off, "key node", ErrRecord, "signature %q, want \"nk\"", d[0:2])
+	}
+	nk := &nkRecord{
+		flags:       leUint16(d[nkOffFlags:]),
+		lastWritten: leUint64(d[nkOffLastWrite:]),
+		access:      leUint32(d[nkOffAccess:]),
+		parent:      leUint32(d[nkOffParent:]),
+		subkeyCount: leUint32(d[nkOffSubkeys:]),
+		volCount:    leUint32(d[nkOffVolSubkeys:]),
+		subkeyList:  leUint32(d[nkOffSubkeyList:]),
+		valueCount:  leUint32(d[nkOffValues:]),
+		valueList:   leUint32(d[nkOffValueList:]),
+		security:    leUint32(d[nkOffSecurity:]),
+		class:       leUint32(d[nkOffClass:]),
+		maxName:     leUint32(d[nkOffMaxName:]),
+		maxClass:    leUint32(d[nkOffMaxClass:]),
+		maxValName:  leUint32(d[nkOffMaxValName:]),
+		maxValData:  leUint32(d[nkOffMaxValData:]),
+		nameLen:     leUint16(d[nkOffNameLen:]),
+		classLen:    leUint16(d[nkOffClassLen:]),
+	}
+	if nkFixedSize+int(nk.nameLen) > len(d) {
+		return nil, cellErr(off, "key node", ErrRecord, "name of %d bytes does not fit in the %d-byte cell", nk.nameLen, len(d))
+	}
+	name, err := decodeName(d[nkFixedSize:nkFixedSize+int(nk.nameLen)], nk.flags&KeyCompName != 0)
+	if err != nil {
+		return nil, cellErr(off, "key node", ErrRecord, "%v", err)
+	}
+	nk.name = name
+	return nk, nil
+}
+
+// decodeName returns the code units of a stored name: Latin-1 bytes when
+// compressed (bytes 0x80-0xFF are U+0080-U+00FF, not Windows-1252),
+// otherwise UTF-16LE.
+func decodeName(b []byte, compressed bool) ([]uint16, error) {
+	if compressed {
+		u := make([]uint16, len(b))
+		for i, c := range b {
+			u[i] = uint16(c)
+		}
+		return u, nil
+	}
+	if len(b)%2 != 0 {
+		return nil, errOddName
+	}
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = leUint16(b[2*i:])
+	}
+	return u, nil
+}
+
+type nameError string
+
+func (e nameError) Error() string { return string(e) }
+
+const errOddName = nameError("UTF-16 name has an odd number of bytes")
+
+// unitsString decodes code units to a Go string; lone surrogates become
+// U+FFFD.
+func unitsString(u []uint16) string { return string(utf16.Decode(u)) }
+
+// stringUnits encodes a Go string as UTF-16 code units.
+func stringUnits(s string) []uint16 { return utf16.Encode([]rune(s)) }
+
+// filetime converts a FILETIME to time.Time (the zero time for 0).
+func filetime(ft uint64) time.Time { return regfFiletime(ft) }
+
+// Key is a registry key read from a hive.
+type Key struct {
+	h    *Hive
+	off  uint32
+	nk   *nkRecord
+	path string // below the root, `\`-separated; "" for the root
+}
+
+// readKey reads the key node at off; path is used in messages.
+func (h *Hive) readKey(off uint32, path string) (*Key, error) {
+	d, err := h.cellData(off, "key node")
+	if err != nil {
+		return nil, err
+	}
+	nk, err := parseNK(off, d)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{h: h, off: off, nk: nk, path: path}, nil
+}
+
+// Name returns the key's name as stored (case preserved). A UTF-16 name
+// with lone surrogates shows them as U+FFFD.
+func (k *Key) Name() string { return unitsString(k.nk.name) }
+
+// NameUnits returns the key's name as stored UTF-16 code units (Latin-1
+// names widened). The caller must not modify it.
+func (k *Key) NameUnits() []uint16 { return k.nk.name }
+
+// Path returns the key's path below the root as it was reached (`\`-separated,
+// "" for the root).
+func (k *Key) Path() string { return k.path }
+
+// Offset returns the cell offset of the key node.
+func (k *Key) Offset() uint32 { return k.off }
+
+// Flags returns the key-node flags (KeyHiveEntry, KeyCompName...).
+func (k *Key) Flags() uint16 { return k.nk.flags }
+
+// LastWritten returns the key's last-write time.
+func (k *Key) LastWritten() time.Time { return filetime(k.nk.lastWritten) }
+
+// SubkeyCount returns the number of subkeys the key node declares.
+func (k *Key) SubkeyCount() int { return int(k.nk.subkeyCount) }
+
+// ValueCount returns the number of values the key node declares.
+func (k *Key) ValueCount() int { return int(k.nk.valueCount) }
+
+// Hive returns the hive the key belongs to.
+func (k *Key) Hive() *Hive { return k.h }
+
+// childPath joins the key's path and a child name.
+func (k *Key) childPath(name string) string {
+	if k.path == "" {
+		return name
+	}
+	return k.path + `\` + name
+}
+
+// keyErr wraps err with the key's path.
+func (k *Key) keyErr(err error) error { return &KeyError{Path: k.path, Err: err} }
+
+// Parent returns the key's parent, or nil for the root key (the key at the
+// base block's root cell or flagged as hive entry).
+func (k *Key) Parent() (*Key, error) {
+	if k.off == k.h.base.RootCell || k.nk.flags&KeyHiveEntry != 0 {
+		return nil, nil
+	}
+	p := ""
+	if i := strings.LastIndexByte(k.path, '\\'); i >= 0 {
+		p = k.path[:i]
+	}
+	pk, err := k.h.readKey(k.nk.parent, p)
+	if err != nil {
+		return nil, k.keyErr(err)
+	}
+	return pk, nil
+}
+
+// ClassName returns the key's class name ("" when it has none).
+func (k *Key) ClassName() (string, error) {
+	if k.nk.classLen == 0 || k.nk.class == nilCell {
+		return "", nil
+	}
+	d, err := k.h.cellData(k.nk.class, "class name")
+	if err != nil {
+		return "", k.keyErr(err)
+	}
+	if int(k.nk.classLen) > len(d) {
+		return "", k.keyErr(cellErr(k.nk.class, "class name", ErrRecord, "class of %d bytes does not fit in the %d-byte cell", k.nk.classLen, len(d)))
+	}
+	u, err := decodeName(d[:k.nk.classLen], false)
+	if err != nil {
+		return "", k.keyErr(cellErr(k.nk.class, "class name", ErrRecord, "%v", err))
+	}
+	return unitsString(u), nil
+}
+
+// OpenKey returns the key at path below the root: names separated by `\`,
+// matched case-insensitively with Windows' upcase rules; "" (or `\`) is the
+// root. A missing key gives an error wrapping ErrNotFound.
+func (h *Hive) OpenKey(path string) (*Key, error) {
+	k, err := h.Root()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range strings.Split(path, `\`) {
+		if name == "" {
+			continue
+		}
+		if k, err = k.Subkey(name); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}

@@ -1,0 +1,103 @@
+package image
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// alignedChunk bounds the bounce buffer of an alignedFile.
+const alignedChunk = 1 << 20
+
+// alignedFile turns arbitrary reads and writes into whole-sector I/O on a
+// device that refuses anything else (Windows disk and volume handles, raw
+// devices on the BSDs). Partial sectors are read, patched and written back.
+type alignedFile struct {
+	f  *os.File
+	ss int64
+}
+
+func newAlignedFile(f *os.File, sector int) *alignedFile {
+	return &alignedFile{f: f, ss: int64(sector)}
+}
+
+// span returns the sector-aligned range covering [off, off+n), at most
+// alignedChunk bytes long.
+func (a *alignedFile) span(off int64, n int) (start, end int64) {
+	start = off - off%a.ss
+	end = off + int64(n)
+	if r := end % a.ss; r != 0 {
+		end += a.ss - r
+	}
+	if end-start > alignedChunk {
+		end = start + alignedChunk
+	}
+	return start, end
+}
+
+// ReadAt reads len(p) bytes at off through sector-aligned reads.
+func (a *alignedFile) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("image: read at negative offset %d", off)
+	}
+	var buf []byte
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		start, end := a.span(pos, len(p)-done)
+		if buf == nil {
+			buf = make([]byte, min(int64(alignedChunk), end-start))
+		}
+		b := buf[:end-start]
+		n, err := a.f.ReadAt(b, start)
+		avail := int64(n) - (pos - start)
+		if avail > 0 {
+			done += copy(p[done:], b[pos-start:pos-start+min(avail, int64(len(p)-done))])
+		}
+		if err != nil || n < len(b) {
+			if done == len(p) {
+				return done, nil
+			}
+			if err == nil {
+				err = io.EOF
+			}
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// WriteAt writes p at off, reading back the sectors it covers only in part.
+func (a *alignedFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("image: write at negative offset %d", off)
+	}
+	var buf []byte
+	done := 0
+	for done < len(p) {
+		pos := off + int64(done)
+		start, end := a.span(pos, len(p)-done)
+		if buf == nil {
+			buf = make([]byte, min(int64(alignedChunk), end-start))
+		}
+		b := buf[:end-start]
+		k := int(min(int64(len(p)-done), end-pos))
+		if pos != start || int64(k) != end-start {
+			if err := readFull(a.f, b, start); err != nil {
+				return done, fmt.Errorf("image: reading sectors at %d before a partial write: %w", start, err)
+			}
+		}
+		copy(b[pos-start:], p[done:done+k])
+		if _, err := a.f.WriteAt(b, start); err != nil {
+			return done, err
+		}
+		done += k
+	}
+	return done, nil
+}
+
+// Close closes the device.
+func (a *alignedFile) Close() error { return a.f.Close() }
+
+// Sync flushes the device's write cache.
+func (a *alignedFile) Sync() error { return a.f.Sync() }

@@ -1,0 +1,676 @@
+package journal
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"wuoffline/internal/testutil"
+)
+
+const imageSize = 1 << 20
+
+var testID = VolumeID{Serial: 0x1234ABCD5678EF90, Size: imageSize, Name: "disk.img"}
+
+// randomBytes returns n deterministic pseudo-random bytes.
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// newImage writes data to a fresh file in dir and returns it opened
+// read-write.
+func newImage(t testing.TB, dir string, data []byte) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "disk.img"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func fileBytes(t testing.TB, f *os.File) []byte {
+	t.Helper()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// planWrites plans, into o, the kind of writes a fix makes: a boot sector,
+// records scattered over the volume, sequential sector writes that merge,
+// overlapping rewrites of the same record, one write of unchanged bytes,
+// and the last sector.
+func planWrites(t testing.TB, o *Overlay, seed uint64) {
+	t.Helper()
+	w := func(off int64, n int, label string) {
+		t.Helper()
+		if _, err := o.Labeled(label).WriteAt(randomBytes(seed+uint64(off), n), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w(0, 512, "boot sector")
+	w(0x4000, 1024, "MFT record 16")
+	w(0x4400, 1024, "MFT record 17") // adjacent: merges
+	w(0x4200, 64, "MFT record 16 again")
+	for i := range 6 {
+		w(0x20000+int64(i)*4096, 4096, "hive SOFTWARE bin") // sequential: merges
+	}
+	w(0x30000, 3, "bitmap byte")
+	w(0x30010, 7, "bitmap bytes")
+	w(0x30001, 12, "bitmap bridge") // bridges the two above
+	w(0x50000, 777, "odd-sized value")
+	// Unchanged bytes: a rewrite of what is already there.
+	same := make([]byte, 100)
+	if _, err := o.ReadAt(same, 0x60000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Labeled("unchanged").WriteAt(same, 0x60000); err != nil {
+		t.Fatal(err)
+	}
+	w(imageSize-512, 512, "backup boot sector")
+}
+
+func header() Header {
+	return Header{ID: testID, Target: "disk.img", Offset: 0, Tool: "wuoffline test", Note: "test plan", Created: time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)}
+}
+
+// mustChanges returns o.Changes(), panicking on an error: the tests'
+// bases are in memory or local files and always readable.
+func mustChanges(o *Overlay) []Change {
+	cs, err := o.Changes()
+	if err != nil {
+		panic(err)
+	}
+	return cs
+}
+
+// expected applies o's changes to a copy of orig.
+func expected(orig []byte, o *Overlay) []byte {
+	b := append([]byte(nil), orig...)
+	for _, c := range mustChanges(o) {
+		copy(b[c.Off:], c.Data)
+	}
+	return b
+}
+
+func sum(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// TestCrashEveryK stops the fix after k writes, for every k from 0 to the
+// total and for every kind of fault, on a real file; then undo must bring
+// the image back byte for byte, and in a second run resume must finish the
+// fix exactly (and undo must still take it all back).
+func TestCrashEveryK(t *testing.T) {
+	orig := randomBytes(1, imageSize)
+	probe := NewOverlay(bytes.NewReader(orig), imageSize)
+	planWrites(t, probe, 7)
+	total := len(mustChanges(probe))
+	if total < 6 {
+		t.Fatalf("plan has %d ranges, want several", total)
+	}
+	want := expected(orig, probe)
+	for _, mode := range []testutil.FaultMode{testutil.FaultError, testutil.FaultPowerCut, testutil.FaultTorn} {
+		for k := 0; k <= total; k++ {
+			for _, finish := range []string{"undo", "resume", "undo-aligned"} {
+				t.Run(fmt.Sprintf("%v/k=%d/%s", mode, k, finish), func(t *testing.T) {
+					dir := t.TempDir()
+					img := newImage(t, dir, orig)
+					o := NewOverlay(img, imageSize)
+					if finish == "undo-aligned" {
+						o.SetAlign(4096) // fewer, larger ranges: k may exceed their count
+					}
+					planWrites(t, o, 7)
+					total := len(mustChanges(o))
+					j, err := Create(dir, header())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := j.AddOverlay(o); err != nil {
+						t.Fatal(err)
+					}
+					if err := j.Prepare(); err != nil {
+						t.Fatal(err)
+					}
+					st, err := os.Stat(j.Path())
+					if err != nil {
+						t.Fatal(err)
+					}
+					preparedSize := st.Size()
+					fw := testutil.NewFaultWriter(img, k, mode)
+					err = j.Apply(fw, fw.Sync(img.Sync))
+					j.Close()
+					switch {
+					case k >= total && err != nil:
+						t.Fatalf("Apply with no fault: %v", err)
+					case mode == testutil.FaultError && k < total && !errors.Is(err, testutil.ErrInjected):
+						t.Fatalf("Apply = %v, want the injected error", err)
+					}
+					if fw.Cut() && mode != testutil.FaultError {
+						// The power was cut: the commit mark never reached
+						// the journal either.
+						if err := os.Truncate(j.Path(), preparedSize); err != nil {
+							t.Fatal(err)
+						}
+					}
+					infos, err := Find(dir, testID)
+					if err != nil || len(infos) != 1 {
+						t.Fatalf("Find = %d journals, %v", len(infos), err)
+					}
+					wantState := StateInterrupted
+					if k >= total {
+						wantState = StateCommitted
+					}
+					if infos[0].State != wantState || infos[0].Damage != nil {
+						t.Fatalf("state %s (damage %v), want %s", infos[0].State, infos[0].Damage, wantState)
+					}
+					if got := infos[0].Interrupted(); got != (wantState == StateInterrupted) {
+						t.Fatalf("Interrupted() = %v", got)
+					}
+					if infos[0].Interrupted() && !strings.Contains(infos[0].Advice("disk.img"), "wuoffline undo disk.img") {
+						t.Errorf("advice %q does not say how to roll back", infos[0].Advice("disk.img"))
+					}
+					if finish == "resume" && wantState == StateInterrupted {
+						rep, err := Resume(j.Path(), img, img, img.Sync)
+						if err != nil || !rep.Complete() || !rep.Marked {
+							t.Fatalf("Resume: %v, %+v", err, rep)
+						}
+						if sum(fileBytes(t, img)) != sum(want) {
+							t.Fatal("after resume the image is not the fully fixed image")
+						}
+						if info, _ := Open(j.Path()); info.State != StateCommitted {
+							t.Fatalf("after resume state %s", info.State)
+						}
+					}
+					rep, err := Undo(j.Path(), img, img, img.Sync)
+					if err != nil {
+						t.Fatalf("Undo: %v", err)
+					}
+					if !rep.Complete() || !rep.Marked || rep.Done+rep.Already != total {
+						t.Fatalf("Undo report %+v", rep)
+					}
+					if sum(fileBytes(t, img)) != sum(orig) {
+						t.Fatal("after undo the image differs from the original")
+					}
+					if info, _ := Open(j.Path()); info.State != StateUndone || info.Damage != nil {
+						t.Fatalf("after undo state %s, damage %v", info.State, info.Damage)
+					}
+				})
+			}
+		}
+	}
+}
+
+// commitPlan runs a full fix on a fresh image and returns it, its
+// original bytes, the overlay and the journal path.
+func commitPlan(t *testing.T) (dir string, img *os.File, orig []byte, o *Overlay, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	orig = randomBytes(2, imageSize)
+	img = newImage(t, dir, orig)
+	o = NewOverlay(img, imageSize)
+	planWrites(t, o, 11)
+	path, err := Commit(dir, header(), o, img, img.Sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileBytes(t, img); !bytes.Equal(got, expected(orig, o)) {
+		t.Fatal("Commit did not write the plan")
+	}
+	return dir, img, orig, o, path
+}
+
+// TestChangedSince: after the fix, "Windows" rewrites parts of two ranges;
+// undo restores every other range, touches none of the changed bytes, and
+// reports exactly those two ranges and where they changed.
+func TestChangedSince(t *testing.T) {
+	_, img, orig, o, path := commitPlan(t)
+	cs := mustChanges(o)
+	a, b := cs[1], cs[len(cs)-2]
+	later := map[int64]bool{}
+	scribble := func(off int64, n int) {
+		cur := fileBytes(t, img)
+		p := make([]byte, n)
+		for i := range p {
+			// A byte that is neither the original nor ours.
+			for v := byte(0); ; v++ {
+				if v != orig[off+int64(i)] && v != cur[off+int64(i)] {
+					p[i] = v
+					break
+				}
+			}
+		}
+		if _, err := img.WriteAt(p, off); err != nil {
+			t.Fatal(err)
+		}
+		later[off] = true
+	}
+	scribble(a.Off+10, 5)
+	scribble(b.Off+b.Len(), 0) // no-op write: not a change
+	scribble(b.Off+int64(len(b.Data))-1, 1)
+	before := fileBytes(t, img)
+
+	rep, err := Undo(path, img, img, img.Sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Changed != 2 || rep.Done != len(cs)-2 || rep.Lost != 0 || rep.Complete() {
+		t.Fatalf("report: done %d already %d changed %d lost %d", rep.Done, rep.Already, rep.Changed, rep.Lost)
+	}
+	for _, r := range rep.Results {
+		if r.Outcome != ChangedSince {
+			continue
+		}
+		switch r.Off {
+		case a.Off:
+			if r.FirstChanged != a.Off+10 || r.ChangedBytes != 5 {
+				t.Errorf("range %#x: first changed %#x, %d bytes", r.Off, r.FirstChanged, r.ChangedBytes)
+			}
+		case b.Off:
+			if r.FirstChanged != b.Off+int64(len(b.Data))-1 || r.ChangedBytes != 1 {
+				t.Errorf("range %#x: first changed %#x, %d bytes", r.Off, r.FirstChanged, r.ChangedBytes)
+			}
+		default:
+			t.Errorf("range %#x reported changed", r.Off)
+		}
+	}
+	got := fileBytes(t, img)
+	want := append([]byte(nil), orig...)
+	for _, c := range []Change{a, b} {
+		copy(want[c.Off:c.Off+int64(len(c.Data))], before[c.Off:])
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("undo touched a changed range or missed an unchanged one")
+	}
+	info, err := Open(path)
+	if err != nil || info.State != StateUndone || info.LastUndo == nil || info.LastUndo.Changed != 2 {
+		t.Fatalf("after partial undo: %+v, %v", info, err)
+	}
+	if adv := info.Advice("disk.img"); !strings.Contains(adv, "could not take back 2") {
+		t.Errorf("advice %q", adv)
+	}
+}
+
+// Len is a test helper: the length of a change.
+func (c Change) Len() int64 { return int64(len(c.Data)) }
+
+// mem is a bounds-checked in-memory volume.
+type mem []byte
+
+func (m mem) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(m)) {
+		return 0, fmt.Errorf("mem: read at %#x", off)
+	}
+	n := copy(p, m[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m mem) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(m)) || int64(len(p)) > int64(len(m))-off {
+		return 0, fmt.Errorf("mem: write %#x+%d beyond %#x", off, len(p), len(m))
+	}
+	return copy(m[off:], p), nil
+}
+
+func TestDoubleUndo(t *testing.T) {
+	_, img, orig, o, path := commitPlan(t)
+	n, same := len(mustChanges(o)), 0
+	for _, c := range mustChanges(o) {
+		if bytes.Equal(c.Data, orig[c.Off:c.Off+c.Len()]) {
+			same++ // a write of the bytes already there
+		}
+	}
+	if same != 1 {
+		t.Fatalf("%d unchanged ranges, the plan has one", same)
+	}
+	for i, want := range []struct{ done, already int }{{n - same, same}, {0, n}} {
+		rep, err := Undo(path, img, img, img.Sync)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Done != want.done || rep.Already != want.already || !rep.Complete() {
+			t.Fatalf("undo %d: done %d already %d, want %+v", i+1, rep.Done, rep.Already, want)
+		}
+		if !bytes.Equal(fileBytes(t, img), orig) {
+			t.Fatalf("undo %d: image not original", i+1)
+		}
+	}
+	if _, err := Resume(path, img, img, img.Sync); err == nil {
+		t.Error("Resume of an undone journal succeeded")
+	}
+}
+
+// TestTornJournal cuts the journal at every length, as a crash while
+// writing it would: the parse never fails after the header, nothing before
+// the prepared mark counts as prepared, and undo of a volume that was
+// never written changes nothing and marks the journal cleanly.
+func TestTornJournal(t *testing.T) {
+	dir := t.TempDir()
+	orig := randomBytes(3, imageSize)
+	img := newImage(t, dir, orig)
+	o := NewOverlay(img, imageSize)
+	w := func(off int64, n int) {
+		if _, err := o.WriteAt(randomBytes(uint64(off), n), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w(0, 40)
+	w(0x1000, 30)
+	w(0x2000, 20)
+	j, err := Create(dir, header())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.AddOverlay(o); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	full, err := os.ReadFile(j.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := Read(bytes.NewReader(full), int64(len(full)))
+	if err != nil || info.Damage != nil {
+		t.Fatal(err, info.Damage)
+	}
+	headerEnd := info.Records[0].pos
+	for cut := 0; cut <= len(full); cut++ {
+		info, err := Read(bytes.NewReader(full[:cut]), int64(cut))
+		if int64(cut) < headerEnd {
+			if err == nil {
+				t.Fatalf("cut %d: a journal without a whole header parsed", cut)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		wantState := StatePlanned
+		if cut == len(full) {
+			wantState = StateInterrupted
+		}
+		if info.State != wantState || (info.Damage != nil) != (info.End != int64(cut)) || (info.Damage != nil && !info.Torn) {
+			t.Fatalf("cut %d: state %s damage %v torn %v end %d", cut, info.State, info.Damage, info.Torn, info.End)
+		}
+		// Same with a zero-filled tail (the file system extended the file
+		// but never wrote the data).
+		padded := append(append([]byte(nil), full[:cut]...), make([]byte, 300)...)
+		if info2, err := Read(bytes.NewReader(padded), int64(len(padded))); err != nil || !info2.Torn || info2.End != info.End {
+			t.Fatalf("cut %d + zeros: %+v, %v", cut, info2, err)
+		}
+		if cut%7 != 0 && cut != len(full) {
+			continue // undo on a sample of cuts: it writes files
+		}
+		p := filepath.Join(t.TempDir(), "j.journal")
+		if err := os.WriteFile(p, padded, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Undo(p, img, img, nil)
+		if err != nil || rep.Done != 0 || rep.Changed != 0 || !rep.Marked {
+			t.Fatalf("cut %d: undo %+v, %v", cut, rep, err)
+		}
+		after, err := Open(p)
+		if err != nil || after.State != StateUndone || after.Damage != nil || len(after.Records) != len(info.Records) {
+			t.Fatalf("cut %d: after undo %+v, %v", cut, after, err)
+		}
+	}
+	if !bytes.Equal(fileBytes(t, img), orig) {
+		t.Fatal("the image changed")
+	}
+}
+
+// TestDamagedJournal flips a byte in the middle of a saved range: undo
+// restores the ranges before the damage, reports the damage, and leaves
+// the journal file exactly as it was.
+func TestDamagedJournal(t *testing.T) {
+	_, img, orig, o, path := commitPlan(t)
+	info, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := info.Records[2]
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[bad.pos+frameHead+writeFixed+int64(len(bad.Label))+1] ^= 0x40
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Damage == nil || info.Torn || info.DamageAt != bad.pos || len(info.Records) != 2 || info.State != StatePlanned {
+		t.Fatalf("damage %v torn %v at %#x records %d state %s", info.Damage, info.Torn, info.DamageAt, len(info.Records), info.State)
+	}
+	if !strings.Contains(info.Advice("disk.img"), "damaged") {
+		t.Errorf("advice %q", info.Advice("disk.img"))
+	}
+	if _, err := Resume(path, img, img, nil); err == nil {
+		t.Error("Resume of a damaged journal succeeded")
+	}
+	rep, err := Undo(path, img, img, img.Sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Done != 2 || rep.Damage == nil || rep.Marked || rep.Complete() {
+		t.Fatalf("report %+v", rep)
+	}
+	got := fileBytes(t, img)
+	want := expected(orig, o)
+	for _, c := range mustChanges(o)[:2] {
+		copy(want[c.Off:c.Off+c.Len()], orig[c.Off:])
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("undo of a damaged journal did not restore exactly the readable ranges")
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, raw) {
+		t.Fatal("a damaged journal was modified")
+	}
+}
+
+func TestAddRules(t *testing.T) {
+	dir := t.TempDir()
+	base := bytes.NewReader(randomBytes(4, 0x10000))
+	j, err := Create(dir, header())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	steps := []struct {
+		off  int64
+		n    int
+		fail bool
+	}{
+		{0x100, 0x100, false},
+		{0x200, 0x10, false}, // adjacent after
+		{0xf0, 0x10, false},  // adjacent before
+		{0x1ff, 2, true},     // overlaps
+		{0x80, 0x1000, true}, // covers
+		{0xfff0, 0x20, true}, // past the end of the base: old bytes unreadable
+		{-1, 4, true},        // negative
+	}
+	for _, s := range steps {
+		err := j.Add(s.off, make([]byte, s.n), "x", base)
+		if (err != nil) != s.fail {
+			t.Errorf("Add(%#x, %d) = %v, want failure %v", s.off, s.n, err, s.fail)
+		}
+	}
+	// The unreadable range made the journal unusable: it cannot be
+	// prepared, and Abort removes it.
+	if err := j.Prepare(); err == nil {
+		t.Error("Prepare after a failed Add succeeded")
+	}
+	if err := j.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(j.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("aborted journal still there: %v", err)
+	}
+
+	j2, err := Create(dir, header())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if err := j2.Apply(make(mem, 16), nil); err == nil {
+		t.Error("Apply before Prepare succeeded")
+	}
+	if err := j2.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Add(0, []byte{1}, "late", base); err == nil {
+		t.Error("Add after Prepare succeeded")
+	}
+	if err := j2.Abort(); err == nil {
+		t.Error("Abort of a prepared journal succeeded")
+	}
+}
+
+func TestFind(t *testing.T) {
+	dir := t.TempDir()
+	other := testID
+	other.Name = "disk2.img" // a clone: same serial and size, another image
+	mk := func(id VolumeID, hours int) string {
+		h := header()
+		h.ID = id
+		h.Created = h.Created.Add(time.Duration(hours) * time.Hour)
+		j, err := Create(dir, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		return j.Path()
+	}
+	p0 := mk(testID, 0)
+	mk(other, 1)
+	p2 := mk(testID, 2)
+	p3 := mk(testID, 3)
+	p0b := mk(testID, 0) // same creation time: a second name, both kept
+	if p0b == p0 {
+		t.Fatal("same name twice")
+	}
+	// A journal named for this volume whose header is unreadable, and
+	// unrelated entries.
+	h := header()
+	h.Created = h.Created.Add(-time.Hour)
+	bad := filepath.Join(dir, FileName(h))
+	os.WriteFile(bad, []byte("WUOJRNL\x00garbage garbage"), 0o600)
+	os.WriteFile(filepath.Join(dir, "notes.journal"), []byte("hello"), 0o600)
+	os.Mkdir(filepath.Join(dir, prefix(testID)+"dir.journal"), 0o700)
+
+	infos, err := Find(dir, testID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, in := range infos {
+		got = append(got, in.Path)
+	}
+	want := []string{p3, p2, p0, p0b, bad}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("Find =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if last := infos[len(infos)-1]; last.State != "" || last.Damage == nil {
+		t.Errorf("unreadable journal: state %q damage %v", last.State, last.Damage)
+	}
+	if infos, err := Find(filepath.Join(dir, "missing"), testID); err != nil || infos != nil {
+		t.Fatalf("missing dir: %v, %v", infos, err)
+	}
+}
+
+func TestChooseDir(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	os.WriteFile(img, nil, 0o600)
+	exe, _ := os.Executable()
+	exe, _ = filepath.EvalSymlinks(exe)
+	tests := []struct {
+		target string
+		isFile bool
+		flag   string
+		want   string
+		err    bool
+	}{
+		{img, true, "", dir, false},
+		{"/dev/sdz", false, dir, dir, false},
+		{img, true, dir, dir, false},
+		{"/dev/sdz", false, "", filepath.Dir(exe), false},
+		{"/dev/sdz", false, filepath.Join(dir, "missing"), "", true},
+		{"/dev/sdz", false, img, "", true}, // a file, not a directory
+	}
+	for _, tt := range tests {
+		got, err := ChooseDir(tt.target, tt.isFile, tt.flag)
+		if tt.err {
+			if !errors.Is(err, ErrNoJournalDir) {
+				t.Errorf("ChooseDir(%q, %v, %q) = %q, %v; want ErrNoJournalDir", tt.target, tt.isFile, tt.flag, got, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ChooseDir(%q, %v, %q) = %q, %v; want %q", tt.target, tt.isFile, tt.flag, got, err, tt.want)
+		}
+	}
+	if os.Geteuid() != 0 {
+		ro := filepath.Join(dir, "ro")
+		os.Mkdir(ro, 0o500)
+		if err := CheckDir(ro); !errors.Is(err, ErrNoJournalDir) {
+			t.Errorf("CheckDir(read-only) = %v", err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1+boolInt(os.Geteuid() != 0) {
+		t.Errorf("probe files left behind: %v", ents)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestHeaderRoundTrip(t *testing.T) {
+	h := header()
+	h.Target = `\\.\D:`
+	h.Note = strings.Repeat("é", 3000) // cut at a rune boundary
+	h.ID.Name = "a/b:c*.img"
+	b := encodeHeader(h)
+	got, err := decodeHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != h.ID || got.Target != h.Target || got.Created != h.Created || got.Note != cut(h.Note, maxString) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if name := FileName(h); strings.ContainsAny(name, `/\:*`) || !strings.HasPrefix(name, "a_b_c_.img.wuoffline-1234ABCD5678EF90-20261123T200000") {
+		t.Errorf("FileName = %q", name)
+	}
+}

@@ -1,0 +1,444 @@
+package ntfs
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// CheckOptions selects what Check verifies.
+type CheckOptions struct {
+	// Dirs are directories by MFT record number.
+	Dirs []uint64
+	// Paths are directories by path from the volume root (`\` or `/`).
+	Paths []string
+	// All checks every directory of the volume, every $FILE_NAME against
+	// its parent's index, and cluster ownership of every file against
+	// $Bitmap.
+	All bool
+}
+
+// Problem is one inconsistency found by Check.
+type Problem struct {
+	Record uint64 // the directory or file concerned
+	What   string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("record %d: %s", p.Record, p.What) }
+
+// CheckReport is what Check found.
+type CheckReport struct {
+	Dirs     int // directories checked
+	Entries  int // index entries checked
+	Records  int // file records checked
+	Problems []Problem
+}
+
+// Check verifies directories of the volume read through r, with the
+// project's own parsers: index order under the volume's $UpCase, node flags
+// and child VCNs, END entries, the index $BITMAP (every block in use is
+// reachable exactly once, every reachable block is in use), every entry
+// matching a $FILE_NAME of the record it points to (sequence number
+// included) and every $FILE_NAME in the directory having its entry, link
+// counts, the clusters of each index against $Bitmap (with All: of every
+// file, and no cluster owned twice), and the fixups of every record and
+// block read. A damaged structure is a Problem; an error means the check
+// itself could not run.
+func Check(r io.ReaderAt, size int64, opts CheckOptions) (*CheckReport, error) {
+	w, err := newWriter(r, nil, size, WriterOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return w.Check(opts)
+}
+
+// Check runs Check on the writer's device (no caches: everything is read
+// again).
+func (w *Writer) Check(opts CheckOptions) (*CheckReport, error) {
+	g, err := loadGeometry(w.r, w.size)
+	if err != nil {
+		return nil, err
+	}
+	c := &checker{t: &tx{w: w, g: g, up: w.up, o: &overlay{r: w.r}, recs: map[uint64]*Record{}, dirtyR: map[uint64]bool{}, trees: map[uint64]*ixTree{}}, rep: &CheckReport{}, seenRec: map[uint64]bool{}}
+	dirs := append([]uint64(nil), opts.Dirs...)
+	for _, p := range opts.Paths {
+		nums, err := c.t.resolve(p)
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, nums[len(nums)-1])
+	}
+	if opts.All {
+		return c.all()
+	}
+	if len(dirs) == 0 {
+		dirs = []uint64{mftRecRoot}
+	}
+	seen := map[uint64]bool{}
+	for _, d := range dirs {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		c.dir(d, nil)
+	}
+	return c.rep, nil
+}
+
+type checker struct {
+	t       *tx
+	rep     *CheckReport
+	seenRec map[uint64]bool
+	cbm     *clusterBitmap
+}
+
+func (c *checker) problem(rec uint64, format string, args ...any) {
+	c.rep.Problems = append(c.rep.Problems, Problem{rec, fmt.Sprintf(format, args...)})
+}
+
+// nameKey identifies a name in a directory: namespace and exact name.
+type nameKey struct {
+	ns   byte
+	name string
+}
+
+// dir checks one directory. When names is non-nil it holds every
+// $FILE_NAME (from an MFT scan) whose parent is this directory.
+func (c *checker) dir(d uint64, names map[nameKey]uint64) {
+	c.rep.Dirs++
+	drec, err := c.t.g.readRecord(c.t.o, d)
+	if err != nil {
+		c.problem(d, "%v", err)
+		return
+	}
+	if !drec.InUse() || !drec.IsDir() {
+		c.problem(d, "not an in-use directory record")
+		return
+	}
+	tr, err := c.t.tree(d)
+	if err != nil {
+		c.problem(d, "%v", err)
+		return
+	}
+	// Walk every node, in order.
+	var prev []uint16
+	visited := map[int64]bool{}
+	indexed := map[nameKey]uint64{}
+	var walk func(n *ixNode, depth int)
+	walk = func(n *ixNode, depth int) {
+		if depth > 64 {
+			c.problem(d, "index deeper than 64 levels")
+			return
+		}
+		for _, e := range n.entries {
+			if n.internal {
+				if visited[e.childVCN] {
+					c.problem(d, "block VCN %d referenced twice", e.childVCN)
+				} else {
+					visited[e.childVCN] = true
+					ch, err := tr.load(e.childVCN)
+					if err != nil {
+						c.problem(d, "%v", err)
+					} else {
+						walk(ch, depth+1)
+					}
+				}
+			}
+			if e.end {
+				continue
+			}
+			c.rep.Entries++
+			if prev != nil && c.t.up.Compare(prev, e.name) >= 0 {
+				c.problem(d, "index out of order: %q before %q", string16(prev), string16(e.name))
+			}
+			prev = e.name
+			c.entry(d, drec, e, indexed)
+		}
+	}
+	walk(tr.root, 0)
+	// Index bitmap: every block in use must be reachable.
+	nblocks := tr.allocSize / tr.blockSize
+	for i := int64(0); i < int64(len(tr.bitmap))*8; i++ {
+		if !tr.bitSet(i) {
+			continue
+		}
+		vcn := i * tr.blockSize / tr.vcnUnit
+		if i >= nblocks {
+			c.problem(d, "index $BITMAP marks block %d beyond the allocation of %d blocks", i, nblocks)
+		} else if !visited[vcn] {
+			c.problem(d, "index block VCN %d marked in use but unreachable", vcn)
+		}
+	}
+	if len(tr.bitmap) > 0 && len(tr.bitmap)%8 != 0 && tr.bmResident {
+		c.problem(d, "index $BITMAP of %d bytes is not a multiple of 8", len(tr.bitmap))
+	}
+	if tr.allocRuns != nil {
+		c.owned(d, tr.allocRuns, nil)
+	}
+	if names != nil {
+		for k, ref := range names {
+			if _, ok := indexed[k]; !ok {
+				c.problem(d, "record %d has $FILE_NAME %q (namespace %d) with no index entry", RefNum(ref), k.name, k.ns)
+			}
+		}
+	}
+}
+
+// entry checks one index entry against the record it points to.
+func (c *checker) entry(d uint64, drec *Record, e *ixEntry, indexed map[nameKey]uint64) {
+	fn, err := parseFileName(e.key)
+	if err != nil {
+		c.problem(d, "entry %q: %v", string16(e.name), err)
+		return
+	}
+	k := nameKey{fn.ns, string16(fn.name)}
+	if _, dup := indexed[k]; dup {
+		c.problem(d, "name %q indexed twice", k.name)
+	}
+	indexed[k] = e.ref
+	if RefNum(fn.parent) != d || RefSeq(fn.parent) != drec.Seq() {
+		c.problem(d, "entry %q: key's parent reference %d/%d, directory is %d/%d", k.name, RefNum(fn.parent), RefSeq(fn.parent), d, drec.Seq())
+	}
+	rec, err := c.t.g.readRecord(c.t.o, RefNum(e.ref))
+	if err != nil {
+		c.problem(d, "entry %q: %v", k.name, err)
+		return
+	}
+	if !rec.InUse() || rec.Seq() != RefSeq(e.ref) || rec.BaseRef() != 0 {
+		c.problem(d, "entry %q points to record %d sequence %d: record in use=%v sequence %d base=%d", k.name, RefNum(e.ref), RefSeq(e.ref), rec.InUse(), rec.Seq(), RefNum(rec.BaseRef()))
+		return
+	}
+	fns, err := c.fileNames(rec)
+	if err != nil {
+		c.problem(rec.Num, "%v", err)
+		return
+	}
+	found := false
+	for _, f := range fns {
+		if RefNum(f.parent) == d && f.ns == fn.ns && slicesEqual16(f.name, fn.name) {
+			found = true
+			if RefSeq(f.parent) != RefSeq(fn.parent) {
+				c.problem(rec.Num, "$FILE_NAME %q parent sequence %d, index entry says %d", k.name, RefSeq(f.parent), RefSeq(fn.parent))
+			}
+		}
+	}
+	if !found {
+		c.problem(d, "entry %q (namespace %d) has no matching $FILE_NAME in record %d", k.name, fn.ns, rec.Num)
+	}
+	if (fn.raw[0x3B]&0x10 != 0) != rec.IsDir() {
+		c.problem(d, "entry %q: directory flag in the key (%v) disagrees with record %d (%v)", k.name, fn.raw[0x3B]&0x10 != 0, rec.Num, rec.IsDir())
+	}
+	if c.seenRec[rec.Num] {
+		return
+	}
+	c.seenRec[rec.Num] = true
+	c.record(rec, fns)
+	// Every name this record has in this directory must be indexed: checked
+	// once the walk is over via the per-directory list when scanning
+	// everything; here, look each one up.
+	tr, err := c.t.tree(d)
+	if err != nil {
+		return
+	}
+	for _, f := range fns {
+		if RefNum(f.parent) != d {
+			continue
+		}
+		p, ok, err := tr.descend(f.name, c.t.up.Compare)
+		if err != nil {
+			c.problem(d, "%v", err)
+			continue
+		}
+		if !ok || RefNum(p[len(p)-1].n.entries[p[len(p)-1].i].ref) != rec.Num {
+			c.problem(d, "record %d has $FILE_NAME %q (namespace %d) that the index does not find", rec.Num, string16(f.name), f.ns)
+		}
+	}
+}
+
+// record checks what belongs to one file record: the link count, and the
+// DOS/Win32 pairing.
+func (c *checker) record(rec *Record, fns []fileName) {
+	c.rep.Records++
+	if int(rec.LinkCount()) != len(fns) {
+		c.problem(rec.Num, "link count %d, %d $FILE_NAME attributes", rec.LinkCount(), len(fns))
+	}
+	byParent := map[uint64][2]int{}
+	for _, f := range fns {
+		v := byParent[RefNum(f.parent)]
+		switch f.ns {
+		case NamespaceWin32:
+			v[0]++
+		case NamespaceDOS:
+			v[1]++
+		}
+		byParent[RefNum(f.parent)] = v
+	}
+	for p, v := range byParent {
+		if v[1] > 1 || v[1] == 1 && v[0] != 1 {
+			c.problem(rec.Num, "in directory %d: %d Win32 and %d DOS names (a DOS name needs exactly one Win32 partner)", p, v[0], v[1])
+		}
+	}
+}
+
+// fileNames returns every $FILE_NAME of a base record, following its
+// $ATTRIBUTE_LIST into extension records.
+func (c *checker) fileNames(rec *Record) ([]fileName, error) {
+	fns, err := rec.fileNames()
+	if err != nil {
+		return nil, err
+	}
+	al, ok, err := rec.FindAttr(AttrAttributeList, "")
+	if err != nil || !ok {
+		return fns, err
+	}
+	b, err := readAttrData(c.t.o, c.t.g, al, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("ntfs: MFT record %d: $ATTRIBUTE_LIST: %w", rec.Num, err)
+	}
+	seen := map[uint64]bool{rec.Num: true}
+	for off := 0; off+0x1A <= len(b); {
+		l := int(le16(b[off+4:]))
+		if l < 0x1A || off+l > len(b) {
+			return nil, fmt.Errorf("ntfs: MFT record %d: $ATTRIBUTE_LIST entry at %d has length %d", rec.Num, off, l)
+		}
+		if le32(b[off:]) == AttrFileName {
+			ext := RefNum(le64(b[off+0x10:]))
+			if !seen[ext] {
+				seen[ext] = true
+				er, err := c.t.g.readRecord(c.t.o, ext)
+				if err != nil {
+					return nil, err
+				}
+				efns, err := er.fileNames()
+				if err != nil {
+					return nil, err
+				}
+				fns = append(fns, efns...)
+			}
+		}
+		off += l
+	}
+	return fns, nil
+}
+
+// owned checks that runs are marked in $Bitmap; with claim, also that no
+// cluster is claimed twice.
+func (c *checker) owned(rec uint64, runs []Run, claim map[int64]uint64) {
+	if c.cbm == nil {
+		cbm, err := c.t.clusters()
+		if err != nil {
+			c.problem(mftRecBitmap, "%v", err)
+			return
+		}
+		c.cbm = cbm
+	}
+	total := int64(c.t.g.boot.TotalClusters())
+	for _, r := range runs {
+		if r.Sparse {
+			continue
+		}
+		if r.LCN+r.Length > total {
+			c.problem(rec, "run %d+%d beyond the volume's %d clusters", r.LCN, r.Length, total)
+			continue
+		}
+		free := int64(0)
+		for l := r.LCN; l < r.LCN+r.Length; l++ {
+			if !c.cbm.used(l) {
+				free++
+			}
+			if claim != nil {
+				if o, dup := claim[l]; dup && o != rec {
+					c.problem(rec, "cluster %d also belongs to record %d", l, o)
+				}
+				claim[l] = rec
+			}
+		}
+		if free > 0 {
+			c.problem(rec, "%d clusters of run %d+%d are free in $Bitmap", free, r.LCN, r.Length)
+		}
+	}
+}
+
+// all scans the whole MFT: every directory, every name, every cluster.
+func (c *checker) all() (*CheckReport, error) {
+	g := c.t.g
+	type dirNames map[nameKey]uint64
+	byDir := map[uint64]dirNames{}
+	var dirs []uint64
+	claim := map[int64]uint64{}
+	for n := uint64(0); n < g.records(); n++ {
+		rec, err := g.readRecord(c.t.o, n)
+		if err != nil {
+			// Never-used records are zero; records of a damaged volume
+			// are reported.
+			buf := make([]byte, g.recSize)
+			if rerr := readRuns(c.t.o, g, g.mftRuns, int64(n)*g.recSize, buf); rerr == nil && bytes.Equal(buf[:4], make([]byte, 4)) {
+				continue
+			}
+			if n < 16 || !bytes.HasPrefix(buf, []byte("BAAD")) {
+				c.problem(n, "%v", err)
+			}
+			continue
+		}
+		if !rec.InUse() {
+			continue
+		}
+		as, _ := rec.Attrs()
+		for _, a := range as {
+			if a.NonResident {
+				runs, err := a.Runs()
+				if err != nil {
+					c.problem(n, "attribute 0x%x: %v", a.Type, err)
+					continue
+				}
+				if a.StartVCN() == 0 || len(runs) > 0 {
+					c.owned(n, runs, claim)
+				}
+			}
+		}
+		if rec.BaseRef() != 0 {
+			continue
+		}
+		fns, err := c.fileNames(rec)
+		if err != nil {
+			c.problem(n, "%v", err)
+			continue
+		}
+		for _, f := range fns {
+			p := RefNum(f.parent)
+			if byDir[p] == nil {
+				byDir[p] = dirNames{}
+			}
+			// The root directory names itself "." in itself.
+			byDir[p][nameKey{f.ns, string16(f.name)}] = rec.Ref()
+		}
+		if _, ok, _ := rec.FindAttr(AttrIndexRoot, i30); ok && rec.IsDir() {
+			dirs = append(dirs, n)
+		}
+	}
+	sort.Slice(dirs, func(i, j int) bool { return dirs[i] < dirs[j] })
+	for _, d := range dirs {
+		names := byDir[d]
+		if names == nil {
+			names = dirNames{}
+		}
+		if d == mftRecRoot {
+			delete(names, nameKey{NamespaceWin32DOS, "."})
+		}
+		c.dir(d, names)
+	}
+	return c.rep, nil
+}
+
+func slicesEqual16(a, b []uint16) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

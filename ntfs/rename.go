@@ -1,0 +1,475 @@
+package ntfs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"time"
+	"unicode/utf16"
+)
+
+// File name namespaces ($FILE_NAME byte 0x41).
+const (
+	NamespacePOSIX    = 0
+	NamespaceWin32    = 1
+	NamespaceDOS      = 2
+	NamespaceWin32DOS = 3
+)
+
+// fileAttrDirIndex is the $FILE_NAME/$STANDARD_INFORMATION flag Windows
+// sets on directories: "has an $I30 index".
+const fileAttrDirIndex = 0x10000000
+
+// ErrExist is returned when the target name of a rename already exists.
+var ErrExist = fs.ErrExist
+
+// fileName is a decoded $FILE_NAME value.
+type fileName struct {
+	parent uint64
+	ns     byte
+	name   []uint16
+	raw    []byte
+	off    int // attribute offset in its record
+}
+
+func parseFileName(v []byte) (fileName, error) {
+	if len(v) < fnMinLen {
+		return fileName{}, fmt.Errorf("$FILE_NAME of %d bytes", len(v))
+	}
+	n := int(v[0x40])
+	if n == 0 || fnMinLen+2*n > len(v) {
+		return fileName{}, fmt.Errorf("$FILE_NAME name of %d characters in %d bytes", n, len(v))
+	}
+	return fileName{parent: le64(v), ns: v[0x41], name: bytesToUTF16(v[fnMinLen : fnMinLen+2*n]), raw: append([]byte(nil), v[:fnMinLen+2*n]...)}, nil
+}
+
+// fileNames lists the record's $FILE_NAME attributes.
+func (r *Record) fileNames() ([]fileName, error) {
+	as, err := r.Attrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []fileName
+	for _, a := range as {
+		if a.Type != AttrFileName {
+			continue
+		}
+		if a.NonResident {
+			return nil, fmt.Errorf("ntfs: MFT record %d: non-resident $FILE_NAME", r.Num)
+		}
+		fn, err := parseFileName(a.Value())
+		if err != nil {
+			return nil, fmt.Errorf("ntfs: MFT record %d: %w", r.Num, err)
+		}
+		fn.off = a.Off
+		out = append(out, fn)
+	}
+	return out, nil
+}
+
+func encodeName(s string) []uint16 { return utf16.Encode([]rune(s)) }
+
+// validWin32Name reports why a name cannot be a Win32 file name, or "".
+func validWin32Name(u []uint16) string {
+	if len(u) == 0 || len(u) > 255 {
+		return "a name must have 1 to 255 UTF-16 code units"
+	}
+	s := string16(u)
+	if s == "." || s == ".." {
+		return "\".\" and \"..\" are not names"
+	}
+	for _, c := range u {
+		if c < 0x20 || c == '"' || c == '*' || c == '/' || c == ':' || c == '<' || c == '>' || c == '?' || c == '\\' || c == '|' {
+			return fmt.Sprintf("character U+%04X is not allowed in a Windows name", c)
+		}
+	}
+	if last := u[len(u)-1]; last == '.' || last == ' ' {
+		return "a Windows name cannot end with a dot or a space"
+	}
+	return ""
+}
+
+// dosChar reports whether c may appear in an 8.3 name as Windows writes
+// them (upper case letters, digits and the DOS punctuation).
+func dosChar(c uint16) bool {
+	switch {
+	case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '(', ')', '-', '@', '^', '_', '`', '{', '}', '~':
+		return true
+	}
+	return false
+}
+
+// fits83 reports whether the name is already a valid upper-case 8.3 name,
+// which Windows stores once in the Win32+DOS namespace.
+func fits83(u []uint16) bool {
+	dot := -1
+	for i, c := range u {
+		if c == '.' {
+			if dot >= 0 {
+				return false
+			}
+			dot = i
+			continue
+		}
+		if !dosChar(c) {
+			return false
+		}
+	}
+	base, ext := len(u), 0
+	if dot >= 0 {
+		base, ext = dot, len(u)-dot-1
+		if ext == 0 {
+			return false
+		}
+	}
+	return base >= 1 && base <= 8 && ext <= 3
+}
+
+// shortName generates a DOS name for long in the style of Windows: the
+// name upper-cased with invalid characters dropped (or '_' for other
+// characters), the first six characters of the base, "~N", and the first
+// three of the extension; taken tells whether a candidate exists already.
+func shortName(long []uint16, up *UpCase, taken func([]uint16) (bool, error)) ([]uint16, error) {
+	lastDot := -1
+	for i, c := range long {
+		if c == '.' {
+			lastDot = i
+		}
+	}
+	clean := func(part []uint16) []uint16 {
+		var out []uint16
+		for _, c := range part {
+			if c == ' ' || c == '.' {
+				continue
+			}
+			c = up.Upper(c)
+			if c >= 0x80 || !dosChar(c) {
+				c = '_'
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	base, ext := long, []uint16(nil)
+	if lastDot > 0 {
+		base, ext = long[:lastDot], long[lastDot+1:]
+	}
+	b, e := clean(base), clean(ext)
+	if len(e) > 3 {
+		e = e[:3]
+	}
+	if len(b) == 0 {
+		b = []uint16{'_'}
+	}
+	for n := 1; n < 1000000; n++ {
+		suffix := encodeName("~" + strconv.Itoa(n))
+		keep := min(len(b), 8-len(suffix))
+		cand := append(append([]uint16(nil), b[:keep]...), suffix...)
+		if len(e) > 0 {
+			cand = append(append(cand, '.'), e...)
+		}
+		t, err := taken(cand)
+		if err != nil {
+			return nil, err
+		}
+		if !t {
+			return cand, nil
+		}
+	}
+	return nil, errors.New("ntfs: no free short name")
+}
+
+// buildFileName makes a $FILE_NAME value from a template with a new parent,
+// name and namespace.
+func buildFileName(tmpl []byte, parent uint64, name []uint16, ns byte) []byte {
+	v := make([]byte, fnMinLen+2*len(name))
+	copy(v, tmpl[:fnMinLen])
+	putLE64(v, parent)
+	v[0x40] = byte(len(name))
+	v[0x41] = ns
+	copy(v[fnMinLen:], utf16ToBytes(name))
+	return v
+}
+
+// filetime converts a time to NTFS's 100 ns intervals since 1601.
+func filetime(t time.Time) uint64 {
+	return uint64(t.UnixNano()/100) + 116444736000000000
+}
+
+// PlanRename returns the byte ranges Rename would write, writing nothing.
+func (w *Writer) PlanRename(oldPath, newPath string) ([]Range, error) {
+	t := w.begin()
+	if err := t.rename(oldPath, newPath); err != nil {
+		return nil, err
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	return t.o.ranges(), nil
+}
+
+// Rename renames or moves a file or directory within the volume, the way
+// ntfs-3g and Windows do: every old name (the Win32 name with its DOS
+// partner, or the single name) and its index entry is removed, the new
+// name is added as a Win32 name (with a generated DOS name when the file
+// had one and the new name is not 8.3, or as one Win32+DOS name when it
+// is), link count, parent reference and the duplicated information in the
+// index entry are updated, and the parents' times are set. Paths are
+// relative to the volume root, with `\` or `/`. It returns the ranges
+// written.
+func (w *Writer) Rename(oldPath, newPath string) ([]Range, error) {
+	t := w.begin()
+	if err := t.rename(oldPath, newPath); err != nil {
+		return nil, err
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	rs := t.o.ranges()
+	return rs, w.commit(t)
+}
+
+func (t *tx) rename(oldPath, newPath string) error {
+	where := fmt.Sprintf("ntfs: rename %q to %q", oldPath, newPath)
+	oldNums, err := t.resolve(oldPath)
+	if err != nil {
+		return err
+	}
+	if len(oldNums) < 2 {
+		return fmt.Errorf("%s: cannot rename the root directory", where)
+	}
+	child, oldParent := oldNums[len(oldNums)-1], oldNums[len(oldNums)-2]
+	if child < 24 {
+		return fmt.Errorf("%s: record %d is a file system metadata file", where, child)
+	}
+	oldParts := splitPath(oldPath)
+	oldName := encodeName(oldParts[len(oldParts)-1])
+	newParts := splitPath(newPath)
+	if len(newParts) == 0 {
+		return fmt.Errorf("%s: empty target", where)
+	}
+	newName := encodeName(newParts[len(newParts)-1])
+	if why := validWin32Name(newName); why != "" {
+		return fmt.Errorf("%s: %s", where, why)
+	}
+	parentNums := []uint64{mftRecRoot}
+	if len(newParts) > 1 {
+		if parentNums, err = t.resolve(joinParts(newParts[:len(newParts)-1])); err != nil {
+			return err
+		}
+	}
+	newParent := parentNums[len(parentNums)-1]
+	for _, n := range parentNums {
+		if n == child {
+			return fmt.Errorf("%s: cannot move a directory into itself", where)
+		}
+	}
+	np, err := t.record(newParent)
+	if err != nil {
+		return err
+	}
+	if !np.IsDir() {
+		return fmt.Errorf("%s: target parent is not a directory", where)
+	}
+	rec, err := t.record(child)
+	if err != nil {
+		return err
+	}
+	if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
+		return fmt.Errorf("%s: the file's record has an $ATTRIBUTE_LIST; renaming such files is not supported", where)
+	}
+	ntree, err := t.tree(newParent)
+	if err != nil {
+		return err
+	}
+	if e, err := ntree.lookup(newName); err != nil {
+		return err
+	} else if e != nil && (RefNum(e.ref) != child || newParent != oldParent) {
+		return fmt.Errorf("%s: %q already exists: %w", where, string16(newName), ErrExist)
+	}
+
+	// The names to remove: the one the path named and its partner.
+	fns, err := rec.fileNames()
+	if err != nil {
+		return err
+	}
+	match := -1
+	for i, fn := range fns {
+		if RefNum(fn.parent) != oldParent {
+			continue
+		}
+		if t.up.Compare(fn.name, oldName) == 0 {
+			match = i
+			break
+		}
+		if match < 0 && t.up.EqualFold(fn.name, oldName) {
+			match = i
+		}
+	}
+	if match < 0 {
+		return fmt.Errorf("%s: record %d has no $FILE_NAME %q in directory %d", where, child, string16(oldName), oldParent)
+	}
+	remove := []fileName{fns[match]}
+	var partner byte = 0xFF
+	switch fns[match].ns {
+	case NamespaceWin32:
+		partner = NamespaceDOS
+	case NamespaceDOS:
+		partner = NamespaceWin32
+	}
+	for i, fn := range fns {
+		if i != match && fn.ns == partner && RefNum(fn.parent) == oldParent {
+			remove = append(remove, fn)
+		}
+	}
+	tmpl := remove[0]
+	hadDOS := false
+	for _, fn := range remove {
+		if fn.ns == NamespaceWin32 || fn.ns == NamespaceWin32DOS {
+			tmpl = fn
+		}
+		if fn.ns == NamespaceDOS || fn.ns == NamespaceWin32DOS {
+			hadDOS = true
+		}
+	}
+	otree, err := t.tree(oldParent)
+	if err != nil {
+		return err
+	}
+	for _, fn := range remove {
+		if err := otree.remove(fn.name, rec.Ref()); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	// Remove the attributes from the highest offset down so that the
+	// offsets of the others stay valid.
+	for i := len(remove) - 1; i >= 0; i-- {
+		hi := i
+		for j := 0; j < i; j++ {
+			if remove[j].off > remove[hi].off {
+				hi = j
+			}
+		}
+		remove[hi], remove[i] = remove[i], remove[hi]
+		if err := rec.RemoveAttr(remove[i].off); err != nil {
+			return err
+		}
+	}
+
+	now := filetime(t.w.now())
+	tmplRaw := t.refreshDupInfo(rec, tmpl.raw, now)
+	parentRef := MakeRef(newParent, np.Seq())
+	type add struct {
+		name []uint16
+		ns   byte
+	}
+	var adds []add
+	switch {
+	case !hadDOS:
+		adds = []add{{newName, NamespaceWin32}}
+	case fits83(newName):
+		adds = []add{{newName, NamespaceWin32DOS}}
+	default:
+		short, err := shortName(newName, t.up, func(c []uint16) (bool, error) {
+			e, err := ntree.lookup(c)
+			return e != nil, err
+		})
+		if err != nil {
+			return err
+		}
+		adds = []add{{newName, NamespaceWin32}, {short, NamespaceDOS}}
+	}
+	for _, a := range adds {
+		v := buildFileName(tmplRaw, parentRef, a.name, a.ns)
+		if _, err := rec.InsertResident(AttrFileName, "", v, true); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if err := ntree.insert(rec.Ref(), v); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	links := int(rec.LinkCount()) - len(remove) + len(adds)
+	if links < 1 {
+		links = len(adds)
+	}
+	rec.SetLinkCount(uint16(links))
+	t.setChangeTime(rec, now, false)
+	t.dirty(rec)
+	for _, d := range []uint64{oldParent, newParent} {
+		pr, err := t.record(d)
+		if err != nil {
+			return err
+		}
+		t.setChangeTime(pr, now, true)
+		t.dirty(pr)
+		t.touch(d)
+	}
+	return nil
+}
+
+func joinParts(p []string) string {
+	s := ""
+	for i, x := range p {
+		if i > 0 {
+			s += "/"
+		}
+		s += x
+	}
+	return s
+}
+
+// setChangeTime sets $STANDARD_INFORMATION's MFT change time (0x10), and
+// for a directory whose contents changed also its modification time (0x08).
+func (t *tx) setChangeTime(rec *Record, ft uint64, modified bool) {
+	a, ok, err := rec.FindAttr(AttrStandardInformation, "")
+	if err != nil || !ok || a.NonResident {
+		return
+	}
+	v := a.Value()
+	if len(v) < 0x20 {
+		return
+	}
+	putLE64(v[0x10:], ft)
+	if modified {
+		putLE64(v[0x08:], ft)
+	}
+}
+
+// refreshDupInfo returns the $FILE_NAME template with the duplicated
+// information brought up to date from the record: the four times and the
+// file attributes from $STANDARD_INFORMATION (with the new MFT change
+// time), and for files the sizes of the unnamed $DATA.
+func (t *tx) refreshDupInfo(rec *Record, tmpl []byte, now uint64) []byte {
+	v := append([]byte(nil), tmpl...)
+	if a, ok, err := rec.FindAttr(AttrStandardInformation, ""); err == nil && ok && !a.NonResident && len(a.Value()) >= 0x24 {
+		si := a.Value()
+		copy(v[0x08:0x28], si[0x00:0x20])
+		putLE64(v[0x18:], now)
+		fa := le32(si[0x20:])
+		if rec.IsDir() {
+			fa |= fileAttrDirIndex
+		}
+		putLE32(v[0x38:], fa)
+	}
+	if !rec.IsDir() {
+		if a, ok, err := rec.FindAttr(AttrData, ""); err == nil && ok {
+			if a.NonResident {
+				alloc := a.AllocSize()
+				if a.Flags&(AttrFlagCompressed|AttrFlagSparse) != 0 && a.Len >= 0x48 {
+					alloc = int64(le64(rec.Data[a.Off+0x40:]))
+				}
+				putLE64(v[0x28:], uint64(alloc))
+				putLE64(v[0x30:], uint64(a.DataSize()))
+			} else {
+				putLE64(v[0x28:], uint64(align8(int(a.Size()))))
+				putLE64(v[0x30:], uint64(a.Size()))
+			}
+		}
+	}
+	return v
+}

@@ -1,0 +1,272 @@
+package ntfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Writer edits an NTFS volume in place: renames and moves, and file data.
+// Every operation runs in two steps on a private overlay: it computes all
+// the blocks it will change without writing (Plan* methods return their
+// byte ranges), then writes them through the caller's io.WriterAt, drops
+// every cache, re-reads the touched structures from the device and checks
+// them. A Writer is not safe for concurrent use.
+type Writer struct {
+	r    io.ReaderAt
+	w    io.WriterAt
+	size int64
+	g    *geometry
+	up   *UpCase
+	opts WriterOptions
+}
+
+// WriterOptions tune a Writer.
+type WriterOptions struct {
+	// Now gives the time stored in changed timestamps; time.Now if nil.
+	Now func() time.Time
+	// NoVerify skips the re-read and check after each write (tests of the
+	// checker use it to keep a deliberately damaged state).
+	NoVerify bool
+}
+
+// RefusedError is returned by OpenWriter when the volume is not safe to
+// write (hibernated, Fast Startup, unclean $LogFile, dirty, ...).
+type RefusedError struct {
+	Refusals []Refusal
+}
+
+func (e *RefusedError) Error() string {
+	var parts []string
+	for _, r := range e.Refusals {
+		parts = append(parts, r.ID+": "+r.Reason)
+	}
+	return "ntfs: refusing to write: " + strings.Join(parts, "; ")
+}
+
+// OpenWriter opens a volume for writing. r and w are the same volume (w is
+// typically the repair journal wrapping the device). It refuses every
+// Safety refusal of the read side; nothing is written by opening.
+func OpenWriter(r io.ReaderAt, w io.WriterAt, size int64, opts WriterOptions) (*Writer, error) {
+	v, err := Open(r, size)
+	if err != nil {
+		return nil, err
+	}
+	if s := v.Safety(); s == nil {
+		return nil, errors.New("ntfs: volume safety state unknown; refusing to write")
+	} else if len(s.Refusals) > 0 {
+		return nil, &RefusedError{Refusals: s.Refusals}
+	}
+	wr, err := newWriter(r, w, size, opts)
+	if err != nil {
+		return nil, err
+	}
+	wr.up = v.UpCase()
+	return wr, nil
+}
+
+// newWriter opens without the safety check (tests, Check).
+func newWriter(r io.ReaderAt, w io.WriterAt, size int64, opts WriterOptions) (*Writer, error) {
+	g, err := loadGeometry(r, size)
+	if err != nil {
+		return nil, err
+	}
+	wr := &Writer{r: r, w: w, size: size, g: g, opts: opts}
+	t := wr.begin()
+	up, err := t.loadUpCase()
+	if err != nil {
+		return nil, err
+	}
+	wr.up = up
+	return wr, nil
+}
+
+func (w *Writer) now() time.Time {
+	if w.opts.Now != nil {
+		return w.opts.Now()
+	}
+	return time.Now()
+}
+
+// tx is one operation's view of the volume: cached records and index
+// trees, the cluster bitmap, and the staged writes.
+type tx struct {
+	w      *Writer
+	g      *geometry
+	up     *UpCase
+	o      *overlay
+	recs   map[uint64]*Record
+	dirtyR map[uint64]bool
+	trees  map[uint64]*ixTree
+	cbm    *clusterBitmap
+	// touched lists the directories whose index changed, for the check.
+	touched []uint64
+}
+
+func (w *Writer) begin() *tx {
+	return &tx{w: w, g: w.g, up: w.up, o: &overlay{r: w.r}, recs: map[uint64]*Record{}, dirtyR: map[uint64]bool{}, trees: map[uint64]*ixTree{}}
+}
+
+// record returns the operation's copy of MFT record num.
+func (t *tx) record(num uint64) (*Record, error) {
+	if r := t.recs[num]; r != nil {
+		return r, nil
+	}
+	r, err := t.g.readRecord(t.o, num)
+	if err != nil {
+		return nil, err
+	}
+	t.recs[num] = r
+	return r, nil
+}
+
+func (t *tx) dirty(r *Record) { t.dirtyR[r.Num] = true }
+
+// tree returns the index of directory dir.
+func (t *tx) tree(dir uint64) (*ixTree, error) {
+	if tr := t.trees[dir]; tr != nil {
+		return tr, nil
+	}
+	tr, err := t.loadTree(dir)
+	if err != nil {
+		return nil, err
+	}
+	t.trees[dir] = tr
+	return tr, nil
+}
+
+func (t *tx) touch(dir uint64) {
+	for _, d := range t.touched {
+		if d == dir {
+			return
+		}
+	}
+	t.touched = append(t.touched, dir)
+}
+
+// flush stages everything changed: index nodes first (they change their
+// directory's record and the cluster bitmap), then records, then $Bitmap.
+func (t *tx) flush() error {
+	dirs := make([]uint64, 0, len(t.trees))
+	for d := range t.trees {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return dirs[i] < dirs[j] })
+	for _, d := range dirs {
+		if err := t.trees[d].flush(); err != nil {
+			return err
+		}
+	}
+	nums := make([]uint64, 0, len(t.dirtyR))
+	for n := range t.dirtyR {
+		nums = append(nums, n)
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	for _, n := range nums {
+		if err := t.g.writeRecordTo(t.o, t.recs[n]); err != nil {
+			return err
+		}
+	}
+	t.dirtyR = map[uint64]bool{}
+	return t.flushClusters()
+}
+
+// commit writes the staged blocks through the caller's WriterAt in offset
+// order, then re-reads and checks what was touched.
+func (w *Writer) commit(t *tx) error {
+	if w.w == nil {
+		return errors.New("ntfs: writer has no io.WriterAt")
+	}
+	ws := append([]physWrite(nil), t.o.writes...)
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].off < ws[j].off })
+	for _, pw := range ws {
+		if pw.off < 0 || pw.off+int64(len(pw.data)) > w.g.size {
+			return fmt.Errorf("ntfs: write at 0x%x+%d outside the volume", pw.off, len(pw.data))
+		}
+		if _, err := w.w.WriteAt(pw.data, pw.off); err != nil {
+			return fmt.Errorf("ntfs: writing %d bytes at 0x%x: %w", len(pw.data), pw.off, err)
+		}
+	}
+	if w.opts.NoVerify {
+		return nil
+	}
+	// Drop every cache: geometry and records come from the device again.
+	g, err := loadGeometry(w.r, w.size)
+	if err != nil {
+		return fmt.Errorf("ntfs: re-reading after write: %w", err)
+	}
+	w.g = g
+	rep, err := w.Check(CheckOptions{Dirs: t.touched})
+	if err != nil {
+		return fmt.Errorf("ntfs: checking after write: %w", err)
+	}
+	if len(rep.Problems) > 0 {
+		return fmt.Errorf("ntfs: check after write found %d problems, first: %s", len(rep.Problems), rep.Problems[0])
+	}
+	return nil
+}
+
+// loadUpCase reads $UpCase (record 10).
+func (t *tx) loadUpCase() (*UpCase, error) {
+	rec, err := t.record(mftRecUpCase)
+	if err != nil {
+		return nil, err
+	}
+	a, ok, err := rec.FindAttr(AttrData, "")
+	if err != nil || !ok {
+		return nil, fmt.Errorf("ntfs: $UpCase has no $DATA (%v)", err)
+	}
+	b, err := readAttrData(t.o, t.g, a, 2*UpCaseEntries)
+	if err != nil {
+		return nil, fmt.Errorf("ntfs: reading $UpCase: %w", err)
+	}
+	return ParseUpCase(b)
+}
+
+// splitPath splits a volume path at `\` and `/`, dropping empty parts.
+func splitPath(p string) []string {
+	f := strings.FieldsFunc(p, func(r rune) bool { return r == '\\' || r == '/' })
+	out := f[:0]
+	for _, s := range f {
+		if s != "." {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// resolve walks a path from the root directory and returns the record
+// number of every component, the root first.
+func (t *tx) resolve(p string) ([]uint64, error) {
+	nums := []uint64{mftRecRoot}
+	for _, comp := range splitPath(p) {
+		if comp == ".." {
+			return nil, fmt.Errorf("ntfs: path %q: \"..\" is not supported", p)
+		}
+		dir := nums[len(nums)-1]
+		tr, err := t.tree(dir)
+		if err != nil {
+			return nil, fmt.Errorf("ntfs: path %q: %w", p, err)
+		}
+		e, err := tr.lookup(encodeName(comp))
+		if err != nil {
+			return nil, fmt.Errorf("ntfs: path %q: %w", p, err)
+		}
+		if e == nil {
+			return nil, fmt.Errorf("ntfs: path %q: %q: %w", p, comp, fs.ErrNotExist)
+		}
+		rec, err := t.record(RefNum(e.ref))
+		if err != nil {
+			return nil, fmt.Errorf("ntfs: path %q: %w", p, err)
+		}
+		if !rec.InUse() || rec.Seq() != RefSeq(e.ref) {
+			return nil, fmt.Errorf("ntfs: path %q: index entry %q points to record %d sequence %d, which is not in use with that sequence", p, comp, RefNum(e.ref), RefSeq(e.ref))
+		}
+		nums = append(nums, RefNum(e.ref))
+	}
+	return nums, nil
+}

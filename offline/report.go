@@ -1,0 +1,230 @@
+package offline
+
+import (
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the version of the JSON report (Report.SchemaVersion).
+// It changes only when a field changes meaning or disappears; new fields
+// may be added within a version.
+const SchemaVersion = 1
+
+// Status is a check's verdict (repair-catalog.md, "Checks").
+type Status string
+
+// The statuses of a check. Diagnose uses ok, problem, info, skipped and
+// failed; fix adds fixed.
+const (
+	StatusOK      Status = "ok"      // nothing wrong
+	StatusProblem Status = "problem" // evidence found; `wuoffline fix` repairs it
+	StatusInfo    Status = "info"    // worth knowing, not a fault that fix repairs by default
+	StatusFixed   Status = "fixed"   // fix repaired it
+	StatusSkipped Status = "skipped" // the check could not apply (e.g. the hive is absent)
+	StatusFailed  Status = "failed"  // reading what the check needs failed
+)
+
+// Case is one of the two situations of the mission, or none.
+type Case string
+
+// The cases a check belongs to; an installation is "healthy" when no
+// check reports a problem.
+const (
+	CaseStartup Case = "failed-startup"      // Windows loops in Automatic Repair
+	CaseInstall Case = "failed-installation" // updates fail to download or install
+	CaseHealthy Case = "healthy"
+)
+
+// Evidence is one fact a check found. The fields are structured so that
+// `fix` can act on them without reading the volume again: a file path,
+// a registry location, the old data.
+type Evidence struct {
+	// Kind says which fields are meaningful: "file", "dir", "key",
+	// "value", "line" (a line of a text file), "log" (a log excerpt),
+	// "rename" (a pending rename pair), "note".
+	Kind string `json:"kind"`
+	// Path is a path on the Windows volume with `\` separators
+	// ("Windows\SoftwareDistribution") for file, dir, line and log evidence.
+	Path string `json:"path,omitempty"`
+	// Hive ("SYSTEM", "SOFTWARE", "COMPONENTS") and Key (below the hive
+	// root, `\`-separated, with the real control set: "ControlSet001\...")
+	// for key and value evidence.
+	Hive string `json:"hive,omitempty"`
+	Key  string `json:"key,omitempty"`
+	// Value is the registry value name ("" is the default value).
+	Value string `json:"value,omitempty"`
+	// Type is the registry value type ("REG_DWORD").
+	Type string `json:"type,omitempty"`
+	// Data is the current data in readable form (a DWORD in decimal, a
+	// string as is, a MULTI_SZ joined by " | ", binary in hex).
+	Data string `json:"data,omitempty"`
+	// Raw is the value's raw bytes (what undo must restore); base64 in JSON.
+	Raw []byte `json:"raw,omitempty"`
+	// Want is what fix would put instead ("3"), when fix changes data.
+	Want string `json:"want,omitempty"`
+	// Line is the 1-based line number for line and log evidence.
+	Line int `json:"line,omitempty"`
+	// Size and Count describe files and directories.
+	Size  int64 `json:"size,omitempty"`
+	Count int   `json:"count,omitempty"`
+	// Time is when the evidence was recorded (log line time, key write time).
+	Time *time.Time `json:"time,omitempty"`
+	// Detail is a one-line human explanation.
+	Detail string `json:"detail"`
+}
+
+// Result is the outcome of one check on one installation.
+type Result struct {
+	ID      string `json:"id"`
+	Case    Case   `json:"case"`
+	Status  Status `json:"status"`
+	Summary string `json:"summary"`
+	// Evidence is never nil in JSON (an empty list when nothing was found).
+	Evidence []Evidence `json:"evidence"`
+	// Fix says what `wuoffline fix` does about it ("" when nothing).
+	Fix string `json:"fix,omitempty"`
+	// OptIn names the opt-in that fix needs ("wsus", "proxy",
+	// "os-upgrade", "txr"); "" when fix applies it by default.
+	OptIn string `json:"opt_in,omitempty"`
+	// Error is the read error behind StatusFailed.
+	Error string `json:"error,omitempty"`
+}
+
+// Report is the whole output of one diagnose run.
+type Report struct {
+	SchemaVersion int            `json:"schema_version"`
+	Targets       []TargetReport `json:"targets"`
+}
+
+// TargetReport is what diagnose found on one TARGET argument.
+type TargetReport struct {
+	Target     string `json:"target"`
+	Kind       string `json:"kind,omitempty"`   // "disk", "volume", "directory"
+	Format     string `json:"format,omitempty"` // "raw", "vhd-fixed", "directory"
+	Table      string `json:"table,omitempty"`  // "gpt", "mbr", ""
+	SectorSize int    `json:"sector_size,omitempty"`
+	Size       int64  `json:"size,omitempty"`
+	// Volumes lists every volume of the target (one for a bare volume).
+	Volumes []VolumeReport `json:"volumes"`
+	// Installations lists every Windows installation found.
+	Installations []InstallationReport `json:"installations"`
+	// Refusals that concern the target as a whole (a BitLocker volume when
+	// no Windows could be read, a mounted device).
+	Refusals []Refusal `json:"refusals,omitempty"`
+	// Error is set when the target could not be read at all.
+	Error string `json:"error,omitempty"`
+	// Hint says how to get past Error (e.g. convert a qcow2 image).
+	Hint string `json:"hint,omitempty"`
+	// BytesRead is how many bytes diagnose read from the target (images
+	// and devices; 0 for a directory).
+	BytesRead int64 `json:"bytes_read"`
+	// Exit is the exit code this target alone calls for (0, 1, 3 or 4).
+	Exit int `json:"exit"`
+}
+
+// VolumeReport describes one volume of a target.
+type VolumeReport struct {
+	Index   int    `json:"index"`
+	Offset  int64  `json:"offset"`
+	Size    int64  `json:"size"`
+	Type    string `json:"type,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Content string `json:"content"` // "ntfs", "bitlocker", "fat", "empty", "unknown", "directory"
+	// Windows is true when a Windows installation was found on it.
+	Windows bool   `json:"windows"`
+	Note    string `json:"note,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Refusal is a reason why `wuoffline fix` would write nothing.
+type Refusal struct {
+	ID     string `json:"id"` // "bitlocker", "hibernated", "fast-startup", "logfile-unclean", "dirty", "unreadable", "control-set", "hive", "mounted"
+	Reason string `json:"reason"`
+	Advice string `json:"advice"`
+}
+
+// Safety is the safety state of the volume that holds an installation.
+type Safety struct {
+	// Writable is true when fix would be allowed to write (no refusals).
+	Writable       bool        `json:"writable"`
+	NTFSVersion    string      `json:"ntfs_version,omitempty"`
+	Label          string      `json:"label,omitempty"`
+	Dirty          bool        `json:"dirty"`
+	LogFileClean   bool        `json:"logfile_clean"`
+	LogFileVersion string      `json:"logfile_version,omitempty"`
+	Hibernation    string      `json:"hibernation,omitempty"`
+	Hives          []HiveState `json:"hives"`
+	// ControlSet is the control set named by SYSTEM\Select\Current; 0 when
+	// it is invalid (then ControlSet001 was read for reporting only).
+	ControlSet int       `json:"control_set"`
+	Refusals   []Refusal `json:"refusals"`
+}
+
+// HiveState says how a hive was read.
+type HiveState struct {
+	Name      string   `json:"name"` // "SYSTEM", "SOFTWARE", "COMPONENTS"
+	Path      string   `json:"path"`
+	Present   bool     `json:"present"`
+	Dirty     bool     `json:"dirty"`     // the primary file needed recovery
+	Recovered bool     `json:"recovered"` // read in its recovered state (logs applied in memory)
+	Logs      []string `json:"logs,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// Version is what SOFTWARE\Microsoft\Windows NT\CurrentVersion says.
+type Version struct {
+	// Product is the product name, corrected to "Windows 11" on build
+	// 22000 and later (the registry still says "Windows 10" there).
+	Product         string `json:"product"`
+	RegistryProduct string `json:"registry_product,omitempty"`
+	Edition         string `json:"edition,omitempty"`
+	DisplayVersion  string `json:"display_version,omitempty"` // "23H2", or ReleaseId "1909"
+	Build           int    `json:"build"`
+	UBR             int    `json:"ubr"`
+	// Family is the column of the service-defaults table: "7", "8.1", "10", "11"
+	// ("" when unknown).
+	Family string `json:"family"`
+}
+
+// String is "Windows 11 Pro 23H2 (build 22631.3447)".
+func (v Version) String() string {
+	s := v.Product
+	if v.DisplayVersion != "" {
+		s += " " + v.DisplayVersion
+	}
+	if v.Build > 0 {
+		s += " (build " + strconv.Itoa(v.Build)
+		if v.UBR > 0 {
+			s += "." + strconv.Itoa(v.UBR)
+		}
+		s += ")"
+	}
+	return s
+}
+
+// InstallationReport is everything diagnose says about one Windows installation.
+type InstallationReport struct {
+	// Volume is the VolumeReport.Index of the volume that holds it.
+	Volume int `json:"volume"`
+	// Letter is the drive letter the commands below use ("D:"), and
+	// LetterKnown whether it is the user's real letter or a placeholder.
+	Letter      string  `json:"letter"`
+	LetterKnown bool    `json:"letter_known"`
+	Version     Version `json:"version"`
+	Safety      Safety  `json:"safety"`
+	// Cases lists the cases that apply, most important first
+	// ("failed-startup", "failed-installation"), or ["healthy"].
+	Cases  []Case   `json:"cases"`
+	Checks []Result `json:"checks"`
+	// Logs summarises the log evidence read.
+	Logs []LogFinding `json:"logs"`
+	// Commands are what only a running Windows or WinPE can do, with the
+	// installation's drive letter.
+	Commands []Command `json:"commands"`
+}
+
+// Command is a command line to run in WinPE/WinRE, with why.
+type Command struct {
+	Line string `json:"line"`
+	Why  string `json:"why"`
+}
