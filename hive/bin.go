@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 )
 
@@ -28,9 +29,11 @@ func (b hbin) end() uint32 { return b.off + b.size }
 // time, only as far as the cells actually read require. Its memory is one
 // hbin per header read.
 type binIndex struct {
-	bins  []hbin // contiguous from offset 0, in order
-	next  uint32 // offset of the next header to read
-	limit uint32 // hive-bins data may not extend past this offset
+	bins []hbin // contiguous from offset 0, in order
+	// probed: bins found by probe beyond the walked chain, sorted.
+	probed []hbin
+	next   uint32 // offset of the next header to read
+	limit  uint32 // hive-bins data may not extend past this offset
 	// lenient: the base block's size is untrusted (a dirty hive read
 	// without recovery); the chain ends quietly at the first non-bin
 	// instead of being an error.
@@ -69,6 +72,19 @@ func readBinHeader(ra io.ReaderAt, off, limit uint32) (hbin, error) {
 // find returns the bin holding offset off, reading further bin headers
 // through ra as needed.
 func (x *binIndex) find(ra io.ReaderAt, off uint32) (hbin, error) {
+	if off >= x.next && !x.lenient {
+		if off >= x.limit {
+			return hbin{}, errBeyondBins
+		}
+		if b, ok := x.probe(ra, off); ok {
+			return b, nil
+		}
+	}
+	return x.walkTo(ra, off)
+}
+
+// walkTo reads the chain of bin headers up to the bin holding off.
+func (x *binIndex) walkTo(ra io.ReaderAt, off uint32) (hbin, error) {
 	if off >= x.next {
 		for !x.done && off >= x.next {
 			if x.err != nil {
@@ -98,10 +114,46 @@ func (x *binIndex) find(ra io.ReaderAt, off uint32) (hbin, error) {
 	return x.bins[i], nil
 }
 
+// probe finds the bin holding off without walking the chain from the
+// first bin: bins start on 4096-byte boundaries and their header names its
+// own offset, so the bin is the nearest page at or below off with a valid
+// header that covers off. Bins found this way are remembered. It gives up
+// (and find walks the chain, which has the final word) when it reaches
+// memory of a bin that ends before off without finding a header.
+//
+// This is as strict as the chain for what the reader does: a header forged
+// inside a large cell could only make the reader parse bytes that an offset
+// into the middle of a cell would reach anyway; the checker walks the chain.
+func (x *binIndex) probe(ra io.ReaderAt, off uint32) (hbin, bool) {
+	i := sort.Search(len(x.probed), func(i int) bool { return x.probed[i].off > off })
+	floor := x.next
+	if i > 0 {
+		b := x.probed[i-1]
+		if off < b.end() {
+			return b, true
+		}
+		floor = max(floor, b.end())
+	}
+	for p := off &^ (binAlign - 1); p >= floor; p -= binAlign {
+		b, err := readBinHeader(ra, p, x.limit)
+		if err == nil {
+			if off >= b.end() {
+				return hbin{}, false
+			}
+			x.probed = slices.Insert(x.probed, i, b)
+			return b, true
+		}
+		if p == 0 {
+			break
+		}
+	}
+	return hbin{}, false
+}
+
 // all reads every remaining bin header and returns the bins; it is what the
 // checker and the effective hive-bins size use.
 func (x *binIndex) all(ra io.ReaderAt) ([]hbin, error) {
-	_, err := x.find(ra, ^uint32(0)-1)
+	_, err := x.walkTo(ra, ^uint32(0)-1)
 	if err != nil && !errors.Is(err, errBeyondBins) {
 		return x.bins, err
 	}

@@ -1,7 +1,9 @@
 package hive
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -184,10 +186,25 @@ func (h *Hive) Check() *CheckReport {
 	if !c.checkBins() {
 		return c.r
 	}
+	binsOK := !c.r.Has("bin-header") && !c.r.Has("bin-cell")
 	c.walk()
 	c.checkSecurity()
-	c.checkLeaks()
+	if binsOK {
+		// With a broken bin chain most of the tree is unreachable and
+		// every cell would look leaked: noise, not information.
+		c.checkLeaks()
+	}
 	return c.r
+}
+
+// Check opens the hive in r (recovering it from logs in memory if it is
+// dirty and logs are given) and checks it. The error is Open's.
+func Check(r io.ReaderAt, size int64, logs ...Log) (*CheckReport, error) {
+	h, err := Open(r, size, logs...)
+	if err != nil {
+		return nil, err
+	}
+	return h.Check(), nil
 }
 
 func (c *checker) checkBase() {
@@ -262,7 +279,7 @@ func (c *checker) checkBins() bool {
 // errOffset extracts the cell offset of err, or NoOffset.
 func errOffset(err error) uint32 {
 	var ce *CellError
-	if asCellError(err, &ce) {
+	if errors.As(err, &ce) {
 		return ce.Offset
 	}
 	return NoOffset
@@ -399,9 +416,6 @@ func (c *checker) checkClass(p pending, nk *nkRecord) {
 	}
 	if int(nk.classLen) > len(d) {
 		c.add(Error, "class", nk.class, p.path, "class of %d bytes does not fit in the %d-byte cell", nk.classLen, len(d))
-	}
-	if nk.maxClass < uint32(nk.classLen) {
-		// The parent's MaxClassLen covers its subkeys; checked there.
 	}
 }
 
@@ -646,13 +660,13 @@ func (c *checker) checkSubkeys(p pending, nk *nkRecord) []pending {
 				continue
 			}
 			cd, err := c.h.cellData(off, "key node")
-			if err != nil {
-				c.add(Error, "key-record", off, p.path, "%v", err)
-				continue
+			var cnk *nkRecord
+			if err == nil {
+				cnk, err = parseNK(off, cd)
 			}
-			cnk, err := parseNK(off, cd)
 			if err != nil {
 				c.add(Error, "key-record", off, p.path, "%v", err)
+				c.refCell(off, "key node", p.path, false) // reported; not a leak
 				continue
 			}
 			name := cnk.name
@@ -801,7 +815,6 @@ func (c *checker) listedSK(off uint32) (*skRecord, error) {
 
 // checkLeaks reports allocated cells that nothing references.
 func (c *checker) checkLeaks() {
-	n := 0
 	for i, w := range c.alloc {
 		leak := w &^ c.ref[i]
 		for leak != 0 {
@@ -811,9 +824,7 @@ func (c *checker) checkLeaks() {
 			}
 			leak &^= 1 << b
 			off := (uint32(i)*64 + b) * cellAlign
-			n++
 			c.add(Warning, "cell-leak", off, "", "allocated cell referenced by nothing")
 		}
 	}
-	_ = n
 }

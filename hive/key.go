@@ -1,6 +1,7 @@
 package hive
 
 import (
+	"errors"
 	"strings"
 	"time"
 	"unicode/utf16"
@@ -262,4 +263,59 @@ func (h *Hive) OpenKey(path string) (*Key, error) {
 		}
 	}
 	return k, nil
+}
+
+// SkipKey, returned by a Walk callback, skips the subkeys of that key.
+var SkipKey = errors.New("skip this key's subkeys")
+
+// Walk calls fn for the root and every key below it, depth first in stored
+// order. Each key node is visited at most once (a damaged hive can list a
+// key under two parents) and never deeper than Windows' 512 levels, so a
+// hostile hive cannot make it loop; memory is one bit per 8 bytes of hive
+// plus the pending siblings. fn may return SkipKey to skip a key's
+// subkeys; any other error stops the walk and is returned. Errors reading
+// subkeys stop the walk too.
+func (h *Hive) Walk(fn func(k *Key) error) error {
+	root, err := h.Root()
+	if err != nil {
+		return err
+	}
+	size, err := h.HiveBinsSize()
+	if err != nil {
+		return err
+	}
+	seen := newBitmap(size)
+	type item struct {
+		k     *Key
+		depth int
+	}
+	stack := []item{{root, 0}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen.get(it.k.off) {
+			return it.k.keyErr(cellErr(it.k.off, "key node", ErrLoop, "key reached twice"))
+		}
+		seen.set(it.k.off)
+		switch err := fn(it.k); {
+		case err == SkipKey:
+			continue
+		case err != nil:
+			return err
+		}
+		if it.k.nk.subkeyCount == 0 {
+			continue
+		}
+		if it.depth+1 >= maxKeyDepth {
+			return it.k.keyErr(cellErr(it.k.off, "key node", ErrLoop, "subkeys deeper than %d levels", maxKeyDepth))
+		}
+		subs, err := it.k.Subkeys()
+		if err != nil {
+			return err
+		}
+		for i := len(subs) - 1; i >= 0; i-- {
+			stack = append(stack, item{subs[i], it.depth + 1})
+		}
+	}
+	return nil
 }

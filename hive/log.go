@@ -92,13 +92,16 @@ func readLog(l Log) (*logFile, error) {
 		lf.err = fmt.Errorf("%w: empty", errLogUnusable)
 		return lf, nil
 	}
-	lf.data = make([]byte, l.Size)
-	if n, err := l.R.ReadAt(lf.data, 0); n < len(lf.data) {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
+	// Read through a SectionReader so memory grows with the bytes that
+	// are really there, not with a Size the caller may have got wrong.
+	data, err := io.ReadAll(io.NewSectionReader(l.R, 0, l.Size))
+	if err == nil && int64(len(data)) != l.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, fmt.Errorf("hive: log %s: reading %d bytes: %w", l.Name, l.Size, err)
 	}
+	lf.data = data
 	lf.err = lf.parse()
 	return lf, nil
 }

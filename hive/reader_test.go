@@ -457,3 +457,48 @@ func TestKeyMetadata(t *testing.T) {
 		t.Errorf("class %q, %v", c, err)
 	}
 }
+
+// TestWalk counts keys and checks that Walk stops on damage instead of
+// looping.
+func TestWalk(t *testing.T) {
+	count := func(h *Hive) (int, error) {
+		n := 0
+		err := h.Walk(func(k *Key) error { n++; return nil })
+		return n, err
+	}
+	if n, err := count(mustOpen(t, "ManySubkeysHive")); err != nil || n != 5003 {
+		t.Errorf("ManySubkeysHive: %d keys, %v; want 5003", n, err)
+	}
+	h := mustOpen(t, "ManySubkeysHive")
+	n := 0
+	err := h.Walk(func(k *Key) error {
+		n++
+		if k.Name() == "key_with_many_subkeys" {
+			return SkipKey
+		}
+		return nil
+	})
+	if err != nil || n != 2 {
+		t.Errorf("SkipKey: %d keys, %v", n, err)
+	}
+	if _, err := count(mustOpen(t, "WrongOrderHive")); !errors.Is(err, ErrOrder) {
+		t.Errorf("WrongOrderHive: %v, want ErrOrder", err)
+	}
+	// A subkey list that lists its own key's parent's list: 1\2 -> 2.
+	m := loadMutable(t, "DeletedTreeHive")
+	k, one := m.key(`1\2`), m.key("1")
+	m.put32(k.off, nkOffSubkeys, 1)
+	m.put32(k.off, nkOffSubkeyList, one.nk.subkeyList)
+	if _, err := count(m.open()); !errors.Is(err, ErrParent) {
+		t.Errorf("looped hive: %v, want ErrParent", err)
+	}
+	// A loop whose parent fields agree: 1 lists the root, whose (never
+	// checked) parent field names 1. Only the visited set stops it.
+	m = loadMutable(t, "DeletedTreeHive")
+	root, one := m.key(""), m.key("1")
+	m.put32(one.nk.subkeyList, 4, root.off)
+	m.put32(root.off, nkOffParent, one.off)
+	if _, err := count(m.open()); !errors.Is(err, ErrLoop) {
+		t.Errorf("looped hive: %v, want ErrLoop", err)
+	}
+}

@@ -147,7 +147,8 @@ func (o *overlayReader) ReadAt(p []byte, off int64) (int, error) {
 // bytes) in memory, as Windows does when it loads a dirty hive, and
 // returns the result; nothing is written. For a clean primary it returns
 // a recovered with dirty false and no pages (Windows ignores the logs of
-// a clean hive, stale entries included).
+// a clean hive, stale entries included); its logs are still read for
+// maxLogSequence, so an editor should pass them.
 //
 // The rules (formats.md "Dirty hives and logs", regf specification):
 //   - The primary is dirty when its base block is invalid (signature,
@@ -189,17 +190,19 @@ func recoverHive(r io.ReaderAt, size int64, logs []Log) (*recovered, error) {
 	}
 	rc := &recovered{primarySize: size}
 	rc.maxLogSequence = max(binary.LittleEndian.Uint32(primary[bbOffSequence1:]), binary.LittleEndian.Uint32(primary[bbOffSequence2:]))
-	if valid && pbb.Sequence1 == pbb.Sequence2 {
-		rc.base = primary
-		rc.size = BaseBlockSize + int64(pbb.HiveBinsSize)
-		return rc, nil
-	}
-	rc.dirty = true
+	clean := valid && pbb.Sequence1 == pbb.Sequence2
 
+	// The logs are read even for a clean primary, only for their sequence
+	// numbers: a writer must save above them, or a later recovery that
+	// trusts the newest log (invalid primary base block) could pick a
+	// stale one.
 	var files []*logFile
 	for _, l := range logs {
 		lf, err := readLog(l)
 		if err != nil {
+			if clean {
+				continue // never applied: an unreadable log does not matter
+			}
 			return nil, err
 		}
 		if s, ok := lf.maxSequence(); ok && s > rc.maxLogSequence {
@@ -207,6 +210,12 @@ func recoverHive(r io.ReaderAt, size int64, logs []Log) (*recovered, error) {
 		}
 		files = append(files, lf)
 	}
+	if clean {
+		rc.base = primary
+		rc.size = BaseBlockSize + int64(pbb.HiveBinsSize)
+		return rc, nil
+	}
+	rc.dirty = true
 
 	if rc.replayNew(files, primary, pbb, valid) || rc.replayOld(r, files, primary, pbb, valid) {
 		return rc, nil
@@ -459,4 +468,45 @@ func (rc *recovered) dropFromInvalidBin(primary io.ReaderAt) int {
 		}
 	}
 	return dropped
+}
+
+// RecoveryInfo describes a replay of transaction logs, for reports.
+type RecoveryInfo struct {
+	// Format is "new" (HvLE entries, Windows 8.1 and later) or "old"
+	// (DIRT bitmap of dirty pages).
+	Format string
+	// Logs lists the logs applied, in application order.
+	Logs []AppliedLog
+	// Sequence is the sequence number of the recovered base block: the
+	// last entry applied (new format) or the log's (old format).
+	Sequence uint32
+	// NextSequence is above every sequence number in the primary and in
+	// any log: the number a writer stores in both fields when it saves.
+	NextSequence uint32
+}
+
+// AppliedLog is what recovery took from one log.
+type AppliedLog struct {
+	Name string
+	// Entries is the number of new-format entries applied (0 for an old
+	// format log), FirstSequence and LastSequence their numbers.
+	Entries                     int
+	FirstSequence, LastSequence uint32
+	// Pages is the number of 512-byte pages laid over the primary.
+	Pages int
+}
+
+// info summarises rc for reports; nil when nothing was applied.
+func (rc *recovered) info() *RecoveryInfo {
+	if len(rc.applied) == 0 {
+		return nil
+	}
+	ri := &RecoveryInfo{Format: "new", Sequence: rc.lastSeq, NextSequence: rc.nextSequence()}
+	if rc.format == logFormatOld {
+		ri.Format = "old"
+	}
+	for _, a := range rc.applied {
+		ri.Logs = append(ri.Logs, AppliedLog{Name: a.name, Entries: a.entries, FirstSequence: a.firstSeq, LastSequence: a.lastSeq, Pages: a.pages})
+	}
+	return ri
 }

@@ -144,6 +144,10 @@ func TestRecoverNewDirtyHive1(t *testing.T) {
 			if got := rc.nextSequence(); got != 6 {
 				t.Errorf("nextSequence %d, want 6", got)
 			}
+			ri := rc.info()
+			if want := `&{new [{NewDirtyHive.LOG1 1 2 2 40} {NewDirtyHive.LOG2 3 3 5 56}] 5 6}`; fmt.Sprint(ri) != want {
+				t.Errorf("info %v, want %s", ri, want)
+			}
 		})
 	}
 }
@@ -260,6 +264,17 @@ func TestRecoverClean(t *testing.T) {
 	}
 	if !bytes.Equal(rc.image(t, primary), primary) {
 		t.Error("clean hive reads differently through the overlay")
+	}
+	// Its logs are never applied but still count for the next save: the
+	// primary is at 6/6 and the logs reach 5.
+	if rc.nextSequence() != 7 || rc.info() != nil {
+		t.Errorf("nextSequence %d, info %v; want 7, nil", rc.nextSequence(), rc.info())
+	}
+	p2 := append([]byte(nil), primary...)
+	setLogSeq(p2, 1) // clean at 1/1: the logs' 5 must win
+	rc, err = recoverHive(bytes.NewReader(p2), int64(len(p2)), yarpLogs(t, "NewDirtyHive1/NewDirtyHive.LOG1", "NewDirtyHive1/NewDirtyHive.LOG2"))
+	if err != nil || rc.dirty || rc.nextSequence() != 6 {
+		t.Errorf("clean 1/1 with logs up to 5: %v dirty %v nextSequence %d, want 6", err, rc.dirty, rc.nextSequence())
 	}
 }
 

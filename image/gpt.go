@@ -170,53 +170,67 @@ func (t *Target) readGPT(r *io.SectionReader, ss int, primaryFound bool) error {
 	t.Kind, t.Table, t.SectorSize = KindDisk, "gpt", ss
 
 	sector := make([]byte, ss)
-	// readHeader returns the header at lba and whether its entries are
-	// sound. A header whose own CRC is valid but whose fields do not fit
-	// the disk is an error for the whole table: go-diskfs would trust it.
-	readHeader := func(lba uint64, which string) (gptHeader, error, error) {
+	// readCopy reads the GPT copy whose header is at lba. A copy can be
+	// unsound (why != ""): no header, a bad CRC; go-diskfs then uses the
+	// other copy. A header whose own CRC is valid but whose fields do not
+	// fit the disk is an error for the whole table, because go-diskfs
+	// would trust it.
+	type gptCopy struct {
+		h   gptHeader
+		why string
+	}
+	readCopy := func(lba uint64, which string) (gptCopy, error) {
 		off, _ := lbaBytes(lba, ss)
 		if err := readFull(r, sector, off); err != nil {
-			return gptHeader{}, nil, fmt.Errorf("%s GPT: reading LBA %d: %w", which, lba, err)
+			return gptCopy{}, fmt.Errorf("%s GPT: reading LBA %d: %w", which, lba, err)
 		}
 		h, err := parseGPTHeader(sector)
 		if err != nil {
-			return h, err, nil
+			return gptCopy{why: err.Error()}, nil
 		}
 		if err := h.check(lba, ss, sectors); err != nil {
-			return h, nil, fmt.Errorf("GPT (%d-byte sectors): %s header at LBA %d is damaged: %w", ss, which, lba, err)
+			return gptCopy{}, fmt.Errorf("GPT (%d-byte sectors): %s header at LBA %d is damaged: %w", ss, which, lba, err)
 		}
 		ok, err := h.entriesCRCOK(r, ss)
 		if err != nil {
-			return h, nil, fmt.Errorf("%s GPT: %w", which, err)
+			return gptCopy{}, fmt.Errorf("%s GPT: %w", which, err)
 		}
 		if !ok {
-			return h, fmt.Errorf("the partition entry array's CRC32 does not match the header"), nil
+			return gptCopy{h: h, why: "the partition entry array's CRC32 does not match the header"}, nil
 		}
-		return h, nil, nil
+		return gptCopy{h: h}, nil
 	}
 
-	primary, perr, fatal := readHeader(1, "primary")
-	if fatal != nil {
-		return fatal
+	pc, err := readCopy(1, "primary")
+	if err != nil {
+		return err
 	}
 	backupLBA := sectors - 1
-	backup, berr, fatal := readHeader(backupLBA, "backup")
-	if fatal != nil {
-		return fatal
+	bc, err := readCopy(backupLBA, "backup")
+	if err != nil {
+		return err
 	}
-	primaryOK, backupOK := perr == nil, berr == nil
+	primary, backup := pc.h, bc.h
+	perr, berr := pc.why, bc.why
+	primaryOK, backupOK := perr == "", berr == ""
 	used := primary
 	switch {
 	case primaryOK && !backupOK:
-		t.Warnings = append(t.Warnings, fmt.Sprintf("backup GPT at LBA %d is missing or damaged (%v); the primary is sound", backupLBA, berr))
+		where := ""
+		if primary.altLBA != backupLBA {
+			// UEFI puts the backup in the last LBA; the primary still
+			// names its old place when the disk was grown or truncated.
+			where = fmt.Sprintf(" (the primary places it at LBA %d: the disk was resized or truncated)", primary.altLBA)
+		}
+		t.Warnings = append(t.Warnings, fmt.Sprintf("backup GPT at LBA %d is missing or damaged (%s)%s; the primary is sound", backupLBA, berr, where))
 	case !primaryOK && backupOK:
 		used = backup
-		t.Warnings = append(t.Warnings, fmt.Sprintf("primary GPT at LBA 1 is damaged (%v); partitions read from the backup GPT at LBA %d", perr, backupLBA))
+		t.Warnings = append(t.Warnings, fmt.Sprintf("primary GPT at LBA 1 is damaged (%s); partitions read from the backup GPT at LBA %d", perr, backupLBA))
 	case !primaryOK && !backupOK:
 		if !primaryFound {
-			return fmt.Errorf("GPT (%d-byte sectors): no primary header at LBA 1, and the backup at LBA %d is damaged: %v", ss, backupLBA, berr)
+			return fmt.Errorf("GPT (%d-byte sectors): no primary header at LBA 1, and the backup at LBA %d is damaged: %s", ss, backupLBA, berr)
 		}
-		return fmt.Errorf("GPT (%d-byte sectors): primary header at LBA 1 is damaged (%v) and so is the backup at LBA %d (%v)", ss, perr, backupLBA, berr)
+		return fmt.Errorf("GPT (%d-byte sectors): primary header at LBA 1 is damaged (%s) and so is the backup at LBA %d (%s)", ss, perr, backupLBA, berr)
 	}
 	if primaryOK && backupOK && primary.count != backup.count {
 		t.Warnings = append(t.Warnings, fmt.Sprintf("primary and backup GPT differ (%d and %d entries)", primary.count, backup.count))

@@ -435,3 +435,43 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("100-byte file: %v", err)
 	}
 }
+
+// TestOpenMBR4Kn partitions a disk with 4096-byte sectors with sfdisk
+// through a loop device: the image file alone gives no sector size, so it
+// is deduced from where the NTFS volume is; the device reports it.
+func TestOpenMBR4Kn(t *testing.T) {
+	sfdisk := testutil.RequireTool(t, "sfdisk")
+	p := sparseFile(t, "mbr4kn.img", diskMiB<<20)
+	dev := loopAttach(t, p, "--sector-size", "4096")
+	testRunStdin(t, "label: dos\nstart=256, size=16MiB, type=7\nsize=8MiB, type=27\n", sfdisk, "--no-reread", "--no-tell-kernel", dev)
+	var sf sfdiskJSON
+	if err := json.Unmarshal(testutil.Run(t, sfdisk, "-J", dev), &sf); err != nil {
+		t.Fatal(err)
+	}
+	pt := sf.PartitionTable
+	if pt.SectorSize != 4096 || len(pt.Partitions) != 2 {
+		t.Fatalf("sfdisk: %+v", pt)
+	}
+	first := pt.Partitions[0]
+	copyInto(t, p, makeNTFS(t, first.Size*4096, 4096), first.Start*4096)
+
+	for _, path := range []string{p, dev} {
+		tg, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tg.Close()
+		if tg.SectorSize != 4096 || len(tg.Volumes) != 2 {
+			t.Fatalf("%s: SectorSize %d, %d volumes: %+v", path, tg.SectorSize, len(tg.Volumes), tg.Volumes)
+		}
+		for i, sp := range pt.Partitions {
+			v := tg.Volumes[i]
+			if v.Offset != sp.Start*4096 || v.Size != sp.Size*4096 {
+				t.Errorf("%s: volume %d at %d+%d; sfdisk: %d+%d sectors", path, v.Index, v.Offset, v.Size, sp.Start, sp.Size)
+			}
+		}
+		if tg.Volumes[0].Content != ContentNTFS {
+			t.Errorf("%s: partition 1 holds %q", path, tg.Volumes[0].Content)
+		}
+	}
+}

@@ -19,8 +19,8 @@ const (
 	mbrEntriesOffset = 446
 	mbrEntrySize     = 16
 	mbrTypeGPT       = 0xEE
-	// maxLogical caps an EBR chain; a chain that goes on longer is damaged
-	// (or loops in a way the visited set has not seen yet).
+	// maxLogical caps the number of EBRs followed in a chain; real disks
+	// have a handful.
 	maxLogical = 128
 )
 
@@ -151,7 +151,7 @@ func (t *Target) readEBRChain(r io.ReaderAt, ext Volume, ss int, sectors int64) 
 	seen := map[uint64]bool{}
 	ebr := make([]byte, 512)
 	for lba := extLBA; ; {
-		if len(out) >= maxLogical {
+		if len(seen) >= maxLogical {
 			return out, fmt.Sprintf("extended partition %d: more than %d logical partitions; the rest are not listed", ext.Index, maxLogical)
 		}
 		if seen[lba] {

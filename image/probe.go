@@ -166,10 +166,14 @@ func lbaBytes(lba uint64, ss int) (int64, bool) {
 	return int64(lba) * int64(ss), true
 }
 
-// markOverlaps marks every pair of volumes whose byte ranges overlap as
-// damaged, unless skip says the pair may overlap (an MBR extended
-// partition and its logical partitions).
+// markOverlaps marks every volume whose byte range overlaps another's as
+// damaged, unless skip says the pair may overlap (an MBR extended partition
+// and its logical partitions). At most a few partners are named, so that a
+// table of thousands of identical entries stays cheap to report.
 func markOverlaps(vs []Volume, skip func(a, b Volume) bool) {
+	const named = 3
+	partners := make([][]int, len(vs))
+	counts := make([]int, len(vs))
 	for i := range vs {
 		for j := i + 1; j < len(vs); j++ {
 			a, b := vs[i], vs[j]
@@ -177,10 +181,30 @@ func markOverlaps(vs []Volume, skip func(a, b Volume) bool) {
 				continue
 			}
 			if a.Offset < b.Offset+b.Size && b.Offset < a.Offset+a.Size {
-				addDamage(&vs[i], fmt.Sprintf("overlaps partition %d", b.Index))
-				addDamage(&vs[j], fmt.Sprintf("overlaps partition %d", a.Index))
+				for _, k := range [2][2]int{{i, j}, {j, i}} {
+					counts[k[0]]++
+					if len(partners[k[0]]) < named {
+						partners[k[0]] = append(partners[k[0]], vs[k[1]].Index)
+					}
+				}
 			}
 		}
+	}
+	for i, ps := range partners {
+		if len(ps) == 0 {
+			continue
+		}
+		why := "overlaps partition"
+		for n, idx := range ps {
+			if n > 0 {
+				why += ","
+			}
+			why += fmt.Sprintf(" %d", idx)
+		}
+		if more := counts[i] - len(ps); more > 0 {
+			why += fmt.Sprintf(" and %d more", more)
+		}
+		addDamage(&vs[i], why)
 	}
 }
 

@@ -30,6 +30,18 @@
 // WinPE and `E:` later, find the same journal. Offsets in a journal are
 // relative to the volume, not to the disk that holds it.
 //
+// # How a command uses it
+//
+//	dir, err := journal.ChooseDir(target, isImageFile, journalFlag) // ErrNoJournalDir: refuse
+//	infos, _ := journal.Find(dir, id)  // every command: an Interrupted() one => print Advice
+//	plan := journal.NewOverlay(volume, size); plan.SetAlign(sectorSize)
+//	... editors write into plan (or plan.Labeled("what")) and read it back ...
+//	plan.Ranges()                       // --dry-run prints these; nothing written
+//	path, err := journal.Commit(dir, journal.Header{ID: id, ...}, plan, volumeW, sync)
+//	// undo TARGET: for each of journal.Undoable(infos), newest first:
+//	rep, err := journal.Undo(info.Path, volumeR, volumeW, sync) // rep.Results, rep.Summary()
+//	// fix TARGET with an interrupted journal: journal.Resume(info.Path, ...)
+//
 // # File format (version 1, little-endian)
 //
 // An 8-byte magic "WUOJRNL\x00", then frames. A frame is

@@ -80,7 +80,7 @@ func Find(dir string, id VolumeID) ([]*Info, error) {
 			}
 			continue
 		}
-		if info.Header.ID == id {
+		if info.Header.ID.Same(id) {
 			out = append(out, info)
 		}
 	}
@@ -92,6 +92,26 @@ func Find(dir string, id VolumeID) ([]*Info, error) {
 		return out[a].Path > out[b].Path
 	})
 	return out, nil
+}
+
+// Undoable returns the journals of infos (as Find returns them, newest
+// first) that undo should take back, in the order it should: every one
+// prepared and not yet undone (committed or interrupted), and every
+// damaged one that may hold something to restore. Undoing newest first
+// matters when two fixes touched the same bytes: the older journal's
+// "new" bytes are only there again once the newer one is undone.
+func Undoable(infos []*Info) []*Info {
+	var out []*Info
+	for _, in := range infos {
+		switch {
+		case in.State == StateInterrupted || in.State == StateCommitted:
+			out = append(out, in)
+		case in.State == StatePlanned && in.Damage != nil && !in.Torn && len(in.Records) > 0:
+			// Damage hid the prepared mark, if there was one.
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 // ChooseDir returns where the journal for a target goes: flagDir when the

@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -62,6 +63,12 @@ type VolumeID struct {
 	// name for an image file, "" for a block device or a drive letter, whose
 	// names are not stable across boots.
 	Name string
+}
+
+// Same reports whether a and b identify the same volume. Names compare
+// case-insensitively, as Windows compares file names.
+func (a VolumeID) Same(b VolumeID) bool {
+	return a.Serial == b.Serial && a.Size == b.Size && strings.EqualFold(a.Name, b.Name)
 }
 
 // Header describes a journal: the volume it belongs to and who made it.
@@ -141,6 +148,8 @@ func (i *Info) Interrupted() bool { return i.State == StateInterrupted }
 // when there is nothing to do.
 func (i *Info) Advice(target string) string {
 	switch {
+	case i.State == "" && i.Damage != nil:
+		return fmt.Sprintf("journal %s cannot be read (%v): nothing in it can be undone; keep it for inspection", i.Path, i.Damage)
 	case i.State == StateInterrupted:
 		return fmt.Sprintf("a fix of this volume was interrupted (journal %s): run `wuoffline undo %s` to roll it back to the original bytes, or `wuoffline fix %s` to finish it", i.Path, target, target)
 	case i.Damage != nil && !i.Torn:
@@ -226,14 +235,15 @@ func Read(r io.ReaderAt, size int64) (*Info, error) {
 
 // parser holds the state of one Read.
 type parser struct {
-	r      io.ReaderAt
-	size   int64
-	sum    hash.Hash // SHA-256 over 'W' payloads, checked against 'P'
-	header bool
-	marked bool  // a 'P', 'C' or 'U' frame was seen: no more 'W'
-	torn   bool  // the last frame error was a frame running past EOF
-	crcEnd int64 // end of the last frame whose CRC failed, 0 if none
-	buf    [32 << 10]byte
+	r        io.ReaderAt
+	size     int64
+	sum      hash.Hash // SHA-256 over 'W' payloads, checked against 'P'
+	header   bool
+	marked   bool  // a 'P', 'C' or 'U' frame was seen: no more 'W'
+	prepared bool  // the 'P' frame was seen
+	torn     bool  // the last frame error was a frame running past EOF
+	crcEnd   int64 // end of the last frame whose CRC failed, 0 if none
+	buf      [32 << 10]byte
 }
 
 // frame checks the frame at pos: its header, bounds and CRC. For a 'W'
@@ -369,9 +379,9 @@ func (p *parser) apply(info *Info, typ byte, pos, plen int64) error {
 			return bad("plan checksum does not match the saved ranges")
 		}
 		info.State = StateInterrupted
-		p.marked = true
+		p.marked, p.prepared = true, true
 	case frameCommitted:
-		if info.State == StatePlanned {
+		if !p.prepared {
 			return bad("commit without a prepared plan")
 		}
 		if plen != markSize {

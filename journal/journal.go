@@ -33,8 +33,8 @@ type Journal struct {
 type span struct{ off, end int64 }
 
 // Create creates a new journal for the volume h.ID in dir, named by
-// [FileName], and writes its header. It fails if dir is not a writable
-// directory. Nothing is written to the volume by anything in this package
+// [FileName], and writes its header. It fails, wrapping [ErrNoJournalDir],
+// if dir is not a writable directory. Nothing is written to the volume by anything in this package
 // until [Journal.Prepare] has returned.
 func Create(dir string, h Header) (*Journal, error) {
 	if h.Created.IsZero() {
@@ -42,9 +42,9 @@ func Create(dir string, h Header) (*Journal, error) {
 	}
 	h.Created = h.Created.UTC()
 	if st, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("journal directory: %w", err)
+		return nil, fmt.Errorf("journal: %w: %w", ErrNoJournalDir, err)
 	} else if !st.IsDir() {
-		return nil, fmt.Errorf("journal directory %s: not a directory", dir)
+		return nil, fmt.Errorf("journal: %w: %s is not a directory", ErrNoJournalDir, dir)
 	}
 	var f *os.File
 	var path string
@@ -58,7 +58,7 @@ func Create(dir string, h Header) (*Journal, error) {
 			break
 		}
 		if !errors.Is(err, os.ErrExist) || i >= 99 {
-			return nil, fmt.Errorf("journal: creating %w", err)
+			return nil, fmt.Errorf("journal: %w: %w", ErrNoJournalDir, err)
 		}
 	}
 	j := &Journal{f: f, path: path, dir: dir, sum: sha256.New(), state: StatePlanned}
@@ -289,8 +289,12 @@ func (j *Journal) Abort() error {
 // AddOverlay(o), Prepare, Apply(w, sync), Close. It returns the journal's
 // path. If the plan fails before Prepare the journal is removed and the
 // volume untouched; if Apply fails the path is returned with the error and
-// the journal is left interrupted, for [Undo].
+// the journal is left interrupted, for [Undo]. An empty plan writes
+// nothing, creates no journal and returns "".
 func Commit(dir string, h Header, o *Overlay, w io.WriterAt, sync func() error) (string, error) {
+	if len(o.ext) == 0 {
+		return "", nil
+	}
 	j, err := Create(dir, h)
 	if err != nil {
 		return "", err

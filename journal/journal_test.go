@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -311,9 +312,6 @@ func TestChangedSince(t *testing.T) {
 	}
 }
 
-// Len is a test helper: the length of a change.
-func (c Change) Len() int64 { return int64(len(c.Data)) }
-
 // mem is a bounds-checked in-memory volume.
 type mem []byte
 
@@ -552,6 +550,15 @@ func TestAddRules(t *testing.T) {
 	if err := j2.Abort(); err == nil {
 		t.Error("Abort of a prepared journal succeeded")
 	}
+
+	// An empty plan: no journal, no write.
+	empty := t.TempDir()
+	if path, err := Commit(empty, header(), NewOverlay(base, 0x10000), make(mem, 0), nil); path != "" || err != nil {
+		t.Errorf("Commit(empty plan) = %q, %v", path, err)
+	}
+	if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+		t.Errorf("empty plan left %d files", len(ents))
+	}
 }
 
 func TestFind(t *testing.T) {
@@ -672,5 +679,92 @@ func TestHeaderRoundTrip(t *testing.T) {
 	}
 	if name := FileName(h); strings.ContainsAny(name, `/\:*`) || !strings.HasPrefix(name, "a_b_c_.img.wuoffline-1234ABCD5678EF90-20261123T200000") {
 		t.Errorf("FileName = %q", name)
+	}
+}
+
+func TestUndoable(t *testing.T) {
+	mk := func(s State, damaged, torn bool, recs int) *Info {
+		in := &Info{State: s, Torn: torn, Records: make([]Record, recs)}
+		if damaged {
+			in.Damage = errors.New("x")
+		}
+		return in
+	}
+	infos := []*Info{
+		mk(StateCommitted, false, false, 2),   // 0: yes
+		mk(StateUndone, false, false, 2),      // 1: no
+		mk(StateInterrupted, false, false, 2), // 2: yes
+		mk(StatePlanned, false, false, 2),     // 3: no: nothing written
+		mk(StatePlanned, true, true, 2),       // 4: no: torn before the prepared mark
+		mk(StatePlanned, true, false, 2),      // 5: yes: damage may hide the mark
+		mk(StatePlanned, true, false, 0),      // 6: no: nothing readable
+		{Damage: errors.New("unreadable")},    // 7: no: cannot be read at all
+	}
+	got := Undoable(infos)
+	want := []*Info{infos[0], infos[2], infos[5]}
+	if len(got) != len(want) {
+		t.Fatalf("Undoable = %d journals, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Undoable[%d] is not the expected journal", i)
+		}
+	}
+	if !testID.Same(VolumeID{testID.Serial, testID.Size, "DISK.IMG"}) || testID.Same(VolumeID{testID.Serial, testID.Size + 1, testID.Name}) {
+		t.Error("VolumeID.Same")
+	}
+}
+
+func TestReportSummary(t *testing.T) {
+	_, img, _, _, path := commitPlan(t)
+	img.WriteAt([]byte{0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04}, 0x20) // inside the boot sector range
+	rep, err := Undo(path, img, img, img.Sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rep.Summary()
+	for _, want := range []string{"undo:", "restored", "1 changed since (not touched)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("Summary %q lacks %q", s, want)
+		}
+	}
+	var labels []string
+	for _, r := range rep.Results {
+		if r.Outcome == ChangedSince {
+			labels = append(labels, r.Label)
+		}
+	}
+	if len(labels) != 1 || labels[0] != "boot sector" {
+		t.Errorf("changed ranges %q, want the boot sector", labels)
+	}
+}
+
+// TestUndoReadOnlyJournal: a journal on a write-protected stick still
+// restores the volume; it just cannot be marked.
+func TestUndoReadOnlyJournal(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "mount")
+	_, img, orig, _, path := commitPlan(t)
+	ro := filepath.Join(t.TempDir(), "stick")
+	os.Mkdir(ro, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", ro).CombinedOutput(); err != nil {
+		testutil.Unavailable(t, "mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", ro).Run() })
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jp := filepath.Join(ro, filepath.Base(path))
+	if err := os.WriteFile(jp, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "mount", "-o", "remount,ro", ro)
+	rep, err := Undo(jp, img, img, img.Sync)
+	if err != nil || rep.Marked || !rep.Complete() || !strings.Contains(rep.Summary(), "not updated") {
+		t.Fatalf("Undo with a read-only journal: %+v, %v", rep, err)
+	}
+	if !bytes.Equal(fileBytes(t, img), orig) {
+		t.Fatal("image not restored")
 	}
 }

@@ -19,7 +19,7 @@ type Overlay struct {
 	base  io.ReaderAt
 	size  int64
 	align int64    // Ranges and Changes are widened to multiples of it
-	ext   []extent // sorted by offset; neither overlapping nor adjacent
+	ext   []extent // sorted by offset; not overlapping; touching only if labelled differently
 }
 
 // extent is a run of written bytes.
@@ -49,6 +49,18 @@ func (e *extent) addLabel(l string) {
 	} else {
 		e.more++
 	}
+}
+
+// only reports whether label is the extent's one and only label ("" for
+// none): a write so labelled and touching it continues it.
+func (e *extent) only(label string) bool {
+	if e.more > 0 {
+		return false
+	}
+	if label == "" {
+		return len(e.labels) == 0
+	}
+	return len(e.labels) == 1 && e.labels[0] == label
 }
 
 func (e *extent) label() string {
@@ -137,10 +149,18 @@ func (o *Overlay) write(p []byte, off int64, label string) (int, error) {
 		return 0, nil
 	}
 	end := off + n
-	// ext[lo:hi] overlap or touch [off, end): they merge with the write.
-	lo := sort.Search(len(o.ext), func(i int) bool { return o.ext[i].end() >= off })
+	// ext[lo:hi] overlap [off, end), or touch it and carry the same label:
+	// they merge with the write. Touching writes of different things stay
+	// apart, so that undo decides (and reports) each on its own.
+	lo := sort.Search(len(o.ext), func(i int) bool { return o.ext[i].end() > off })
+	if lo > 0 && o.ext[lo-1].end() == off && o.ext[lo-1].only(label) {
+		lo--
+	}
 	hi := lo
-	for hi < len(o.ext) && o.ext[hi].off <= end {
+	for hi < len(o.ext) && o.ext[hi].off < end {
+		hi++
+	}
+	if hi < len(o.ext) && o.ext[hi].off == end && o.ext[hi].only(label) {
 		hi++
 	}
 	switch {
@@ -192,8 +212,13 @@ type Change struct {
 	Label string
 }
 
-// Ranges returns the ranges written so far, sorted, with overlapping and
-// adjacent writes merged (and widened to the alignment, see SetAlign).
+// Len returns the length of the change.
+func (c Change) Len() int64 { return int64(len(c.Data)) }
+
+// Ranges returns the ranges written so far, sorted, with overlapping
+// writes merged, and touching writes merged when they carry the same label
+// (each range is then one thing to undo and report), widened to the
+// alignment (see SetAlign).
 func (o *Overlay) Ranges() []Range {
 	spans := o.spans()
 	rs := make([]Range, len(spans))
@@ -222,6 +247,9 @@ func (o *Overlay) Changes() ([]Change, error) {
 	return cs, nil
 }
 
+// labelOf is e's label as a span shows it.
+func labelOf(e *extent) string { return e.label() }
+
 // alignedSpan is a range of the result: extents first..last widened.
 type alignedSpan struct {
 	off, end    int64
@@ -236,7 +264,7 @@ func (o *Overlay) spans() []alignedSpan {
 		e := &o.ext[i]
 		off := e.off / o.align * o.align
 		end := min((e.end()+o.align-1)/o.align*o.align, o.size)
-		if n := len(out); n > 0 && off <= out[n-1].end {
+		if n := len(out); n > 0 && (off < out[n-1].end || off == out[n-1].end && out[n-1].label == labelOf(e)) {
 			last := &out[n-1]
 			last.end = max(last.end, end)
 			last.last = i
@@ -250,10 +278,26 @@ func (o *Overlay) spans() []alignedSpan {
 		cur = &extent{labels: append([]string(nil), e.labels...), more: e.more}
 		out = append(out, alignedSpan{off, end, i, i, cur.label()})
 	}
+	// A span's label can change after its neighbour was compared with it
+	// (an unlabelled write later overlapped by a labelled one): join the
+	// touching spans that ended up with the same label.
+	k := 0
+	for i := 1; i < len(out); i++ {
+		if out[k].end == out[i].off && out[k].label == out[i].label {
+			out[k].end, out[k].last = out[i].end, out[i].last
+			continue
+		}
+		k++
+		out[k] = out[i]
+	}
+	if len(out) > 0 {
+		out = out[:k+1]
+	}
 	return out
 }
 
-// Bytes returns the number of bytes the plan writes.
+// Bytes returns the number of bytes the plan's writes cover, before
+// widening to the alignment.
 func (o *Overlay) Bytes() int64 {
 	var n int64
 	for i := range o.ext {

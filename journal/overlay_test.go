@@ -24,8 +24,12 @@ func TestOverlayRanges(t *testing.T) {
 		{"none", nil, []Range{}},
 		{"one", []w{{10, 5, "a"}}, []Range{{10, 5, "a"}}},
 		{"disjoint sorted", []w{{50, 5, "b"}, {10, 5, "a"}}, []Range{{10, 5, "a"}, {50, 5, "b"}}},
-		{"adjacent after", []w{{10, 5, "a"}, {15, 5, "b"}}, []Range{{10, 10, "a; b"}}},
-		{"adjacent before", []w{{10, 5, "a"}, {5, 5, "b"}}, []Range{{5, 10, "a; b"}}},
+		{"adjacent after", []w{{10, 5, "a"}, {15, 5, "b"}}, []Range{{10, 5, "a"}, {15, 5, "b"}}},
+		{"adjacent before", []w{{10, 5, "a"}, {5, 5, "b"}}, []Range{{5, 5, "b"}, {10, 5, "a"}}},
+		{"adjacent same label", []w{{10, 5, "a"}, {15, 5, "a"}, {5, 5, "a"}}, []Range{{5, 15, "a"}}},
+		{"adjacent unlabelled", []w{{10, 5, ""}, {15, 5, ""}}, []Range{{10, 10, ""}}},
+		{"between two labels", []w{{10, 5, "a"}, {20, 5, "b"}, {15, 5, "c"}}, []Range{{10, 5, "a"}, {15, 5, "c"}, {20, 5, "b"}}},
+		{"continues then touches", []w{{10, 5, "a"}, {20, 5, "b"}, {15, 5, "a"}}, []Range{{10, 10, "a"}, {20, 5, "b"}}},
 		{"inside", []w{{10, 50, "a"}, {20, 5, "a"}}, []Range{{10, 50, "a"}}},
 		{"covers several", []w{{10, 2, "a"}, {20, 2, "b"}, {30, 2, "c"}, {0, 100, "d"}}, []Range{{0, 100, "a; b; c; d"}}},
 		{"bridges two", []w{{10, 5, "a"}, {20, 5, "b"}, {12, 10, ""}}, []Range{{10, 15, "a; b"}}},
@@ -69,10 +73,14 @@ func TestOverlayAlign(t *testing.T) {
 	o := NewOverlay(bytes.NewReader(make([]byte, 5000)), 5000)
 	o.SetAlign(512)
 	o.Labeled("a").WriteAt([]byte{1}, 10)
-	o.Labeled("b").WriteAt([]byte{2}, 600) // next sector: merges with a's
+	o.Labeled("b").WriteAt([]byte{2}, 600) // next sector, another thing: its own range
+	o.Labeled("f").WriteAt([]byte{8}, 20)  // a's sector: shares it, merges
 	o.Labeled("c").WriteAt([]byte{3}, 2000)
 	o.Labeled("d").WriteAt([]byte{4, 4}, 4999-1) // last, partial sector
-	want := []Range{{0, 1024, "a; b"}, {1536, 512, "c"}, {4608, 392, "d"}}
+	o.Labeled("a").WriteAt([]byte{5}, 3000)
+	o.Labeled("a").WriteAt([]byte{6}, 3100) // touching sector, same label: one range
+	o.Labeled("e").WriteAt([]byte{7}, 1100) // sector 2, touching b's and c's: apart
+	want := []Range{{0, 512, "a; f"}, {512, 512, "b"}, {1024, 512, "e"}, {1536, 512, "c"}, {2560, 1024, "a"}, {4608, 392, "d"}}
 	got := o.Ranges()
 	if len(got) != len(want) {
 		t.Fatalf("Ranges = %+v, want %+v", got, want)
@@ -83,7 +91,7 @@ func TestOverlayAlign(t *testing.T) {
 		}
 	}
 	cs := mustChanges(o)
-	if cs[0].Data[10] != 1 || cs[0].Data[600] != 2 || cs[1].Data[2000-1536] != 3 || cs[2].Data[391] != 4 {
+	if cs[0].Data[10] != 1 || cs[0].Data[20] != 8 || cs[1].Data[600-512] != 2 || cs[3].Data[2000-1536] != 3 || cs[5].Data[391] != 4 {
 		t.Fatal("aligned changes lost planned bytes")
 	}
 }
@@ -114,9 +122,10 @@ func TestOverlayBounds(t *testing.T) {
 	}
 }
 
-// TestOverlayModel checks random writes and reads against a plain copy:
-// reads see exactly the planned bytes, and Ranges cover exactly the bytes
-// written, sorted, neither overlapping nor adjacent.
+// TestOverlayModel checks random labelled writes and reads against a plain
+// copy: reads see exactly the planned bytes, and Ranges cover exactly the
+// blocks written, sorted, not overlapping, touching only when labelled
+// differently.
 func TestOverlayModel(t *testing.T) {
 	const size = 1<<14 + 100 // not a multiple of the alignments
 	r := rand.New(rand.NewPCG(1, 2))
@@ -131,7 +140,7 @@ func TestOverlayModel(t *testing.T) {
 			n := 1 + r.IntN(700)
 			off := r.Int64N(size - int64(n) + 1)
 			p := randomBytes(r.Uint64(), n)
-			if _, err := o.WriteAt(p, off); err != nil {
+			if _, err := o.Labeled([]string{"", "", "x", "y"}[r.IntN(4)]).WriteAt(p, off); err != nil {
 				t.Fatal(err)
 			}
 			copy(model[off:], p)
@@ -148,10 +157,12 @@ func TestOverlayModel(t *testing.T) {
 		}
 		covered := make([]bool, size)
 		var prevEnd int64 = -1
+		prevLabel := ""
 		for _, c := range mustChanges(o) {
-			if c.Off <= prevEnd {
-				t.Fatalf("round %d: range at %d overlaps or touches the previous one (end %d)", round, c.Off, prevEnd)
+			if c.Off < prevEnd || c.Off == prevEnd && c.Label == prevLabel {
+				t.Fatalf("round %d: range at %d (%q) overlaps or continues the previous one (end %d, %q)", round, c.Off, c.Label, prevEnd, prevLabel)
 			}
+			prevLabel = c.Label
 			prevEnd = c.Off + c.Len()
 			if c.Off%align != 0 || (prevEnd%align != 0 && prevEnd != size) {
 				t.Fatalf("round %d: range %d+%d not aligned to %d", round, c.Off, c.Len(), align)

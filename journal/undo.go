@@ -2,9 +2,11 @@ package journal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -63,6 +65,29 @@ type Report struct {
 	Marked bool
 }
 
+// Summary says in one line what was done, for the text report.
+func (r *Report) Summary() string {
+	var s string
+	if r.Action == "resume" {
+		s = fmt.Sprintf("resume: %d range(s) written, %d already applied", r.Done, r.Already)
+	} else {
+		s = fmt.Sprintf("undo: %d range(s) restored, %d already original", r.Done, r.Already)
+	}
+	if r.Changed > 0 {
+		s += fmt.Sprintf(", %d changed since (not touched)", r.Changed)
+	}
+	if r.Lost > 0 {
+		s += fmt.Sprintf(", %d unreadable in the journal (not touched)", r.Lost)
+	}
+	if r.Damage != nil {
+		s += fmt.Sprintf("; the journal is damaged (%v): ranges saved after the damage are unknown", r.Damage)
+	}
+	if !r.Marked {
+		s += "; the journal was not updated"
+	}
+	return s
+}
+
 // Complete reports whether every saved range is now in the wanted state
 // (original after undo, new after resume) and the whole journal was read.
 func (r *Report) Complete() bool { return r.Changed == 0 && r.Lost == 0 && r.Damage == nil }
@@ -90,7 +115,14 @@ func Resume(path string, r io.ReaderAt, w io.WriterAt, sync func() error) (*Repo
 }
 
 func run(path string, r io.ReaderAt, w io.WriterAt, sync func() error, forward bool) (*Report, error) {
+	readOnly := false
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		// A write-protected stick: the volume can still be restored, the
+		// journal just cannot record it.
+		readOnly = true
+		f, err = os.Open(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -124,7 +156,7 @@ func run(path string, r io.ReaderAt, w io.WriterAt, sync func() error, forward b
 	if err != nil {
 		return rep, err
 	}
-	if info.Damage != nil && !info.Torn {
+	if readOnly || (info.Damage != nil && !info.Torn) {
 		return rep, nil // never modify a damaged journal: it is evidence
 	}
 	if forward && rep.Changed > 0 {

@@ -144,6 +144,8 @@ func TestFSBuiltVolume(t *testing.T) {
 			{"überprüfung.txt", "Überprüfung.txt", true},
 			{"ПРИВЕТ/МИР.TXT", "мир.txt", true},
 			{"日本語.TXT", "日本語.txt", true},
+			{"ſ.TXT", "ſ.txt", true},
+			{"S.TXT", "", false}, // Go's EqualFold would match ſ; $UpCase does not
 			{"Many/ENTRY 1999 WITH A LONGISH NAME.DAT", rdManyName(1999), true},
 			{"Many/entry 0000 with a longish name.dat", rdManyName(0), true},
 			{"Many/Entry 2000 with a longish name.dat", "", false},

@@ -52,6 +52,7 @@ type ixNode struct {
 	entriesOff int    // INDX: offset of the entries from the node header
 	raw        []byte // INDX: the block as read (fixups applied), nil if new
 	dirty      bool
+	freed      bool // cleared in the index $BITMAP; written empty
 }
 
 func (n *ixNode) used() int {
@@ -162,7 +163,7 @@ type ixTree struct {
 	// directory's own, or extension records named by its attribute list.
 	rootRec, allocRec, bmRec uint64
 	hasAL                    bool
-	nodes      map[int64]*ixNode
+	nodes                    map[int64]*ixNode
 }
 
 // loadTree reads a directory's $INDEX_ROOT, allocation runs and bitmap.
@@ -595,6 +596,7 @@ func (tr *ixTree) moveRoot() error {
 	nn.vcn = vcn
 	end.childVCN = vcn
 	tr.nodes[vcn] = nn
+	tr.root.dirty = true // written again at flush with the real VCN
 	return nil
 }
 
@@ -627,8 +629,13 @@ func (tr *ixTree) freeBlock(n *ixNode) {
 		tr.bitmap[b/8] &^= 1 << (b % 8)
 		tr.bmDirty = true
 	}
-	delete(tr.nodes, n.vcn)
-	n.dirty = false
+	// The freed block is written back holding only an END entry: readers
+	// that ignore the index $BITMAP (sleuthkit's fls) would otherwise list
+	// the names it held as live.
+	n.entries = []*ixEntry{{end: true, childVCN: -1}}
+	n.internal = false
+	n.dirty = true
+	n.freed = true
 }
 
 func string16(u []uint16) string { return decodeUTF16(utf16ToBytes(u)) }

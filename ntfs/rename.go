@@ -280,8 +280,14 @@ func (t *tx) rename(oldPath, newPath string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
-		return fmt.Errorf("%s: the file's record has an $ATTRIBUTE_LIST; renaming such files is not supported", where)
+	al, err := t.attrList(rec)
+	if err != nil {
+		return err
+	}
+	for _, e := range al {
+		if e.typ == AttrFileName && RefNum(e.ref) != child {
+			return fmt.Errorf("%s: the file keeps a $FILE_NAME in extension record %d; not supported", where, RefNum(e.ref))
+		}
 	}
 	ntree, err := t.tree(newParent)
 	if err != nil {
@@ -346,6 +352,10 @@ func (t *tx) rename(oldPath, newPath string) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
+	dropIDs := map[uint16]bool{}
+	for _, fn := range remove {
+		dropIDs[le16(rec.Data[fn.off+0xE:])] = true
+	}
 	// Remove the attributes from the highest offset down so that the
 	// offsets of the others stay valid.
 	for i := len(remove) - 1; i >= 0; i-- {
@@ -384,12 +394,32 @@ func (t *tx) rename(oldPath, newPath string) error {
 		}
 		adds = []add{{newName, NamespaceWin32}, {short, NamespaceDOS}}
 	}
+	var added []uint16
 	for _, a := range adds {
 		v := buildFileName(tmplRaw, parentRef, a.name, a.ns)
-		if _, err := rec.InsertResident(AttrFileName, "", v, true); err != nil {
+		off, err := rec.InsertResident(AttrFileName, "", v, true)
+		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
+		added = append(added, le16(rec.Data[off+0xE:]))
 		if err := ntree.insert(rec.Ref(), v); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	if al != nil {
+		as, err := rec.Attrs()
+		if err != nil {
+			return err
+		}
+		var newAttrs []Attr
+		for _, a := range as {
+			for _, id := range added {
+				if a.Type == AttrFileName && a.ID == id {
+					newAttrs = append(newAttrs, a)
+				}
+			}
+		}
+		if err := t.syncAttrList(rec, dropIDs, newAttrs); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}

@@ -35,10 +35,10 @@ var wtNames = []string{"file", "File", "FILE", "file_", "file-", "file.", "filé
 
 func wtName(r *rand.Rand) string {
 	s := wtNames[r.Intn(len(wtNames))]
-	switch r.Intn(4) {
+	switch r.Intn(8) {
 	case 0:
-		s += fmt.Sprint(r.Intn(30))
-	case 1:
+		s += fmt.Sprint(r.Intn(300))
+	case 1, 3, 4, 5, 6, 7:
 		s += fmt.Sprint(r.Intn(100000))
 	case 2:
 		s += "." + []string{"txt", "TXT", "dll", "manifest", "c"}[r.Intn(5)]

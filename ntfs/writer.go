@@ -270,3 +270,75 @@ func (t *tx) resolve(p string) ([]uint64, error) {
 	}
 	return nums, nil
 }
+
+// OpenReadOnly opens a volume for List, Check and the Plan* methods only:
+// there is no safety refusal because nothing can be written.
+func OpenReadOnly(r io.ReaderAt, size int64) (*Writer, error) {
+	return newWriter(r, nil, size, WriterOptions{})
+}
+
+// DirEntry is one $I30 index entry of a directory as stored on disk.
+type DirEntry struct {
+	Name      string
+	Namespace uint8  // NamespacePOSIX, NamespaceWin32, NamespaceDOS, NamespaceWin32DOS
+	Record    uint64 // MFT record number
+	Seq       uint16 // the record's sequence number the entry names
+	IsDir     bool
+	Size      int64     // data size from the entry's duplicated information
+	Modified  time.Time // modification time from the duplicated information
+}
+
+// List returns every index entry of the directory at path in index
+// (collation) order, DOS names included.
+func (w *Writer) List(path string) ([]DirEntry, error) {
+	t := w.begin()
+	nums, err := t.resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := t.tree(nums[len(nums)-1])
+	if err != nil {
+		return nil, err
+	}
+	var out []DirEntry
+	var walk func(n *ixNode, depth int) error
+	walk = func(n *ixNode, depth int) error {
+		if depth > 64 {
+			return fmt.Errorf("ntfs: directory %d: %w: index loop", tr.dir, errIndex)
+		}
+		for _, e := range n.entries {
+			if n.internal {
+				c, err := tr.childOf(e)
+				if err != nil {
+					return err
+				}
+				if err := walk(c, depth+1); err != nil {
+					return err
+				}
+			}
+			if e.end {
+				continue
+			}
+			if len(out) > 1<<24 {
+				return fmt.Errorf("ntfs: directory %d: too many entries", tr.dir)
+			}
+			out = append(out, DirEntry{
+				Name: string16(e.name), Namespace: e.key[0x41], Record: RefNum(e.ref), Seq: RefSeq(e.ref),
+				IsDir: le32(e.key[0x38:])&fileAttrDirIndex != 0, Size: int64(le64(e.key[0x30:])),
+				Modified: fromFiletime(le64(e.key[0x10:])),
+			})
+		}
+		return nil
+	}
+	return out, walk(tr.root, 0)
+}
+
+// fromFiletime converts NTFS time (100 ns since 1601) to time.Time.
+func fromFiletime(ft uint64) time.Time {
+	const epochDiff = 116444736000000000
+	if ft < epochDiff {
+		return time.Time{}
+	}
+	d := ft - epochDiff
+	return time.Unix(int64(d/10000000), int64(d%10000000)*100).UTC()
+}

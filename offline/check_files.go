@@ -105,6 +105,9 @@ func (c PendingXML) Diagnose(in *Installation) Result {
 	}
 	r.Status = StatusProblem
 	r.Summary = fmt.Sprintf("%s present: an unfinished update is replayed at every boot", r.Evidence[0].Path)
+	// Startup Repair's verdict (SrtTrail.txt) is the failed-startup
+	// evidence of the logs; it belongs with the marker that causes it.
+	r.Evidence = append(r.Evidence, logEvidence(in.Logs().StartupFailures(), "startup failures")...)
 	r.Fix = "rename pending.xml aside (to pending.xml.old); Windows then boots without replaying the unfinished update"
 	return r
 }
@@ -456,9 +459,13 @@ func (c BITSQueue) Diagnose(in *Installation) Result {
 		if fi != nil && fi.Size() == 0 {
 			ev.Detail = "BITS job queue file is empty (damaged queue)"
 			damaged++
-		} else if head, err := readHead(in.FS, p, payloadHeadBytes); err == nil && allZero(head) {
-			ev.Detail = "BITS job queue file is zero-filled (damaged queue)"
-			damaged++
+		} else if n == "qmgr.db" {
+			// qmgr.db is an ESE database: signature 0x89ABCDEF at offset 4
+			// of its header. (qmgr.jfm, the flush map, may be all zeros.)
+			if head, err := readHead(in.FS, p, 8); err == nil && (len(head) < 8 || binary.LittleEndian.Uint32(head[4:]) != 0x89ABCDEF) {
+				ev.Detail = "BITS job queue database has no ESE signature (damaged queue)"
+				damaged++
+			}
 		}
 		r.Evidence = append(r.Evidence, ev)
 	}

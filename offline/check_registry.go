@@ -898,20 +898,27 @@ func (c SetupExecute) Diagnose(in *Installation) Result {
 		}
 		entries = []string{s}
 	}
-	var poq []string
+	var poq, nonEmpty []string
 	for _, e := range entries {
+		if strings.TrimSpace(e) != "" {
+			nonEmpty = append(nonEmpty, e)
+		}
 		if strings.Contains(strings.ToLower(e), "poqexec") {
 			poq = append(poq, e)
 		}
 	}
+	if len(nonEmpty) == 0 {
+		r.Summary = "SetupExecute is empty"
+		return r
+	}
 	if len(poq) == 0 {
 		r.Status = StatusInfo
-		r.Summary = "SetupExecute runs: " + clip(strings.Join(entries, " | "), 200)
+		r.Summary = "SetupExecute runs: " + clip(strings.Join(nonEmpty, " | "), 200)
 		r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", key, v, "boot-time programs (not poqexec)"))
 		return r
 	}
 	ev := valueEvidence("SYSTEM", key, v, "runs "+poq[0]+" at boot to replay an unfinished update")
-	if len(poq) == len(entries) {
+	if len(poq) == len(nonEmpty) {
 		ev.Want = "(value removed)"
 	}
 	r.Evidence = append(r.Evidence, ev)

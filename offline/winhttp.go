@@ -104,6 +104,9 @@ func (s *WinHTTPSettings) ProxyServers() []string {
 // DeadProxy reports whether every proxy server is loopback or 0.0.0.0:
 // such a proxy (left by a tool, or a dead local filter) blocks all updates.
 func (s *WinHTTPSettings) DeadProxy() bool {
+	if !s.Manual() {
+		return false
+	}
 	srv := s.ProxyServers()
 	if len(srv) == 0 {
 		return false

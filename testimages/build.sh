@@ -10,8 +10,8 @@
 # Needs root (FUSE mounts, a loop device for the 4Kn disk).  The work
 # directory testimages/build/ is kept for inspection (git-ignored).
 # Output is reproducible: fixed GUIDs, serials and timestamps everywhere
-# (mkntfs -T, ntfslabel --new-serial, system.ntfs_times, SOURCE_DATE_EPOCH for
-# mtools, tar --mtime=@0, gzip -n).  See testimages/README.md.
+# (mkntfs -T, ntfslabel --new-serial, ntfs-3g under faketime plus
+# system.ntfs_times, SOURCE_DATE_EPOCH for mtools, tar --mtime=@0, gzip -n).  See testimages/README.md.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +22,7 @@ STAGE=${STAGE:-all}
 MINIMAL_HIVE=${MINIMAL_HIVE:-$ROOT/../shared/fixtures/hives/hivex/minimal}
 # 2024-09-12 10:15:32 UTC: the time every file on the test volumes carries.
 FIXED_TIME=1726136132
+FAKE_TIME="2024-09-12 10:15:32"
 export SOURCE_DATE_EPOCH=$FIXED_TIME MTOOLS_SKIP_CHECK=1 LC_ALL=C.UTF-8 TZ=UTC
 
 start_time=$(date +%s)
@@ -52,6 +53,7 @@ need hivexregedit libwin-hivex-perl
 need gzip gzip
 need tar tar
 need fusermount3 fuse3
+need faketime faketime
 # python3 with the hivex module: the first python3 that has it.
 PY=
 for p in python3 /usr/bin/python3; do
@@ -145,7 +147,10 @@ EOF
 ntfs_pid=
 ntfs_mount() {
 	mkdir -p "$2"
-	ntfs-3g -o no_detach,noatime,windows_names "$1" "$2" 2>>"$WORK/ntfs-3g.log" &
+	# The clock frozen at FIXED_TIME (faketime): every time ntfs-3g writes
+	# (standard information, file names in records and index entries, $Volume)
+	# is then the same on every build.
+	faketime -f "$FAKE_TIME" ntfs-3g -o no_detach,noatime,windows_names "$1" "$2" 2>>"$WORK/ntfs-3g.log" &
 	ntfs_pid=$!
 	mounts+=("$2")
 	local i

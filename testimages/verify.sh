@@ -14,7 +14,7 @@ ok() { printf '   ok  %s\n' "$*" >&2; }
 
 # inode IMG SECTOR OFFSET PATH: the inode address fls gives a path.
 inode() {
-	fls -r -p -b "$2" -o "$3" "$1" | awk -v p="$4" -F'\t' '{ split($1, a, " "); sub(/:$/, "", a[2]); if ($2 == p) { print a[2]; exit } }'
+	fls -r -p -b "$2" -o "$3" "$1" | awk -v p="$4" -F'\t' '{ split($1, a, " "); sub(/:$/, "", a[2]); if ($2 == p && !done) { print a[2]; done = 1 } }'
 }
 
 # check_windows IMG SECTOR OFFSET PROFILE WHAT: the Windows volume at OFFSET.
@@ -39,7 +39,7 @@ check_windows() {
 	# DOS names: istat shows both $FILE_NAME attributes.
 	local ino
 	ino=$(inode "$img" "$ss" "$off" Windows/SoftwareDistribution)
-	istat -b "$ss" -o "$off" "$img" "$ino" | grep -q 'SOFTWA~1' || fail "$what: SoftwareDistribution has no DOS name SOFTWA~1"
+	istat -b "$ss" -o "$off" "$img" "$ino" | grep -c 'SOFTWA~1' >/dev/null || fail "$what: SoftwareDistribution has no DOS name SOFTWA~1"
 	# Hives read back out of the volume are byte-identical to the ones built.
 	local hv
 	for hv in SYSTEM SOFTWARE COMPONENTS; do
@@ -57,12 +57,12 @@ ntfs_flags() { ntfsinfo -m -f "$1" 2>/dev/null | awk -F: '/Volume Flags/ { gsub(
 # GPT disks.
 for d in broken-gpt healthy-gpt; do
 	sgdisk -p "$W/$d.img" >"$W/sgdisk-$d.txt" || fail "$d: sgdisk -p"
-	grep -q 'Logical sector size: 512 bytes' "$W/sgdisk-$d.txt" || fail "$d: not 512-byte sectors"
+	grep -q 'Sector size (logical): 512 bytes' "$W/sgdisk-$d.txt" || fail "$d: not 512-byte sectors"
 	[ "$(grep -cE '^ +[0-9]+ ' "$W/sgdisk-$d.txt")" = 4 ] || fail "$d: expected 4 partitions"
 	start=$(awk '$1 == 3 { print $2 }' "$W/sgdisk-$d.txt")
 	prof=broken-win11; [ $d = healthy-gpt ] && prof=healthy-win11
 	check_windows "$W/$d.img" 512 "$start" "$prof" "$d"
-	fls -r -p -o "$(awk '$1 == 4 { print $2 }' "$W/sgdisk-$d.txt")" "$W/$d.img" | grep -q 'Recovery/WindowsRE/ReAgent.xml' ||
+	fls -r -p -o "$(awk '$1 == 4 { print $2 }' "$W/sgdisk-$d.txt")" "$W/$d.img" | grep -c 'Recovery/WindowsRE/ReAgent.xml' >/dev/null ||
 		fail "$d: recovery partition has no Recovery/WindowsRE/ReAgent.xml"
 	ok "$d: sgdisk -p: 4 partitions, 512-byte sectors, Windows at sector $start"
 done
@@ -72,7 +72,7 @@ loop=$(losetup --sector-size 4096 -r -f --show "$W/broken-4kn.img")
 trap 'losetup -d "$loop" 2>/dev/null || true' EXIT
 sgdisk -p "$loop" >"$W/sgdisk-broken-4kn.txt" || fail "broken-4kn: sgdisk -p"
 losetup -d "$loop"; trap - EXIT
-grep -q 'Logical sector size: 4096 bytes' "$W/sgdisk-broken-4kn.txt" || fail "broken-4kn: not 4096-byte sectors"
+grep -q -E 'Sector size \(logical[^)]*\): 4096' "$W/sgdisk-broken-4kn.txt" || fail "broken-4kn: not 4096-byte sectors"
 start=$(awk '$1 == 3 { print $2 }' "$W/sgdisk-broken-4kn.txt")
 check_windows "$W/broken-4kn.img" 4096 "$start" broken-win11 broken-4kn
 ok "broken-4kn: sgdisk -p: 3 partitions, 4096-byte sectors, Windows at sector $start"
@@ -81,7 +81,7 @@ ok "broken-4kn: sgdisk -p: 3 partitions, 4096-byte sectors, Windows at sector $s
 sfdisk -d "$W/broken-mbr.img" >"$W/sfdisk-broken-mbr.txt"
 grep -q 'start=        2048, size=       32768, type=7, bootable' "$W/sfdisk-broken-mbr.txt" || fail "broken-mbr: System Reserved entry"
 grep -q 'start=       34816, size=      196608, type=7$' "$W/sfdisk-broken-mbr.txt" || fail "broken-mbr: Windows entry"
-fls -r -p -o 2048 "$W/broken-mbr.img" | grep -q -P '\tBoot/BCD$' || fail "broken-mbr: System Reserved has no Boot/BCD"
+fls -r -p -o 2048 "$W/broken-mbr.img" | grep -c -P '\tBoot/BCD$' >/dev/null || fail "broken-mbr: System Reserved has no Boot/BCD"
 check_windows "$W/broken-mbr.img" 512 34816 broken-win10 broken-mbr
 ok "broken-mbr: sfdisk -d: System Reserved (active) + Windows, both 0x07"
 
@@ -93,7 +93,7 @@ done
 flags=$(ntfs_flags "$W/broken-volume.img")
 [ "$flags" = 0x0000 ] || [ "$flags" = 0 ] || fail "broken-volume: volume flags $flags, want 0"
 flags=$(ntfs_flags "$W/refuse-dirty.img")
-[ "$flags" = 0x0001 ] || fail "refuse-dirty: ntfsinfo volume flags $flags, want 0x0001"
+case $flags in 0x0001*) ;; *) fail "refuse-dirty: ntfsinfo volume flags $flags, want 0x0001"; ;; esac
 ok "refuse-dirty: ntfsinfo -m: Volume Flags $flags (broken-volume: 0)"
 
 # ntfs-3g accepts a read-write mount of the clean volume without complaint

@@ -1,12 +1,425 @@
 package main
 
 import (
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"wuoffline/offline"
 )
 
-// runDiagnose is a placeholder until the command lands.
-func runDiagnose(_ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "wuoffline diagnose: not implemented yet")
-	return exitError
+const diagnoseHelp = `Usage: wuoffline diagnose [--json] [--letter X:] TARGET...
+
+Find every Windows installation on each TARGET and report what stops Windows
+Update (error 0x80070002 and friends) or stops Windows from starting after an
+update. Read-only: diagnose never writes a byte.
+
+TARGET is a disk or volume image (raw .img, fixed .vhd), a block device
+(/dev/sdb, /dev/nvme0n1p3), a directory where the Windows volume is mounted,
+or on Windows a drive letter (D:). Several TARGETs are read in parallel and
+reported in the order given.
+
+Options:
+  --json        print the report as JSON (schema_version 1) for scripts
+  --letter X:   the drive letter WinPE gives the Windows volume, used in the
+                printed sfc/dism commands (default: the TARGET's letter when
+                it is one, else D: as a placeholder)
+
+What it looks at (ids as in 'wuoffline fix'):
+  failed startup:       pending-xml cbs-pending components-markers setup-execute
+                        pending-renames reboot-flags txr
+  failed installation:  softwaredistribution catroot2 bits-queue services
+                        wu-policies hosts firewall proxy os-upgrade clock minifilters
+  and the logs: CBS.log, CbsPersist_*.log, SrtTrail.txt, ReportingEvents.log,
+  WindowsUpdate.log, setuperr.log, dism.log, System.evtx.
+
+Each check says: problem (wuoffline fix repairs it), info (worth knowing),
+ok, skipped or failed (could not be read).
+
+Exit codes:
+  0  nothing to fix
+  1  problems found that 'wuoffline fix' would repair
+  2  usage error
+  3  'wuoffline fix' would refuse for safety (BitLocker, hibernation or Fast
+     Startup, NTFS dirty flag, unreadable hive, mounted device...); the
+     report still shows all it could read, and says what to do
+  4  other error (target unreadable, no Windows found)
+  With several TARGETs, the highest code of any of them.
+
+Examples:
+  wuoffline diagnose /dev/nvme0n1          # a whole disk, from a Linux rescue stick
+  wuoffline diagnose D:                    # in WinPE, the Windows volume
+  wuoffline diagnose --json disk-*.img     # many VM disks, one JSON report
+`
+
+// runDiagnose implements `wuoffline diagnose`.
+func runDiagnose(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("diagnose", flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	asJSON := fl.Bool("json", false, "")
+	letter := fl.String("letter", "", "")
+	help := fl.Bool("help", false, "")
+	fl.BoolVar(help, "h", false, "")
+	if err := fl.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "wuoffline diagnose: %v\n\n%s", err, diagnoseHelp)
+		return exitUsage
+	}
+	if *help {
+		fmt.Fprint(stdout, diagnoseHelp)
+		return exitOK
+	}
+	targets := fl.Args()
+	if len(targets) == 0 {
+		fmt.Fprintf(stderr, "wuoffline diagnose: no TARGET given\n\n%s", diagnoseHelp)
+		return exitUsage
+	}
+	if *letter != "" && !offline.IsDriveLetter(*letter) {
+		fmt.Fprintf(stderr, "wuoffline diagnose: --letter %q is not a drive letter like D:\n", *letter)
+		return exitUsage
+	}
+	for _, t := range targets {
+		if strings.HasPrefix(t, "-") {
+			fmt.Fprintf(stderr, "wuoffline diagnose: options go before the TARGETs (%q)\n", t)
+			return exitUsage
+		}
+		if runtime.GOOS != "windows" && offline.IsDriveLetter(t) {
+			if _, err := os.Stat(t); err != nil {
+				fmt.Fprintf(stderr, "wuoffline diagnose: %q is a Windows drive letter; on %s name the device (/dev/sdb2, see lsblk), the image file, or the directory where the volume is mounted\n", t, runtime.GOOS)
+				return exitUsage
+			}
+		}
+	}
+	opts := offline.Options{Letter: strings.ToUpper(strings.TrimRight(*letter, `\`))}
+	if isTerminal(stderr) {
+		var mu sync.Mutex
+		opts.Progress = func(target, msg string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(stderr, "wuoffline: %s: %s\n", target, msg)
+		}
+	}
+	rep := offline.Diagnose(targets, opts)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "wuoffline diagnose: %v\n", err)
+			return exitError
+		}
+	} else {
+		writeDiagnoseText(stdout, rep)
+	}
+	return rep.Exit()
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// writeDiagnoseText prints the report for people: per target, per Windows
+// installation, the cases (most important first), every problem with its
+// evidence and fix, then the commands for WinPE, then safety refusals.
+func writeDiagnoseText(w io.Writer, rep *offline.Report) {
+	for i, t := range rep.Targets {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "== %s", t.Target)
+		if t.Kind != "" {
+			fmt.Fprintf(w, " (%s", t.Kind)
+			if t.Table != "" {
+				fmt.Fprintf(w, ", %s", strings.ToUpper(t.Table))
+			}
+			if t.SectorSize != 0 {
+				fmt.Fprintf(w, ", %d-byte sectors", t.SectorSize)
+			}
+			fmt.Fprint(w, ")")
+		}
+		fmt.Fprintln(w)
+		for _, v := range t.Volumes {
+			if t.Kind == "directory" {
+				break
+			}
+			line := fmt.Sprintf("   volume %d: %s, %s", v.Index, v.Content, humanBytes(v.Size))
+			if v.Type != "" {
+				line += ", " + v.Type
+			}
+			if v.Name != "" {
+				line += fmt.Sprintf(" %q", v.Name)
+			}
+			if v.Windows {
+				line += "  <- Windows"
+			}
+			if v.Note != "" {
+				line += " (" + v.Note + ")"
+			}
+			if v.Error != "" {
+				line += " (unreadable: " + v.Error + ")"
+			}
+			fmt.Fprintln(w, line)
+		}
+		if t.Error != "" {
+			fmt.Fprintf(w, "ERROR: %s\n", t.Error)
+			if t.Hint != "" {
+				fmt.Fprintf(w, "  hint: %s\n", t.Hint)
+			}
+		}
+		for _, in := range t.Installations {
+			writeInstallation(w, t, in)
+		}
+		writeRefusals(w, "this target", t.Refusals)
+		fmt.Fprintf(w, "-> exit %d: %s\n", t.Exit, exitMeaning(t.Exit))
+	}
+}
+
+func exitMeaning(code int) string {
+	switch code {
+	case exitOK:
+		return "nothing to fix"
+	case exitProblem:
+		return "problems found; `wuoffline fix` repairs them"
+	case exitRefused:
+		return "`wuoffline fix` would refuse for safety (see above)"
+	}
+	return "error"
+}
+
+func writeInstallation(w io.Writer, t offline.TargetReport, in offline.InstallationReport) {
+	where := "the directory"
+	if t.Kind != "directory" {
+		where = fmt.Sprintf("volume %d", in.Volume)
+	}
+	fmt.Fprintf(w, "\nWindows on %s: %s\n", where, in.Version.String())
+	var cases []string
+	for _, c := range in.Cases {
+		cases = append(cases, caseTitle(c))
+	}
+	fmt.Fprintf(w, "Diagnosis: %s\n", strings.Join(cases, " + "))
+
+	order := append([]offline.Case{}, in.Cases...)
+	for _, c := range []offline.Case{offline.CaseStartup, offline.CaseInstall} {
+		if !containsCase(order, c) {
+			order = append(order, c)
+		}
+	}
+	for _, c := range order {
+		var probs, infos []offline.Result
+		for _, r := range in.Checks {
+			if r.Case != c {
+				continue
+			}
+			switch r.Status {
+			case offline.StatusProblem, offline.StatusFailed:
+				probs = append(probs, r)
+			case offline.StatusInfo:
+				infos = append(infos, r)
+			}
+		}
+		if len(probs) == 0 && len(infos) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n-- %s --\n", caseTitle(c))
+		// Problems first, those with most evidence first (stable).
+		sort.SliceStable(probs, func(i, j int) bool {
+			return probs[i].Status == offline.StatusProblem && probs[j].Status != offline.StatusProblem
+		})
+		for _, r := range probs {
+			label := "PROBLEM"
+			if r.Status == offline.StatusFailed {
+				label = "FAILED "
+			}
+			fmt.Fprintf(w, "%s [%s] %s\n", label, r.ID, r.Summary)
+			if r.Error != "" {
+				fmt.Fprintf(w, "        error: %s\n", r.Error)
+			}
+			writeEvidence(w, r.Evidence)
+			if r.Fix != "" {
+				fix := r.Fix
+				if r.OptIn != "" {
+					fix += " (opt-in: " + r.OptIn + ")"
+				}
+				fmt.Fprintf(w, "        fix: %s\n", fix)
+			}
+		}
+		for _, r := range infos {
+			fmt.Fprintf(w, "info    [%s] %s\n", r.ID, r.Summary)
+			if r.OptIn != "" && r.Fix != "" {
+				fmt.Fprintf(w, "        %s\n", r.Fix)
+			}
+		}
+	}
+	writeLogs(w, in.Logs)
+	var ok []string
+	for _, r := range in.Checks {
+		if r.Status == offline.StatusOK || r.Status == offline.StatusSkipped {
+			ok = append(ok, r.ID)
+		}
+	}
+	if len(ok) > 0 {
+		fmt.Fprintf(w, "\nok: %s\n", strings.Join(ok, ", "))
+	}
+	if len(in.Commands) > 0 {
+		fmt.Fprintln(w, "\nCommands only WinPE/WinRE can run (not done by wuoffline):")
+		for _, c := range in.Commands {
+			fmt.Fprintf(w, "  %s\n      %s\n", c.Line, c.Why)
+		}
+		if !in.LetterKnown {
+			fmt.Fprintf(w, "  %s is a placeholder: use the letter WinPE gives this volume (see `diskpart` > `list volume`), or pass --letter.\n", in.Letter)
+		}
+	}
+	writeRefusals(w, "this installation", in.Safety.Refusals)
+}
+
+const maxEvidenceLines = 12
+
+// writeLogs prints the logs that show failures (and the presence-only ones).
+func writeLogs(w io.Writer, logs []offline.LogFinding) {
+	header := false
+	for _, l := range logs {
+		if l.Failures == 0 && l.Error == "" {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nEvidence in logs:")
+			header = true
+		}
+		line := fmt.Sprintf("  %s: %d failure line(s)", l.File, l.Failures)
+		if l.Tail {
+			line += " (last 4 MiB read)"
+		}
+		if l.Error != "" {
+			line += " (unreadable: " + l.Error + ")"
+		}
+		fmt.Fprintln(w, line)
+		for _, c := range l.RootCauses {
+			fmt.Fprintf(w, "      root cause: %s\n", c)
+		}
+		if len(l.KBs) > 0 {
+			fmt.Fprintf(w, "      updates: %s\n", strings.Join(l.KBs, ", "))
+		}
+		for _, f := range l.MissingFiles {
+			fmt.Fprintf(w, "      missing file: %s\n", f)
+		}
+		if n := len(l.Excerpts); n > 0 {
+			x := l.Excerpts[n-1]
+			loc := ""
+			if x.Line > 0 {
+				loc = fmt.Sprintf("line %d: ", x.Line)
+			}
+			fmt.Fprintf(w, "      last: %s%s\n", loc, clipText(x.Text, 200))
+		}
+	}
+}
+
+func writeEvidence(w io.Writer, evs []offline.Evidence) {
+	for i, e := range evs {
+		if i == maxEvidenceLines {
+			fmt.Fprintf(w, "        ... and %d more (see --json)\n", len(evs)-i)
+			break
+		}
+		fmt.Fprintf(w, "        - %s\n", evidenceLine(e))
+	}
+}
+
+func evidenceLine(e offline.Evidence) string {
+	var loc string
+	switch e.Kind {
+	case "value":
+		loc = e.Hive + `\` + e.Key
+		if e.Key == "" {
+			loc = e.Hive
+		}
+		name := e.Value
+		if name == "" {
+			name = "(default)"
+		}
+		loc += " : " + name
+		if e.Data != "" {
+			loc += " = " + clipText(e.Data, 100)
+		}
+	case "key":
+		loc = e.Hive + `\` + e.Key
+	case "line", "log":
+		loc = e.Path
+		if e.Line > 0 {
+			loc += fmt.Sprintf(":%d", e.Line)
+		}
+		if e.Kind == "line" && e.Data != "" {
+			loc += "  " + clipText(e.Data, 100)
+		}
+	case "rename":
+		return e.Detail
+	default:
+		loc = e.Path
+	}
+	if e.Detail == "" {
+		return loc
+	}
+	if loc == "" {
+		return e.Detail
+	}
+	return loc + " — " + clipText(e.Detail, 300)
+}
+
+func writeRefusals(w io.Writer, what string, rs []offline.Refusal) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nSAFETY: `wuoffline fix` would refuse %s:\n", what)
+	for _, r := range rs {
+		fmt.Fprintf(w, "  [%s] %s\n      what to do: %s\n", r.ID, r.Reason, r.Advice)
+	}
+}
+
+func caseTitle(c offline.Case) string {
+	switch c {
+	case offline.CaseStartup:
+		return "FAILED STARTUP (Windows does not boot after an update)"
+	case offline.CaseInstall:
+		return "FAILED INSTALLATION (updates fail to download or install)"
+	case offline.CaseHealthy:
+		return "healthy (no problem that wuoffline repairs)"
+	}
+	return string(c)
+}
+
+func containsCase(cs []offline.Case, c offline.Case) bool {
+	for _, x := range cs {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func clipText(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "..."
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

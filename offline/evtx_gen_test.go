@@ -1,0 +1,299 @@
+package offline
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"time"
+	"unicode/utf16"
+)
+
+// A test generator of .evtx files, written from the format description
+// (libevtx "Windows XML Event Log (EVTX) format"): the records are what
+// Windows writes for a templated event: StartOfStream, a TemplateInstance
+// with a resident template definition, then the substitution values. The
+// generated files are checked with python-evtx's evtx_dump.py, which shares
+// no code with this package.
+
+// genEvent is one event to generate.
+type genEvent struct {
+	Provider string
+	EventID  uint16
+	Written  time.Time
+	Data     [][2]string // Data elements: Name, value
+}
+
+type bxw struct {
+	b    []byte
+	base int // chunk offset of b[0]
+}
+
+func (w *bxw) pos() int     { return w.base + len(w.b) }
+func (w *bxw) u8(v byte)    { w.b = append(w.b, v) }
+func (w *bxw) u16(v int)    { w.b = binary.LittleEndian.AppendUint16(w.b, uint16(v)) }
+func (w *bxw) u32(v int)    { w.b = binary.LittleEndian.AppendUint32(w.b, uint32(v)) }
+func (w *bxw) u64(v uint64) { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
+func (w *bxw) utf16(s string) {
+	for _, u := range utf16.Encode([]rune(s)) {
+		w.u16(int(u))
+	}
+}
+
+// name writes an inline name node: u32 next, u16 hash, u16 length, chars, NUL.
+func (w *bxw) name(s string) {
+	u := utf16.Encode([]rune(s))
+	var h uint32
+	for _, c := range u {
+		h = h*65599 + uint32(c)
+	}
+	w.u32(0)
+	w.u16(int(h & 0xffff))
+	w.u16(len(u))
+	w.utf16(s)
+	w.u16(0)
+}
+
+// open writes an OpenStartElement with an inline name; it returns the
+// index of its size field to patch.
+func (w *bxw) open(name string, hasAttrs bool) int {
+	tok := byte(0x01)
+	if hasAttrs {
+		tok = 0x41
+	}
+	w.u8(tok)
+	w.u16(0xffff) // dependency id: none
+	sizeAt := len(w.b)
+	w.u32(0)
+	after := w.pos() + 4
+	if hasAttrs {
+		after += 4
+	}
+	w.u32(after) // name offset: inline, right after the fixed part
+	if hasAttrs {
+		w.u32(0) // attribute list size (not used by readers)
+	}
+	w.name(name)
+	return sizeAt
+}
+
+func (w *bxw) patchSize(at int) {
+	binary.LittleEndian.PutUint32(w.b[at:], uint32(len(w.b)-(at+4)))
+}
+
+func (w *bxw) attr(name string, more bool) {
+	tok := byte(0x06)
+	if more {
+		tok = 0x46
+	}
+	w.u8(tok)
+	w.u32(w.pos() + 4)
+	w.name(name)
+}
+
+func (w *bxw) text(s string) {
+	w.u8(0x05)
+	w.u8(0x01)
+	w.u16(len(utf16.Encode([]rune(s))))
+	w.utf16(s)
+}
+
+func (w *bxw) subst(idx int, typ byte) {
+	w.u8(0x0d)
+	w.u16(idx)
+	w.u8(typ)
+}
+
+// genTemplateBody writes the template's XML: Event/System(Provider,
+// EventID, TimeCreated, EventRecordID, Channel)/EventData(Data*).
+// Substitutions: 0 provider (string), 1 event id (uint16), 2 time
+// (FILETIME), 3 record id (uint64), 4.. data values (string).
+func genTemplateBody(w *bxw, dataNames []string) {
+	w.u8(0x0f)
+	w.u8(1)
+	w.u16(1)
+	ev := w.open("Event", true)
+	w.attr("xmlns", false)
+	w.text("http://schemas.microsoft.com/win/2004/08/events/event")
+	w.u8(0x02)
+	sys := w.open("System", false)
+	w.u8(0x02)
+	pr := w.open("Provider", true)
+	w.attr("Name", false)
+	w.subst(0, 0x01)
+	w.u8(0x03)
+	w.patchSize(pr)
+	id := w.open("EventID", false)
+	w.u8(0x02)
+	w.subst(1, 0x06)
+	w.u8(0x04)
+	w.patchSize(id)
+	tc := w.open("TimeCreated", true)
+	w.attr("SystemTime", false)
+	w.subst(2, 0x11)
+	w.u8(0x03)
+	w.patchSize(tc)
+	rid := w.open("EventRecordID", false)
+	w.u8(0x02)
+	w.subst(3, 0x0a)
+	w.u8(0x04)
+	w.patchSize(rid)
+	ch := w.open("Channel", false)
+	w.u8(0x02)
+	w.text("System")
+	w.u8(0x04)
+	w.patchSize(ch)
+	w.u8(0x04)
+	w.patchSize(sys)
+	ed := w.open("EventData", false)
+	w.u8(0x02)
+	for i, n := range dataNames {
+		d := w.open("Data", true)
+		w.attr("Name", false)
+		w.text(n)
+		w.u8(0x02)
+		w.subst(4+i, 0x01)
+		w.u8(0x04)
+		w.patchSize(d)
+	}
+	w.u8(0x04)
+	w.patchSize(ed)
+	w.u8(0x04)
+	w.patchSize(ev)
+	w.u8(0x00) // end of stream
+}
+
+func toFiletime(t time.Time) uint64 {
+	return uint64(t.UnixNano()/100) + 116444736000000000
+}
+
+// genRecord writes one record at chunk offset off.
+func genRecord(off int, id uint64, e genEvent) []byte {
+	w := &bxw{base: off}
+	w.u32(0x00002a2a)
+	w.u32(0) // size, patched
+	w.u64(id)
+	w.u64(toFiletime(e.Written))
+	// BinXML
+	w.u8(0x0f)
+	w.u8(1)
+	w.u16(1)
+	w.u8(0x0c)
+	w.u8(0x01)
+	w.u32(int(id)) // template id
+	defAt := w.pos() + 4
+	w.u32(defAt) // resident definition follows
+	// template definition: next, GUID, data size, data
+	w.u32(0)
+	guid := [16]byte{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, byte(id)}
+	w.b = append(w.b, guid[:]...)
+	sizeAt := len(w.b)
+	w.u32(0)
+	bodyStart := len(w.b)
+	var names []string
+	for _, d := range e.Data {
+		names = append(names, d[0])
+	}
+	genTemplateBody(w, names)
+	binary.LittleEndian.PutUint32(w.b[sizeAt:], uint32(len(w.b)-bodyStart))
+	// substitution array
+	type val struct {
+		typ byte
+		b   []byte
+	}
+	u16s := func(s string) []byte {
+		var b []byte
+		for _, u := range utf16.Encode([]rune(s)) {
+			b = binary.LittleEndian.AppendUint16(b, u)
+		}
+		return b
+	}
+	vals := []val{
+		{0x01, u16s(e.Provider)},
+		{0x06, binary.LittleEndian.AppendUint16(nil, e.EventID)},
+		{0x11, binary.LittleEndian.AppendUint64(nil, toFiletime(e.Written))},
+		{0x0a, binary.LittleEndian.AppendUint64(nil, id)},
+	}
+	for _, d := range e.Data {
+		vals = append(vals, val{0x01, u16s(d[1])})
+	}
+	w.u32(len(vals))
+	for _, v := range vals {
+		w.u16(len(v.b))
+		w.u8(v.typ)
+		w.u8(0)
+	}
+	for _, v := range vals {
+		w.b = append(w.b, v.b...)
+	}
+	// size copy; pad the record to 8 bytes like Windows does
+	for (len(w.b)+4)%8 != 0 {
+		w.u8(0)
+	}
+	w.u32(0)
+	binary.LittleEndian.PutUint32(w.b[4:], uint32(len(w.b)))
+	binary.LittleEndian.PutUint32(w.b[len(w.b)-4:], uint32(len(w.b)))
+	return w.b
+}
+
+// genChunk builds one 64 KiB chunk holding the events, record ids from first.
+func genChunk(first uint64, events []genEvent) []byte {
+	c := make([]byte, evtxChunkSize)
+	copy(c, "ElfChnk\x00")
+	off := evtxChunkHeader
+	last := 0
+	for i, e := range events {
+		r := genRecord(off, first+uint64(i), e)
+		if off+len(r) > len(c) {
+			break
+		}
+		copy(c[off:], r)
+		last = off
+		off += len(r)
+	}
+	n := uint64(len(events))
+	le := binary.LittleEndian
+	le.PutUint64(c[8:], first)
+	le.PutUint64(c[16:], first+n-1)
+	le.PutUint64(c[24:], first)
+	le.PutUint64(c[32:], first+n-1)
+	le.PutUint32(c[40:], 128)
+	le.PutUint32(c[44:], uint32(last))
+	le.PutUint32(c[48:], uint32(off))
+	le.PutUint32(c[52:], crc32.ChecksumIEEE(c[512:off]))
+	h := crc32.NewIEEE()
+	h.Write(c[:120])
+	h.Write(c[128:512])
+	le.PutUint32(c[124:], h.Sum32())
+	return c
+}
+
+// genEVTX builds a whole file: header + one chunk.
+func genEVTX(events []genEvent) []byte {
+	f := make([]byte, evtxHeaderSize)
+	copy(f, "ElfFile\x00")
+	le := binary.LittleEndian
+	le.PutUint64(f[8:], 0)
+	le.PutUint64(f[16:], 0)
+	le.PutUint64(f[24:], uint64(len(events)+1))
+	le.PutUint32(f[32:], 128)
+	le.PutUint16(f[36:], 1)
+	le.PutUint16(f[38:], 3)
+	le.PutUint16(f[40:], evtxHeaderSize)
+	le.PutUint16(f[42:], 1)
+	le.PutUint32(f[124:], crc32.ChecksumIEEE(f[:120]))
+	return append(f, genChunk(1, events)...)
+}
+
+// sampleEvents is a System log excerpt: a Windows Update failure (event 20),
+// a success (19) and an unrelated event.
+func sampleEvents() []genEvent {
+	t0 := time.Date(2024, 9, 12, 10, 15, 32, 0, time.UTC)
+	return []genEvent{
+		{Provider: "Microsoft-Windows-Kernel-General", EventID: 12, Written: t0.Add(-time.Hour),
+			Data: [][2]string{{"MajorVersion", "10"}, {"MinorVersion", "0"}}},
+		{Provider: "Microsoft-Windows-WindowsUpdateClient", EventID: 20, Written: t0,
+			Data: [][2]string{{"errorCode", "0x80070002"}, {"updateTitle", "2024-09 Cumulative Update for Windows 11 Version 23H2 for x64-based Systems (KB5043076)"},
+				{"updateGuid", "{8A5F2B41-2D8C-4E2B-9F1A-3C7D5E6F7A8B}"}, {"updateRevisionNumber", "1"}, {"serviceGuid", "{7971F918-A847-4430-9279-4A52D1EFE18D}"}}},
+		{Provider: "Microsoft-Windows-WindowsUpdateClient", EventID: 19, Written: t0.Add(time.Minute),
+			Data: [][2]string{{"updateTitle", "Security Intelligence Update for Microsoft Defender Antivirus - KB2267602"}, {"updateGuid", "{11111111-2222-3333-4444-555555555555}"}, {"updateRevisionNumber", "200"}, {"serviceGuid", "{7971F918-A847-4430-9279-4A52D1EFE18D}"}}},
+	}
+}
