@@ -5,6 +5,20 @@ import (
 	"fmt"
 )
 
+// Internal cell-access API (for the editor and the checker; all offsets
+// are cell offsets, relative to the first hive bin):
+//
+//	h.cellAt(off, what)    size field + bin of any cell (free or not), one read
+//	h.cellData(off, what)  data of an allocated cell (after the size field)
+//	h.findBin(off)         the bin holding off; h.allBins() every bin
+//	h.setBinsLimit(n)      after appending bins: the new hive-bins size
+//	parseNK / parseVK / parseList / parseSK   decode cell data (nkOff*, vkOff*, skOff* are the field offsets)
+//	k.leaves(), k.lookup(units), k.child(off), k.valueList(), h.valueData(off, vk), h.bigSegments(...)
+//	compareNames, nameHash (lh), hintMatches (lf), upcase, decodeName, stringUnits/unitsString
+//
+// The reader caches no cell contents, only the bin index, so bytes written
+// through the hive's source (h.src) are seen by the next read.
+
 // Cell layout (formats.md, "Bins and cells"): a cell starts with its size,
 // an int32 that includes the 4 size bytes, a multiple of 8, negative when
 // the cell is allocated. Cell offsets are relative to the first hive bin and
@@ -95,4 +109,16 @@ func (h *Hive) cellData(off uint32, what string) ([]byte, error) {
 		return nil, &CellError{Offset: off, Struct: what, Err: fmt.Errorf("%w: %w", ErrTruncated, err)}
 	}
 	return buf[cellSizeLen:], nil
+}
+
+// setBinsLimit moves the end of the hive-bins data to n (a multiple of 4096,
+// not below the current end), for an editor that appended bins. The bin
+// index keeps what it learned: bins only grow at the end.
+func (h *Hive) setBinsLimit(n uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n > h.bins.limit {
+		h.bins.limit = n
+		h.bins.done = false
+	}
 }

@@ -259,6 +259,11 @@ func TestCheckMutations(t *testing.T) {
 			m.put32(k.off, nkOffSubkeys, 1)
 			m.put32(k.off, nkOffSubkeyList, one.nk.subkeyList)
 		}, "ref-twice", Error},
+		{"loop through the root", "DeletedTreeHive", func(m *mutable) {
+			root, one := m.key(""), m.key("1")
+			m.put32(one.nk.subkeyList, 4, root.off)
+			m.put32(root.off, nkOffParent, one.off)
+		}, "ref-twice", Error},
 		{"cell size zero", "EmptyHive", func(m *mutable) {
 			binary.LittleEndian.PutUint32(m.b[BaseBlockSize+0x98:], 0)
 		}, "bin-cell", Error},

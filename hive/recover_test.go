@@ -369,7 +369,7 @@ func TestRecoverChainRules(t *testing.T) {
 		{name: "primary base block bad: newest log only",
 			primary: func(b []byte) { copy(b[bbOffChecksum:], "INVL") },
 			want:    want{logs: []string{"LOG2"}, lastSeq: 5, entries: 3}},
-		{name: "primary checksum bad, newest log unusable: nothing",
+		{name: "primary checksum bad, LOG2 base block bad: newest usable log (LOG1)",
 			primary: func(b []byte) { copy(b[bbOffChecksum:], "INVL") },
 			log2:    func(b []byte) { copy(b[bbOffChecksum:], "INVL") },
 			want:    want{logs: []string{"LOG1"}, lastSeq: 2, entries: 1}},

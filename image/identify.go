@@ -89,6 +89,9 @@ type Identification struct {
 	// DataSize is the number of bytes of disk data: the size minus the
 	// footer for a fixed VHD, the size otherwise.
 	DataSize int64
+	// Warning says what is odd about a format that can still be read,
+	// e.g. a fixed VHD holding less data than its footer's disk size.
+	Warning string
 }
 
 // headSize is how much of the start of a file identification looks at; it
@@ -129,6 +132,12 @@ func Identify(r io.ReaderAt, size int64) (Identification, error) {
 			case vhdTypeFixed:
 				id.Format = FormatVHDFixed
 				id.DataSize = size - vhdFooterSize
+				if f.currentSize != uint64(id.DataSize) {
+					// The data is what the file holds before the
+					// footer; a different disk size in the footer means
+					// the file was cut or padded after it was made.
+					id.Warning = fmt.Sprintf("the VHD footer gives a disk size of %d bytes but the file holds %d bytes of data: it was truncated or padded", f.currentSize, id.DataSize)
+				}
 				return id, nil
 			case vhdTypeDynamic:
 				return id, unsupported(FormatVHDDynamic, "")

@@ -21,6 +21,9 @@ func probe(r io.ReaderAt, size int64, devSector int) (*Target, error) {
 		return nil, err
 	}
 	t := &Target{Format: id.Format, Size: id.DataSize}
+	if id.Warning != "" {
+		t.Warnings = append(t.Warnings, id.Warning)
+	}
 	data := io.NewSectionReader(r, 0, id.DataSize)
 	t.r = data
 	if t.Size < 512 {

@@ -469,3 +469,86 @@ func BenchmarkDiagnoseBrokenGPT(b *testing.B) {
 	b.ReportMetric(float64(read), "bytes-read/op")
 	b.ReportMetric(float64(read)/float64(st.Size())*100, "%-of-image")
 }
+
+// copyFile copies a fixture into the tree.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDirtyHive: a dirty hive is read in its recovered state (its logs are
+// found beside it in any letter case); a hive whose logs cannot recover it
+// makes fix refuse.
+func TestDirtyHive(t *testing.T) {
+	yarp := testutil.SharedFixture(t, "hives/yarp")
+	for _, tc := range []struct {
+		name, dir, base string
+		logs            []string
+		refused         bool
+	}{
+		{"recoverable", "NewDirtyHive1", "NewDirtyHive", []string{"LOG1", "LOG2"}, false},
+		{"bad-log", "BadLogHive3", "BadLogHive", []string{"LOG1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := extractTree(t, "healthy-tree.tar.gz")
+			d, err := OpenDirFS(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := d.resolve("t", "Windows/System32/config")
+			d.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg = filepath.Join(root, filepath.FromSlash(cfg))
+			ents, _ := os.ReadDir(cfg)
+			for _, e := range ents {
+				if strings.HasPrefix(strings.ToUpper(e.Name()), "COMPONENTS") {
+					os.Remove(filepath.Join(cfg, e.Name()))
+				}
+			}
+			copyFile(t, filepath.Join(yarp, tc.dir, tc.base), filepath.Join(cfg, "COMPONENTS"))
+			for _, l := range tc.logs {
+				// lower-case log names: found case-insensitively
+				copyFile(t, filepath.Join(yarp, tc.dir, tc.base+"."+l), filepath.Join(cfg, "components."+strings.ToLower(l)))
+			}
+			tr := DiagnoseTarget(root, Options{})
+			if len(tr.Installations) != 1 {
+				t.Fatalf("installations: %+v %s", tr.Installations, tr.Error)
+			}
+			in := tr.Installations[0]
+			var st *HiveState
+			for i := range in.Safety.Hives {
+				if in.Safety.Hives[i].Name == "COMPONENTS" {
+					st = &in.Safety.Hives[i]
+				}
+			}
+			if st == nil || !st.Present {
+				t.Fatalf("COMPONENTS state %+v", in.Safety.Hives)
+			}
+			refused := false
+			for _, r := range in.Safety.Refusals {
+				refused = refused || r.ID == "hive"
+			}
+			if refused != tc.refused {
+				t.Errorf("hive refusal %v, want %v (%+v, state %+v)", refused, tc.refused, in.Safety.Refusals, st)
+			}
+			if !tc.refused {
+				if !st.Dirty || !st.Recovered || len(st.Logs) != len(tc.logs) {
+					t.Errorf("state %+v: want dirty, recovered, %d logs", st, len(tc.logs))
+				}
+				if tr.Exit != ExitOK {
+					t.Errorf("exit %d", tr.Exit)
+				}
+			} else if tr.Exit != ExitRefused {
+				t.Errorf("exit %d, want 3", tr.Exit)
+			}
+		})
+	}
+}

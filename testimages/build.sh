@@ -118,6 +118,8 @@ verify_hives() {
 }
 log "verify hives"
 verify_hives
+log "findings.json"
+"$PY" "$HERE/findings.py" "$HERE/findings.json"
 
 if [ "$STAGE" = hives ]; then
 	log "stage hives done in $(($(date +%s) - start_time)) s"

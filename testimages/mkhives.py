@@ -18,7 +18,6 @@ import shutil
 import struct
 import sys
 
-import hivex
 
 REG_SZ, REG_EXPAND_SZ, REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_QWORD = 1, 2, 3, 4, 7, 11
 
@@ -90,6 +89,7 @@ class Builder:
         self.key(dst)
 
     def write(self, minimal, out):
+        import hivex  # here, so that findings.py can import the tables without it
         shutil.copyfile(minimal, out)
         os.chmod(out, 0o644)
         h = hivex.Hivex(out, write=True)
