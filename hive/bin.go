@@ -40,6 +40,19 @@ type binIndex struct {
 	lenient bool
 	done    bool
 	err     error // sticky error for everything at or after next
+
+	// cells: for each bin whose cells were walked, where cells start.
+	cells map[uint32]*binCells
+}
+
+// binCells records which 8-byte slots of one bin start a cell, as found by
+// walking the size fields from the bin's first cell; broken is the bin
+// offset where the walk met an impossible size (0 when the cells tile the
+// bin exactly).
+type binCells struct {
+	starts bitmap // slot i = bin offset 8*i
+	broken uint32
+	why    string
 }
 
 // readBinHeader reads and validates the bin header at off (relative to the
@@ -162,3 +175,58 @@ func (x *binIndex) all(ra io.ReaderAt) ([]hbin, error) {
 
 // errBeyondBins: the offset lies past the last hive bin.
 var errBeyondBins = errors.New("offset beyond the hive-bins data")
+
+// binWalkChunk is how much of a bin one read brings in while walking its
+// cells: small bins come in one read; cells larger than this are skipped
+// over by reading only their neighbours' size fields.
+const binWalkChunk = 64 << 10
+
+// walkCells reads the size fields of every cell of bin b.
+func walkCells(ra io.ReaderAt, b hbin) (*binCells, error) {
+	bc := &binCells{starts: newBitmap(b.size)}
+	var buf []byte
+	var bufOff uint32 // bin offset of buf[0]
+	for p := uint32(binHeaderSize); p < b.size; {
+		if p < bufOff || p+4 > bufOff+uint32(len(buf)) {
+			n := min(binWalkChunk, b.size-p)
+			if cap(buf) < int(n) {
+				buf = make([]byte, n)
+			}
+			buf, bufOff = buf[:n], p
+			if _, err := ra.ReadAt(buf, BaseBlockSize+int64(b.off)+int64(p)); err != nil {
+				return nil, &CellError{Offset: b.off + p, Struct: "hive bin", Err: fmt.Errorf("%w: %w", ErrTruncated, err)}
+			}
+		}
+		raw := int32(binary.LittleEndian.Uint32(buf[p-bufOff:]))
+		size := uint32(raw)
+		if raw < 0 {
+			size = uint32(-int64(raw))
+		}
+		if size < 8 || size%8 != 0 || size > b.size-p {
+			bc.broken = p
+			bc.why = fmt.Sprintf("cell at 0x%x has an impossible size %d", b.off+p, raw)
+			break
+		}
+		bc.starts.set(p)
+		p += size
+	}
+	return bc, nil
+}
+
+// isCellStart reports whether a cell starts at off in bin b. A cached walk
+// that does not know off is redone once, so cells an editor created since
+// are found; what the walk says then is final.
+func (x *binIndex) isCellStart(ra io.ReaderAt, b hbin, off uint32) (bool, *binCells, error) {
+	if bc := x.cells[b.off]; bc != nil && bc.starts.get(off-b.off) {
+		return true, bc, nil
+	}
+	bc, err := walkCells(ra, b)
+	if err != nil {
+		return false, nil, err
+	}
+	if x.cells == nil {
+		x.cells = map[uint32]*binCells{}
+	}
+	x.cells[b.off] = bc
+	return bc.starts.get(off - b.off), bc, nil
+}

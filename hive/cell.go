@@ -12,6 +12,8 @@ import (
 //	h.cellData(off, what)  data of an allocated cell (after the size field)
 //	h.findBin(off)         the bin holding off; h.allBins() every bin
 //	h.setBinsLimit(n)      after appending bins: the new hive-bins size
+//	h.checkCellStart(b, off, what)  a cell starts at off (bins' cell walks are cached;
+//	                       a miss re-walks the bin once, so cells created by edits are seen)
 //	parseNK / parseVK / parseList / parseSK   decode cell data (nkOff*, vkOff*, skOff* are the field offsets)
 //	k.leaves(), k.lookup(units), k.child(off), k.valueList(), h.valueData(off, vk), h.bigSegments(...)
 //	compareNames, nameHash (lh), hintMatches (lf), upcase, decodeName, stringUnits/unitsString
@@ -64,6 +66,9 @@ func (h *Hive) cellAt(off uint32, what string) (cellInfo, []byte, error) {
 	}
 	if off < bin.off+binHeaderSize {
 		return cellInfo{}, nil, cellErr(off, what, ErrCellOffset, "inside the header of the bin at 0x%x", bin.off)
+	}
+	if err := h.checkCellStart(bin, off, what); err != nil {
+		return cellInfo{}, nil, err
 	}
 	n := min(uint32(cellPrefetch), bin.end()-off)
 	buf := make([]byte, n)
@@ -121,4 +126,23 @@ func (h *Hive) setBinsLimit(n uint32) {
 		h.bins.limit = n
 		h.bins.done = false
 	}
+}
+
+// checkCellStart verifies that a cell starts at off (a reference into the
+// middle of a cell, or past a damaged size field, is an ErrCellOffset). The
+// first cell read in a bin walks the bin's size fields once (one read for
+// bins up to 64 KiB); the result is kept per bin.
+func (h *Hive) checkCellStart(b hbin, off uint32, what string) error {
+	h.mu.Lock()
+	ok, bc, err := h.bins.isCellStart(h.src, b, off)
+	h.mu.Unlock()
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s at 0x%x: %w", what, off, err)
+	case ok:
+		return nil
+	case bc.broken != 0 && off >= b.off+bc.broken:
+		return cellErr(off, what, ErrCellOffset, "at or beyond a damaged cell of its bin (%s)", bc.why)
+	}
+	return cellErr(off, what, ErrCellOffset, "no cell starts here (inside another cell of the bin at 0x%x)", b.off)
 }

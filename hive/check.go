@@ -21,6 +21,7 @@ const (
 	Error
 )
 
+// String returns "error" or "warning".
 func (s Severity) String() string {
 	if s == Error {
 		return "error"
@@ -47,6 +48,8 @@ type Finding struct {
 	Message string
 }
 
+// String renders the finding on one line: severity, code, offset, key,
+// message.
 func (f Finding) String() string {
 	var b strings.Builder
 	b.WriteString(f.Severity.String())
@@ -254,6 +257,7 @@ func (c *checker) checkBins() bool {
 			c.add(Error, "bin-header", b.off, "", "reading bin: %v", err)
 			continue
 		}
+		bc := &binCells{starts: newBitmap(b.size)}
 		for p := uint32(binHeaderSize); p < b.size; {
 			raw := int32(leUint32(buf[p:]))
 			size := uint32(raw)
@@ -262,16 +266,26 @@ func (c *checker) checkBins() bool {
 			}
 			if size < minCellSize || size%cellAlign != 0 || size > b.size-p {
 				c.add(Error, "bin-cell", b.off+p, "", "cell size %d does not fit the bin at 0x%x (0x%x bytes left)", raw, b.off, b.size-p)
+				bc.broken, bc.why = p, fmt.Sprintf("cell at 0x%x has an impossible size %d", b.off+p, raw)
 				break
 			}
 			c.r.Cells++
 			c.starts.set(b.off + p)
+			bc.starts.set(p)
 			if raw < 0 {
 				c.r.AllocatedCells++
 				c.alloc.set(b.off + p)
 			}
 			p += size
 		}
+		// The reader would walk this bin again on its first cell read:
+		// hand it the walk.
+		c.h.mu.Lock()
+		if c.h.bins.cells == nil {
+			c.h.bins.cells = map[uint32]*binCells{}
+		}
+		c.h.bins.cells[b.off] = bc
+		c.h.mu.Unlock()
 	}
 	return true
 }
@@ -374,6 +388,9 @@ func (c *checker) checkKey(p pending) []pending {
 	}
 	if slices.Contains(nk.name, '\\') {
 		c.add(Error, "key-name", p.off, p.path, "key name %q contains a backslash", unitsString(nk.name))
+	}
+	if nk.flags&KeyVolatile != 0 {
+		c.add(Warning, "key-flags", p.off, p.path, "volatile key stored in the file (flags 0x%x)", nk.flags)
 	}
 	if p.parent == nilCell {
 		if nk.flags&KeyHiveEntry == 0 {

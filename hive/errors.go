@@ -61,10 +61,12 @@ type CellError struct {
 	Err    error
 }
 
+// Error renders "<struct> at 0x<offset>: <problem>".
 func (e *CellError) Error() string {
 	return fmt.Sprintf("%s at 0x%x: %v", e.Struct, e.Offset, e.Err)
 }
 
+// Unwrap returns the underlying error (a sentinel such as ErrCellOffset).
 func (e *CellError) Unwrap() error { return e.Err }
 
 // KeyError names the key (path below the root, `\`-separated) that was being
@@ -75,6 +77,7 @@ type KeyError struct {
 	Err   error
 }
 
+// Error renders `hive: key "<path>": <problem>` (and the value's name).
 func (e *KeyError) Error() string {
 	k := fmt.Sprintf("key %q", e.Path)
 	if e.Path == "" {
@@ -86,6 +89,7 @@ func (e *KeyError) Error() string {
 	return fmt.Sprintf("hive: %s: %v", k, e.Err)
 }
 
+// Unwrap returns the underlying error (often a *CellError).
 func (e *KeyError) Unwrap() error { return e.Err }
 
 // cellErr builds a *CellError; format and args describe the problem and

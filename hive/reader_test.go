@@ -2,7 +2,10 @@ package hive
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -500,5 +503,162 @@ func TestWalk(t *testing.T) {
 	m.put32(root.off, nkOffParent, one.off)
 	if _, err := count(m.open()); !errors.Is(err, ErrLoop) {
 		t.Errorf("looped hive: %v, want ErrLoop", err)
+	}
+}
+
+// TestCellStart checks that a reference into the middle of a cell, or to a
+// free cell, is a cell-offset error naming the offset, not a misread.
+func TestCellStart(t *testing.T) {
+	m := loadMutable(t, "StringValuesHive")
+	k := m.key("key")
+	first := m.get32(k.nk.valueList, 0)
+	m.put32(k.nk.valueList, 0, first+8) // inside the first vk
+	k = m.key("key")
+	_, err := k.Values()
+	var ce *CellError
+	if !errors.Is(err, ErrCellOffset) || !errors.As(err, &ce) || ce.Offset != first+8 {
+		t.Fatalf("Values: %v, want a cell-offset error at 0x%x", err, first+8)
+	}
+	if !strings.Contains(err.Error(), "no cell starts here") {
+		t.Errorf("message %q", err)
+	}
+	// A free cell.
+	m = loadMutable(t, "StringValuesHive")
+	k = m.key("key")
+	off := m.get32(k.nk.valueList, 4)
+	sz := int32(binary.LittleEndian.Uint32(m.b[BaseBlockSize+off:]))
+	binary.LittleEndian.PutUint32(m.b[BaseBlockSize+off:], uint32(-sz))
+	if _, err := m.key("key").Values(); !errors.Is(err, ErrCellOffset) || !strings.Contains(err.Error(), "free cell") {
+		t.Errorf("free value cell: %v", err)
+	}
+	// A damaged size field earlier in the bin hides the cells after it.
+	m = loadMutable(t, "EmptyHive")
+	binary.LittleEndian.PutUint32(m.b[BaseBlockSize+binHeaderSize:], 3)
+	if _, err := m.open().Root(); !errors.Is(err, ErrCellOffset) || !strings.Contains(err.Error(), "impossible size") {
+		t.Errorf("root after a damaged cell: %v", err)
+	}
+}
+
+// TestReaderDamage checks the reader's own walk errors on damaged copies of
+// healthy hives.
+func TestReaderDamage(t *testing.T) {
+	// Two entries of a value list naming the same value.
+	m := loadMutable(t, "StringValuesHive")
+	k := m.key("key")
+	m.put32(k.nk.valueList, 4, m.get32(k.nk.valueList, 0))
+	vs, err := m.key("key").Values()
+	if !errors.Is(err, ErrDuplicate) || len(vs) != 1 {
+		t.Errorf("duplicate value: %d values, %v", len(vs), err)
+	}
+	// A key name with a backslash.
+	m = loadMutable(t, "UnicodeHive")
+	k = m.key("Привет")
+	m.b[BaseBlockSize+int(k.off)+4+nkFixedSize] = '\\'
+	m.b[BaseBlockSize+int(k.off)+4+nkFixedSize+1] = 0
+	root, err := m.open().Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Subkeys(); !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), "backslash") {
+		t.Errorf("backslash: %v", err)
+	}
+	// A subkey count larger than the lists.
+	m = loadMutable(t, "ManySubkeysHive")
+	k = m.key("key_with_many_subkeys")
+	m.put32(k.off, nkOffSubkeys, 5001)
+	if _, err := m.key("key_with_many_subkeys").Subkeys(); !errors.Is(err, ErrRecord) {
+		t.Errorf("count: %v", err)
+	}
+	// An ri that lists the same leaf twice.
+	m = loadMutable(t, "ManySubkeysHive")
+	k = m.key("key_with_many_subkeys")
+	m.put32(k.nk.subkeyList, 8, m.get32(k.nk.subkeyList, 4))
+	if _, err := m.key("key_with_many_subkeys").Subkeys(); !errors.Is(err, ErrLoop) {
+		t.Errorf("leaf twice: %v", err)
+	}
+	// A list count beyond its cell.
+	m = loadMutable(t, "UnicodeHive")
+	root0 := m.key("")
+	binary.LittleEndian.PutUint16(m.b[BaseBlockSize+int(root0.nk.subkeyList)+4+2:], 0xFFFF)
+	if _, err := m.key("").Subkeys(); !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), "do not fit") {
+		t.Errorf("list count: %v", err)
+	}
+}
+
+// TestLazyHugeHive opens a 2 GiB hive (a sparse file: EmptyHive plus one
+// giant free bin) and reads its tree: the reader must touch only the cells
+// it needs, not the file.
+func TestLazyHugeHive(t *testing.T) {
+	b := seedBytes(t, "EmptyHive") // base block + one 4 KiB bin
+	const total = 0x7FFF0000       // hive-bins size
+	le := binary.LittleEndian
+	le.PutUint32(b[bbOffHiveBins:], total)
+	putBaseBlockChecksum(b[:BaseBlockSize])
+	path := t.TempDir() + "/huge"
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	var hdr [binHeaderSize + 4]byte
+	copy(hdr[:], "hbin")
+	le.PutUint32(hdr[4:], 0x1000)
+	le.PutUint32(hdr[8:], total-0x1000)
+	le.PutUint32(hdr[binHeaderSize:], total-0x1000-binHeaderSize) // one free cell
+	if _, err := f.WriteAt(hdr[:], BaseBlockSize+0x1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(BaseBlockSize + total); err != nil {
+		t.Skipf("no sparse files here: %v", err)
+	}
+	cr := &countingReader{r: f}
+	h, err := Open(cr, BaseBlockSize+total)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := h.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subs, err := root.Subkeys(); err != nil || len(subs) != 0 {
+		t.Fatalf("Subkeys: %d, %v", len(subs), err)
+	}
+	if _, err := h.OpenKey(`a\b`); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("OpenKey: %v", err)
+	}
+	// A reference into the giant bin: one size field read, not 2 GiB.
+	if _, err := h.cellData(0x1000+binHeaderSize, "test"); !errors.Is(err, ErrCellOffset) {
+		t.Fatalf("free cell in the giant bin: %v", err)
+	}
+	if n := cr.bytes.Load(); n > 256<<10 {
+		t.Errorf("read %d bytes of a 2 GiB hive", n)
+	} else {
+		t.Logf("read %d bytes in %d calls", n, cr.calls.Load())
+	}
+}
+
+// TestConcurrentLookups uses one Hive from several goroutines (run with
+// -race): the bin index and cell-walk caches are shared.
+func TestConcurrentLookups(t *testing.T) {
+	h := mustOpen(t, "ManySubkeysHive")
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := g; i < 5000; i += 97 {
+				if _, err := h.OpenKey(fmt.Sprintf(`key_with_many_subkeys\%d`, i+1)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -111,6 +111,10 @@ func (k *Key) child(off uint32) (*Key, error) {
 		return nil, err
 	}
 	c.path = k.childPath(c.Name())
+	if slices.Contains(c.nk.name, '\\') {
+		// Windows never stores one: a path could not name this key.
+		return nil, cellErr(off, "key node", ErrRecord, "subkey name %q contains a backslash", c.Name())
+	}
 	if c.nk.parent != k.off {
 		return nil, cellErr(off, "key node", ErrParent, "subkey %q names 0x%x as parent, but is listed under 0x%x", c.Name(), c.nk.parent, k.off)
 	}

@@ -139,18 +139,26 @@ func (k *Key) readValue(off uint32) (*Value, error) {
 }
 
 // Values returns the key's values in stored (value-list) order, which is not
-// sorted. On error the values read before the problem are returned with it.
+// sorted. Two values with the same name (case-insensitively) are an
+// ErrDuplicate error. On error the values read before the problem are
+// returned with it.
 func (k *Key) Values() ([]*Value, error) {
 	offs, err := k.valueList()
 	if err != nil {
 		return nil, k.keyErr(err)
 	}
 	out := make([]*Value, 0, len(offs))
+	seen := make(map[string]uint32, len(offs))
 	for _, off := range offs {
 		v, err := k.readValue(off)
 		if err != nil {
 			return out, k.keyErr(err)
 		}
+		name := upcaseKey(v.vk.name)
+		if prev, dup := seen[name]; dup {
+			return out, k.keyErr(cellErr(off, "value", ErrDuplicate, "value %q at 0x%x has the name of the one at 0x%x", v.Name(), off, prev))
+		}
+		seen[name] = off
 		out = append(out, v)
 	}
 	return out, nil

@@ -281,10 +281,13 @@ func TestFSBuiltVolume(t *testing.T) {
 // TestFSHostileNames: names that cannot be io/fs path elements never reach
 // a caller. ntfs-3g's POSIX namespace allows '\' and ':'-free names only,
 // so the hostile names are planted by patching a built volume: an index
-// entry's name and its $FILE_NAME are changed together to "a/b".
+// entry's name and its $FILE_NAME are changed together to "a/b", ".." and
+// "n\x00".
 func TestFSHostileNames(t *testing.T) {
 	img := rdBuildVolume(t, "8M", func(mnt string) {
 		rdWriteFile(t, filepath.Join(mnt, "aXb"), "slash\n")
+		rdWriteFile(t, filepath.Join(mnt, "QQ"), "dotdot\n")
+		rdWriteFile(t, filepath.Join(mnt, "nZ"), "nul\n")
 		rdWriteFile(t, filepath.Join(mnt, "okay"), "fine\n")
 	})
 	data, err := os.ReadFile(img)
@@ -300,7 +303,7 @@ func TestFSHostileNames(t *testing.T) {
 		}
 		return b
 	}
-	for _, r := range []struct{ from, to string }{{"aXb", "a/b"}} {
+	for _, r := range []struct{ from, to string }{{"aXb", "a/b"}, {"QQ", ".."}, {"nZ", "n\x00"}} {
 		// A name is preceded by its length and namespace bytes.
 		from := append([]byte{byte(len(r.from)), 0}, u16(r.from)...)
 		from2 := append([]byte{byte(len(r.from)), 1}, u16(r.from)...)
@@ -319,14 +322,17 @@ func TestFSHostileNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := rdWalk(t, v.FS())
-	if slices.Contains(got, "a/b") || slices.Contains(got, "a") {
-		t.Errorf("hostile name listed: %q", got)
+	for _, p := range got {
+		if strings.HasPrefix(p, "a") || strings.HasPrefix(p, "n") || strings.Contains(p, "..") {
+			t.Errorf("hostile name listed: %q", p)
+		}
 	}
 	if !slices.Contains(got, "okay") {
 		t.Errorf("okay not listed: %q", got)
 	}
-	if sk := v.SkippedNames(); len(sk) != 1 || !strings.Contains(sk[0], `"a/b"`) {
-		t.Errorf("SkippedNames = %q", sk)
+	if sk := strings.Join(v.SkippedNames(), " "); len(v.SkippedNames()) != 3 || !strings.Contains(sk, `"a/b"`) ||
+		!strings.Contains(sk, `".."`) || !strings.Contains(sk, `"n\x00"`) {
+		t.Errorf("SkippedNames = %q", v.SkippedNames())
 	}
 	if _, err := fs.Stat(v.FS(), "a/b"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat(a/b) = %v, want ErrNotExist", err)

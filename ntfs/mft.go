@@ -194,10 +194,13 @@ func (o *overlay) ReadAt(p []byte, off int64) (int, error) {
 // stage records a write, replacing an earlier one of the same range.
 func (o *overlay) stage(off int64, data []byte) {
 	d := append([]byte(nil), data...)
+	// A rewrite of the same range replaces the earlier one and moves to
+	// the end: writes are applied (and committed) in staging order, so
+	// the last write of any byte wins.
 	for i := range o.writes {
 		if o.writes[i].off == off && len(o.writes[i].data) == len(d) {
-			o.writes[i].data = d
-			return
+			o.writes = append(o.writes[:i], o.writes[i+1:]...)
+			break
 		}
 	}
 	o.writes = append(o.writes, physWrite{off, d})

@@ -230,12 +230,21 @@ func (a Attr) Runs() ([]Run, error) {
 	return DecodeRunList(b[le16(b[0x20:]):])
 }
 
-// StartVCN, AllocSize, DataSize and InitSize are the non-resident sizes.
-func (a Attr) StartVCN() int64  { return int64(le64(a.rec.Data[a.Off+0x10:])) }
-func (a Attr) LastVCN() int64   { return int64(le64(a.rec.Data[a.Off+0x18:])) }
+// StartVCN is the first VCN a non-resident extent maps.
+func (a Attr) StartVCN() int64 { return int64(le64(a.rec.Data[a.Off+0x10:])) }
+
+// LastVCN is the last VCN a non-resident extent maps.
+func (a Attr) LastVCN() int64 { return int64(le64(a.rec.Data[a.Off+0x18:])) }
+
+// AllocSize is a non-resident attribute's allocated size in bytes.
 func (a Attr) AllocSize() int64 { return int64(le64(a.rec.Data[a.Off+0x28:])) }
-func (a Attr) DataSize() int64  { return int64(le64(a.rec.Data[a.Off+0x30:])) }
-func (a Attr) InitSize() int64  { return int64(le64(a.rec.Data[a.Off+0x38:])) }
+
+// DataSize is a non-resident attribute's data size in bytes.
+func (a Attr) DataSize() int64 { return int64(le64(a.rec.Data[a.Off+0x30:])) }
+
+// InitSize is a non-resident attribute's initialized size: bytes past it
+// read as zero.
+func (a Attr) InitSize() int64 { return int64(le64(a.rec.Data[a.Off+0x38:])) }
 
 // Size is the attribute's data size, resident or not.
 func (a Attr) Size() int64 {

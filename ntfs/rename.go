@@ -384,6 +384,10 @@ func (t *tx) rename(oldPath, newPath string) error {
 		adds = []add{{newName, NamespaceWin32}}
 	case fits83(newName):
 		adds = []add{{newName, NamespaceWin32DOS}}
+	case fits83(upcaseAll(t.up, newName)):
+		// A valid 8.3 name in lower or mixed case needs no short name:
+		// Windows stores it once, as a Win32 name (dir /x shows none).
+		adds = []add{{newName, NamespaceWin32}}
 	default:
 		short, err := shortName(newName, t.up, func(c []uint16) (bool, error) {
 			e, err := ntree.lookup(c)
@@ -502,4 +506,12 @@ func (t *tx) refreshDupInfo(rec *Record, tmpl []byte, now uint64) []byte {
 		}
 	}
 	return v
+}
+
+func upcaseAll(up *UpCase, u []uint16) []uint16 {
+	out := make([]uint16, len(u))
+	for i, c := range u {
+		out[i] = up.Upper(c)
+	}
+	return out
 }

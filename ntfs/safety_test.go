@@ -279,3 +279,43 @@ func TestSafetyBitLocker(t *testing.T) {
 		t.Fatalf("Open = %v, want ErrBitLocker", err)
 	}
 }
+
+// TestSafetyTestImages: the refusal images of testimages/ (built by
+// another helper with ntfs-3g tools and patched independently of this
+// package) give the refusal they were built for.
+func TestSafetyTestImages(t *testing.T) {
+	tests := []struct {
+		image string
+		want  string
+	}{
+		{"refuse-dirty.img", RefusalDirty},
+		{"refuse-hibernated.img", RefusalHibernated},
+		{"refuse-faststartup.img", RefusalFastStartup},
+		{"refuse-bitlocker.img", RefusalBitLocker},
+	}
+	for _, tt := range tests {
+		t.Run(tt.image, func(t *testing.T) {
+			img := testutil.TestImage(t, tt.image)
+			f, err := os.Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			st, err := f.Stat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := Open(f, st.Size())
+			if tt.want == RefusalBitLocker {
+				if !errors.Is(err, ErrBitLocker) {
+					t.Fatalf("Open = %v, want ErrBitLocker", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rdCheckRefusals(t, v.Safety(), tt.want)
+		})
+	}
+}

@@ -341,3 +341,28 @@ func TestOpenDamagedMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenTruncated: an image shorter than its boot sector says is still
+// opened and diagnosed, with an "unreadable" refusal saying so.
+func TestOpenTruncated(t *testing.T) {
+	data, err := os.ReadFile(rdFixtureImage(t, "charlie"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := ParseBootSector(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = data[:bs.VolumeSize()-64<<10] // the image is larger than the volume: cut into the volume
+	v, err := Open(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := v.Safety()
+	if len(s.Refusals) != 1 || s.Refusals[0].ID != RefusalUnreadable || !strings.Contains(s.Refusals[0].Reason, "truncated") {
+		t.Errorf("Refusals = %+v", s.Refusals)
+	}
+	if s.Label != "Charlie" {
+		t.Errorf("Label = %q", s.Label)
+	}
+}

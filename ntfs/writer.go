@@ -61,12 +61,9 @@ func OpenWriter(r io.ReaderAt, w io.WriterAt, size int64, opts WriterOptions) (*
 	} else if len(s.Refusals) > 0 {
 		return nil, &RefusedError{Refusals: s.Refusals}
 	}
-	wr, err := newWriter(r, w, size, opts)
-	if err != nil {
-		return nil, err
-	}
-	wr.up = v.UpCase()
-	return wr, nil
+	// The writer loads $UpCase itself: collation must follow the volume's
+	// own table, never a fallback.
+	return newWriter(r, w, size, opts)
 }
 
 // newWriter opens without the safety check (tests, Check).
@@ -181,9 +178,8 @@ func (w *Writer) commit(t *tx) error {
 	if w.w == nil {
 		return errors.New("ntfs: writer has no io.WriterAt")
 	}
-	ws := append([]physWrite(nil), t.o.writes...)
-	sort.SliceStable(ws, func(i, j int) bool { return ws[i].off < ws[j].off })
-	for _, pw := range ws {
+	// Staging order: a byte written twice ends with its last value.
+	for _, pw := range t.o.writes {
 		if pw.off < 0 || pw.off+int64(len(pw.data)) > w.g.size {
 			return fmt.Errorf("ntfs: write at 0x%x+%d outside the volume", pw.off, len(pw.data))
 		}

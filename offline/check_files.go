@@ -97,7 +97,7 @@ func (c PendingXML) Diagnose(in *Installation) Result {
 		}
 		ev := fileEvidence("file", p, fi, "pending servicing operations that Windows runs at the next boot")
 		ev.Want = asideName(in.FS, p)
-		r.Evidence = append(r.Evidence, ev)
+		r.Evidence = append(r.Evidence, ev.act("rename", ""))
 	}
 	if len(r.Evidence) == 0 {
 		r.Summary = "no pending.xml in Windows\\WinSxS"
@@ -143,7 +143,9 @@ func (c TxR) Diagnose(in *Installation) Result {
 			continue
 		}
 		fi, _ := e.Info()
-		r.Evidence = append(r.Evidence, fileEvidence("file", path.Join(dir, e.Name()), fi, "registry transaction log"))
+		ev := fileEvidence("file", path.Join(dir, e.Name()), fi, "registry transaction log")
+		ev.Want = asideName(in.FS, path.Join(dir, e.Name()))
+		r.Evidence = append(r.Evidence, ev.act("rename", "txr"))
 	}
 	if len(r.Evidence) == 0 {
 		r.Summary = "no registry transaction logs in config\\TxR"
@@ -152,8 +154,9 @@ func (c TxR) Diagnose(in *Installation) Result {
 	full := in.Logs().LogFull()
 	markers := in.startupMarkerPresent()
 	if !markers && len(full) == 0 {
-		r.Status = StatusInfo
-		r.Summary = fmt.Sprintf("%d registry transaction log files (normal; left alone without servicing markers)", len(r.Evidence))
+		// They exist on every Windows: without servicing markers or
+		// ERROR_LOG_FULL they are no fault.
+		r.Summary = fmt.Sprintf("%d registry transaction log files (normal without servicing markers)", len(r.Evidence))
 		return r
 	}
 	r.Evidence = append(r.Evidence, logEvidence(full, "ERROR_LOG_FULL lines")...)
@@ -352,6 +355,7 @@ func (c SoftwareDistribution) Diagnose(in *Installation) Result {
 		fmt.Sprintf("%d%s files, %s", s.files, more, humanSize(s.size)))
 	dirEv.Size, dirEv.Count = s.size, s.files
 	dirEv.Want = asideName(in.FS, "Windows/SoftwareDistribution")
+	dirEv = dirEv.act("rename", "")
 	ev := in.installEvidence()
 	if len(ev) == 0 {
 		r.Status = StatusInfo
@@ -408,7 +412,20 @@ func (c Catroot2) Diagnose(in *Installation) Result {
 	dirEv.Count, dirEv.Size = n, size
 	dirEv.Detail = fmt.Sprintf("catalog database: %d files, %s", n, humanSize(size))
 	dirEv.Want = asideName(in.FS, dir)
+	dirEv = dirEv.act("rename", "")
 	ev := in.installEvidence()
+	// dberr.txt is Cryptographic Services' own error log of the catalog
+	// database: "CatalogDB: 10:15:31 12/09/2024: ... error 0x80070002".
+	if f, ok := readTail(in.FS, dir+"/dberr.txt", "dberr"); ok && f.Error == "" {
+		eachLine(f.data, f.Tail, func(n int, line string) {
+			if hrs := failingHRESULTs(line); len(hrs) > 0 {
+				f.record(n, nil, line, hrs)
+			}
+		})
+		if f.Failures > 0 {
+			ev = append(logEvidence([]LogFinding{f.LogFinding}, "catalog database errors"), ev...)
+		}
+	}
 	if len(ev) == 0 {
 		r.Status = StatusInfo
 		r.Summary = fmt.Sprintf("catalog database: %d files, %s; no failure evidence", n, humanSize(size))
@@ -456,6 +473,7 @@ func (c BITSQueue) Diagnose(in *Installation) Result {
 		fi, _ := e.Info()
 		ev := fileEvidence("file", p, fi, "BITS job queue file")
 		ev.Want = asideName(in.FS, p)
+		ev = ev.act("rename", "")
 		if fi != nil && fi.Size() == 0 {
 			ev.Detail = "BITS job queue file is empty (damaged queue)"
 			damaged++
@@ -541,6 +559,7 @@ func (c Hosts) Diagnose(in *Installation) Result {
 		r.Evidence = append(r.Evidence, Evidence{
 			Kind: "line", Path: winPath(hostsPath), Line: m.Line, Data: m.Text,
 			Detail: fmt.Sprintf("maps update host %s to %s", strings.Join(m.Hosts, ", "), m.Address),
+			Action: "comment-out",
 		})
 	}
 	if len(r.Evidence) == 0 {

@@ -146,7 +146,7 @@ func (c Services) Diagnose(in *Installation) Result {
 			disabled = append(disabled, d.name)
 			ev := valueEvidence("SYSTEM", keyPath, v, fmt.Sprintf("service %s is disabled; default on Windows %s is %s", d.name, familyOr10(in.Version.Family), startName(def, delayed)))
 			ev.Want = fmt.Sprint(def)
-			r.Evidence = append(r.Evidence, ev)
+			r.Evidence = append(r.Evidence, ev.act("set", ""))
 		}
 	}
 	switch {
@@ -204,7 +204,9 @@ func (c WUPolicies) Diagnose(in *Installation) Result {
 		return r
 	}
 	bogus, wsus := 0, 0
-	bogusServer, realServer := false, false
+	// UseWUServer=1 sends the machine to WUServer: it is bogus exactly
+	// when WUServer is absent or points nowhere.
+	wuServerReal := false
 	for _, name := range []string{"WUServer", "WUStatusServer", "UpdateServiceUrlAlternate"} {
 		v, err := value(k, name)
 		if err != nil {
@@ -216,12 +218,11 @@ func (c WUPolicies) Diagnose(in *Installation) Result {
 		s := valueText(v)
 		if IsLoopbackOrAny(s) {
 			bogus++
-			bogusServer = true
-			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey, v, fmt.Sprintf("%s %q points nowhere (blank, loopback or 0.0.0.0)", name, s)))
+			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey, v, fmt.Sprintf("%s %q points nowhere (blank, loopback or 0.0.0.0)", name, s)).act("delete-value", ""))
 		} else {
 			wsus++
-			realServer = true
-			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey, v, fmt.Sprintf("%s is a WSUS server %q (legitimate in a managed network; removed only with opt-in `wsus`)", name, s)))
+			wuServerReal = wuServerReal || name == "WUServer"
+			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey, v, fmt.Sprintf("%s is a WSUS server %q (legitimate in a managed network; removed only with opt-in `wsus`)", name, s)).act("delete-value", "wsus"))
 		}
 	}
 	blocks := []struct{ key, name, why string }{
@@ -237,7 +238,7 @@ func (c WUPolicies) Diagnose(in *Installation) Result {
 		}
 		if v != nil && n == 1 {
 			bogus++
-			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", b.key, v, fmt.Sprintf("%s=1 %s", b.name, b.why)))
+			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", b.key, v, fmt.Sprintf("%s=1 %s", b.name, b.why)).act("delete-value", ""))
 		}
 	}
 	n, v, err := dwordValue(h, wuPolicyKey+`\AU`, "UseWUServer")
@@ -246,12 +247,12 @@ func (c WUPolicies) Diagnose(in *Installation) Result {
 	}
 	if v != nil && n == 1 {
 		switch {
-		case bogusServer || !realServer:
+		case !wuServerReal:
 			bogus++
-			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey+`\AU`, v, "UseWUServer=1 sends Windows Update to a server that does not exist"))
+			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey+`\AU`, v, "UseWUServer=1 sends Windows Update to a server that does not exist").act("delete-value", ""))
 		default:
 			wsus++
-			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey+`\AU`, v, "UseWUServer=1 uses the WSUS server above (opt-in `wsus` removes it)"))
+			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey+`\AU`, v, "UseWUServer=1 uses the WSUS server above (opt-in `wsus` removes it)").act("delete-value", "wsus"))
 		}
 	}
 	switch {
@@ -404,7 +405,7 @@ func (c Firewall) Diagnose(in *Installation) Result {
 			continue
 		}
 		active++
-		r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", keyPath, v, fmt.Sprintf("firewall rule %q blocks Windows Update (Dir=%s, Svc=%s)", v.Name(), fr.Get("Dir"), fr.Get("Svc"))))
+		r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", keyPath, v, fmt.Sprintf("firewall rule %q blocks Windows Update (Dir=%s, Svc=%s)", v.Name(), fr.Get("Dir"), fr.Get("Svc"))).act("delete-value", ""))
 	}
 	switch {
 	case active > 0:
@@ -476,11 +477,13 @@ func (c Proxy) Diagnose(in *Installation) Result {
 			ev.Data += " (bypass " + s.Bypass + ")"
 		}
 		ev.Want = "direct (18 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00)"
+		ev = ev.act("set", "")
 		if s.DeadProxy() {
 			dead++
 			ev.Detail = fmt.Sprintf("WinHTTP proxy %s points at this machine or nowhere: every update download fails", s.Proxy)
 		} else {
 			manual++
+			ev.OptIn = "proxy"
 			ev.Detail = fmt.Sprintf("WinHTTP proxy %s (may be legitimate; reset only with opt-in `proxy`)", s.Proxy)
 		}
 		r.Evidence = append(r.Evidence, ev)
@@ -491,9 +494,11 @@ func (c Proxy) Diagnose(in *Installation) Result {
 		r.Summary = "WinHTTP proxy points at loopback/0.0.0.0: " + r.Evidence[0].Data
 		r.Fix = "reset WinHttpSettings to direct access (what `netsh winhttp reset proxy` writes)"
 	case manual > 0:
-		r.Status = StatusInfo
+		// A manual proxy is the catalogue's evidence; a real one may be
+		// legitimate, so fix resets it only when the user opts in.
+		r.Status = StatusProblem
 		r.OptIn = "proxy"
-		r.Summary = "a WinHTTP proxy is set: " + r.Evidence[0].Data
+		r.Summary = "a WinHTTP proxy is set: " + r.Evidence[0].Data + " (may be legitimate)"
 		r.Fix = "opt-in `proxy`: reset WinHttpSettings to direct access"
 	default:
 		r.Summary = "WinHTTP uses direct access (no proxy)"
@@ -519,13 +524,13 @@ func (c OSUpgrade) Diagnose(in *Installation) Result {
 	setup := logEvidence(in.Logs().UpgradeFailures(), "setup errors")
 	old := in.Version.Family == "7" || in.Version.Family == "8.1"
 	if !old {
-		if len(setup) > 0 {
-			r.Status = StatusInfo
-			r.Evidence = setup
-			r.Summary = "Windows Setup (feature update) logged errors in setuperr.log"
-			return r
-		}
 		r.Summary = "not an upgrade case (Windows " + familyOr10(in.Version.Family) + ")"
+		if len(setup) > 0 {
+			// Feature-update failures are worth showing, but AllowOSUpgrade
+			// (the 7/8.1 switch) is not what repairs them.
+			r.Evidence = setup
+			r.Summary += "; setuperr.log shows Windows Setup errors (a failed feature update)"
+		}
 		return r
 	}
 	h, err := in.needHive("SOFTWARE")
@@ -549,6 +554,7 @@ func (c OSUpgrade) Diagnose(in *Installation) Result {
 		ev = valueEvidence("SOFTWARE", key, v, "AllowOSUpgrade is not 1")
 		ev.Want = "1"
 	}
+	ev = ev.act("set", "os-upgrade")
 	r.Evidence = append([]Evidence{ev}, setup...)
 	r.Summary = fmt.Sprintf("Windows %s: upgrading to Windows 10 needs AllowOSUpgrade=1", in.Version.Family)
 	r.Fix = "opt-in `os-upgrade`: set DWORD AllowOSUpgrade=1 (creating the OSUpgrade key)"
@@ -691,8 +697,14 @@ func (c Minifilters) Diagnose(in *Installation) Result {
 		names = append(names, name)
 		r.Evidence = append(r.Evidence, Evidence{Kind: "key", Hive: "SYSTEM", Key: key + `\` + name + `\Instances`, Data: alt, Detail: detail})
 	}
+	// srmsvc, FSRM's service, has no Instances key of its own: the KB
+	// names it with its two minifilters.
+	if k, err := openKey(h, key+`\srmsvc`); err == nil && k != nil {
+		fsrm = append(fsrm, k.Name())
+		r.Evidence = append(r.Evidence, Evidence{Kind: "key", Hive: "SYSTEM", Key: key + `\` + k.Name(), Detail: "File Server Resource Manager service (named by the KB)"})
+	}
 	sort.Strings(names)
-	if len(names) == 0 {
+	if len(names) == 0 && len(fsrm) == 0 {
 		r.Summary = "no file system minifilters registered"
 		return r
 	}
@@ -747,7 +759,7 @@ func (c CBSPending) Diagnose(in *Installation) Result {
 		if n := sk.SubkeyCount() + sk.ValueCount(); n > 0 {
 			detail += fmt.Sprintf(" (%d entries)", n)
 		}
-		r.Evidence = append(r.Evidence, keyEvidence("SOFTWARE", cbsKey+`\`+name, sk, detail))
+		r.Evidence = append(r.Evidence, keyEvidence("SOFTWARE", cbsKey+`\`+name, sk, detail).act("delete-key", ""))
 	}
 	incomplete := 0
 	if sp, err := k.Subkey("SessionsPending"); err == nil {
@@ -840,7 +852,7 @@ func (c ComponentsMarkers) Diagnose(in *Installation) Result {
 			}
 		}
 		found = append(found, m.name)
-		r.Evidence = append(r.Evidence, valueEvidence("COMPONENTS", "", v, m.name+": "+m.why))
+		r.Evidence = append(r.Evidence, valueEvidence("COMPONENTS", "", v, m.name+": "+m.why).act("delete-value", ""))
 	}
 	if len(found) == 0 {
 		r.Summary = "no pending-operation markers in COMPONENTS"
@@ -918,8 +930,10 @@ func (c SetupExecute) Diagnose(in *Installation) Result {
 		return r
 	}
 	ev := valueEvidence("SYSTEM", key, v, "runs "+poq[0]+" at boot to replay an unfinished update")
+	ev = ev.act("remove-entry", "")
 	if len(poq) == len(nonEmpty) {
 		ev.Want = "(value removed)"
+		ev.Action = "delete-value"
 	}
 	r.Evidence = append(r.Evidence, ev)
 	r.Status = StatusProblem
@@ -973,7 +987,7 @@ func (c PendingRenames) Diagnose(in *Installation) Result {
 		ev := valueEvidence("SYSTEM", key, v, fmt.Sprintf("%s: %d pending file operation(s)", name, len(ops)))
 		ev.Data = ""
 		ev.Count = len(ops)
-		r.Evidence = append(r.Evidence, ev)
+		r.Evidence = append(r.Evidence, ev.act("delete-value", ""))
 		for _, op := range ops {
 			pairs++
 			detail := op.String()
@@ -1027,7 +1041,7 @@ func (c RebootFlags) Diagnose(in *Installation) Result {
 			continue
 		}
 		found = append(found, name)
-		r.Evidence = append(r.Evidence, keyEvidence("SOFTWARE", base+`\`+name, k, name+": Windows Update expects to finish an installation after a reboot"))
+		r.Evidence = append(r.Evidence, keyEvidence("SOFTWARE", base+`\`+name, k, name+": Windows Update expects to finish an installation after a reboot").act("delete-key", ""))
 	}
 	if len(found) == 0 {
 		r.Summary = "no Windows Update reboot flags"

@@ -126,6 +126,11 @@ func DiagnoseTarget(path string, opts Options) (tr TargetReport) {
 		return tr
 	}
 	if t.Device {
+		if isDriveLetter(path) && runningWindowsDir(path) {
+			tr.Refusals = append(tr.Refusals, Refusal{ID: "running-system",
+				Reason: path + " is the running Windows",
+				Advice: "boot WinPE/WinRE (or another Windows) and run wuoffline from there"})
+		}
 		if m := mountedElsewhere(path); m != "" {
 			tr.Refusals = append(tr.Refusals, Refusal{ID: "mounted",
 				Reason: fmt.Sprintf("%s is mounted (%s)", path, m),
@@ -209,7 +214,9 @@ func (tr *TargetReport) diagnoseDirectory(path, letter string, opts Options) {
 
 // diagnoseInstallation opens the installation and runs every check.
 func diagnoseInstallation(fsys fs.FS, letter string, opts Options) InstallationReport {
-	ir := InstallationReport{Checks: []Result{}, Logs: []LogFinding{}}
+	ir := InstallationReport{Checks: []Result{}, Logs: []LogFinding{}, Cases: []Case{}, Commands: []Command{}}
+	ir.Safety.Refusals = []Refusal{}
+	ir.Safety.Hives = []HiveState{}
 	in, err := OpenInstallation(fsys, letter)
 	if err != nil {
 		ir.Safety.Refusals = append(ir.Safety.Refusals, Refusal{ID: "unreadable", Reason: err.Error(), Advice: "check the volume with chkdsk /f"})
@@ -219,7 +226,7 @@ func diagnoseInstallation(fsys fs.FS, letter string, opts Options) InstallationR
 	in.Now = opts.Now
 	ir.Letter, ir.LetterKnown = in.Letter, in.LetterKnown
 	ir.Version = in.Version
-	ir.Safety.Hives = in.Hives
+	ir.Safety.Hives = append(ir.Safety.Hives, in.Hives...)
 	ir.Safety.ControlSet = in.ControlSet
 	ir.Safety.Refusals = append(ir.Safety.Refusals, in.Refusals...)
 	ir.Checks = RunChecks(in)
@@ -237,7 +244,7 @@ func (s *Safety) fromNTFS(v *ntfs.Safety) {
 	}
 	s.NTFSVersion, s.Label, s.Dirty = v.Version, v.Label, v.Dirty
 	s.LogFileClean, s.LogFileVersion, s.Hibernation = v.LogFileClean, v.LogFileVersion, v.Hibernation
-	var rs []Refusal
+	rs := []Refusal{}
 	for _, r := range v.Refusals {
 		rs = append(rs, Refusal{ID: r.ID, Reason: r.Reason, Advice: r.Advice})
 	}

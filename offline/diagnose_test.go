@@ -9,7 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,79 +64,288 @@ func TestDirFS(t *testing.T) {
 	}
 }
 
-// findings is testimages/findings.json, decoded loosely: per image name,
-// per check id, the planted evidence (strings that must appear in the
-// check's evidence). nil when the file is absent.
-func loadFindings(t *testing.T) map[string]map[string][]string {
+// findings is testimages/findings.json (written by the testimages helper
+// from the tables that planted the evidence): per image and tree its
+// profile, refusal and exit code; per profile the Windows version, the
+// control set, and per check id of repair-catalog.md the expected status
+// and the planted evidence.
+type findings struct {
+	FixedTime time.Time                  `json:"fixed_time"`
+	Images    map[string]findingsImage   `json:"images"`
+	Trees     map[string]findingsImage   `json:"trees"`
+	Profiles  map[string]findingsProfile `json:"profiles"`
+}
+
+type findingsImage struct {
+	Profile  string  `json:"profile"`
+	Refusal  *string `json:"refusal"`
+	ExitCode *int    `json:"exit_code"`
+}
+
+type findingsProfile struct {
+	Windows struct {
+		CurrentBuild   string `json:"CurrentBuild"`
+		UBR            int    `json:"UBR"`
+		DisplayVersion string `json:"DisplayVersion"`
+		Major          int    `json:"major"`
+	} `json:"windows"`
+	Select struct {
+		Current int `json:"current"`
+	} `json:"select"`
+	Checks map[string]map[string]any `json:"checks"`
+	Logs   map[string]map[string]any `json:"logs"`
+}
+
+func loadFindings(t *testing.T) *findings {
 	t.Helper()
 	p := filepath.Join(testutil.RepoRoot(t), "testimages", "findings.json")
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return nil
+		testutil.Unavailable(t, "testimages/findings.json: %v", err)
 	}
-	var raw map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
+	var f findings
+	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("findings.json: %v", err)
 	}
-	out := map[string]map[string][]string{}
-	images, _ := raw["images"].(map[string]any)
-	if images == nil {
-		images = raw
-	}
-	ids := map[string]bool{}
-	for _, id := range CheckIDs() {
-		ids[id] = true
-	}
-	for name, v := range images {
-		img, ok := v.(map[string]any)
-		if !ok {
-			continue
-		}
-		checks, _ := img["checks"].(map[string]any)
-		if checks == nil {
-			checks = img
-		}
-		m := map[string][]string{}
-		for id, ev := range checks {
-			if !ids[id] {
-				continue
-			}
-			m[id] = append(m[id], evidenceStrings(ev)...)
-		}
-		out[strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".img")] = m
-	}
-	return out
+	return &f
 }
 
-// evidenceStrings flattens a findings entry to the strings it names.
-func evidenceStrings(v any) []string {
+// strs returns the strings of a JSON list (or the single string).
+func strs(v any) []string {
 	switch x := v.(type) {
 	case string:
 		return []string{x}
 	case []any:
 		var out []string
 		for _, e := range x {
-			out = append(out, evidenceStrings(e)...)
-		}
-		return out
-	case map[string]any:
-		var out []string
-		for k, e := range x {
-			if k == "status" || k == "note" || k == "comment" {
-				continue
+			if s, ok := e.(string); ok {
+				out = append(out, s)
 			}
-			out = append(out, evidenceStrings(e)...)
 		}
 		return out
 	}
 	return nil
 }
 
-// Built-in expectation when findings.json is absent: every check whose
-// evidence the broken images carry.
-var brokenProblems = []string{"pending-xml", "cbs-pending", "components-markers", "setup-execute", "pending-renames",
-	"reboot-flags", "txr", "softwaredistribution", "catroot2", "services", "wu-policies", "hosts",
-	"firewall"}
+// keys returns the keys of a JSON object, each reduced to its last
+// `\`-separated element ("AU\\NoAutoUpdate" -> "NoAutoUpdate").
+func keys(v any) []string {
+	m, _ := v.(map[string]any)
+	var out []string
+	for k := range m {
+		if i := strings.LastIndexByte(k, '\\'); i >= 0 {
+			k = k[i+1:]
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// dropHive removes a leading hive name: evidence carries Hive and Key apart.
+func dropHive(s string) string {
+	for _, h := range []string{"SYSTEM\\", "SOFTWARE\\", "COMPONENTS\\"} {
+		s = strings.TrimPrefix(s, h)
+	}
+	return s
+}
+
+// planted extracts, per check id, the strings that the check's evidence
+// must contain.
+func planted(id string, c map[string]any) []string {
+	var out []string
+	switch id {
+	case "softwaredistribution":
+		if ev, ok := c["evidence"].(map[string]any); ok {
+			if d, ok := ev["datastore_edb"].(map[string]any); ok {
+				out = append(out, strs(d["path"])...)
+			}
+			if l, ok := ev["download_bad"].([]any); ok {
+				for _, e := range l {
+					if m, ok := e.(map[string]any); ok {
+						out = append(out, strs(m["path"])...)
+					}
+				}
+			}
+		}
+	case "catroot2":
+		out = append(strs(c["path"]), "dberr.txt")
+	case "services":
+		for _, k := range []string{"disabled", "missing", "missing_imagepath"} {
+			for _, s := range strs(c[k]) {
+				out = append(out, `services\`+s)
+			}
+		}
+		out = append(out, strs(c["control_set"])...)
+	case "wu-policies", "firewall", "components-markers":
+		out = append(keys(c["delete"]), keys(c["wsus"])...)
+	case "hosts":
+		out = strs(c["lines"])
+	case "proxy":
+		m, _ := c["values"].(map[string]any)
+		for k, v := range m {
+			out = append(out, strings.TrimSuffix(dropHive(k), `\WinHttpSettings`))
+			if vm, ok := v.(map[string]any); ok {
+				out = append(out, strs(vm["proxy"])...)
+			}
+		}
+	case "pending-xml":
+		out = strs(c["files"])
+	case "cbs-pending":
+		out = strs(c["delete_keys"])
+		if l, ok := c["sessions_pending"].([]any); ok {
+			for _, e := range l {
+				if m, ok := e.(map[string]any); ok {
+					out = append(out, strs(m["id"])...)
+				}
+			}
+		}
+	case "setup-execute":
+		out = strs(c["remove"])
+	case "pending-renames":
+		m, _ := c["values"].(map[string]any)
+		for _, v := range m {
+			l, _ := v.([]any)
+			for _, e := range l {
+				pm, _ := e.(map[string]any)
+				for _, k := range []string{"source", "destination"} {
+					for _, s := range strs(pm[k]) {
+						if s = strings.TrimPrefix(strings.TrimPrefix(s, "*1"), "!"); s != "" {
+							out = append(out, s)
+						}
+					}
+				}
+			}
+		}
+	case "reboot-flags":
+		for _, s := range strs(c["delete_keys"]) {
+			out = append(out, dropHive(s))
+		}
+	case "txr":
+		out = []string{`config\TxR`}
+	case "minifilters":
+		out = append(keys(c["instances"]), strs(c["fsrm"])...)
+	}
+	return out
+}
+
+// checkActions: the values fix deletes by default carry that action, the
+// WSUS ones need the opt-in, and what must be left alone is not listed.
+func checkActions(t *testing.T, prof findingsProfile, byID map[string]Result) {
+	t.Helper()
+	for _, id := range []string{"wu-policies", "firewall", "components-markers"} {
+		c := prof.Checks[id]
+		r := byID[id]
+		find := func(name string) *Evidence {
+			for i := range r.Evidence {
+				if strings.EqualFold(r.Evidence[i].Value, name) && r.Evidence[i].Kind == "value" {
+					return &r.Evidence[i]
+				}
+			}
+			return nil
+		}
+		for _, name := range keys(c["delete"]) {
+			if e := find(name); e == nil || e.Action != "delete-value" || e.OptIn != "" {
+				t.Errorf("%s: %s should be deleted by default: %+v", id, name, e)
+			}
+		}
+		for _, name := range keys(c["wsus"]) {
+			if e := find(name); e == nil || e.Action != "delete-value" || e.OptIn != "wsus" {
+				t.Errorf("%s: %s should need opt-in wsus: %+v", id, name, e)
+			}
+		}
+		left := keys(c["left_alone"])
+		left = append(left, strs(c["left_alone"])...)
+		for _, name := range left {
+			if e := find(name); e != nil {
+				t.Errorf("%s: %s must be left alone, yet reported: %+v", id, name, e)
+			}
+		}
+	}
+	if h := prof.Checks["hosts"]; h != nil {
+		r := byID["hosts"]
+		for _, line := range strs(h["left_alone"]) {
+			for _, e := range r.Evidence {
+				if e.Data == line {
+					t.Errorf("hosts: line %q must be left alone", line)
+				}
+			}
+		}
+		for _, e := range r.Evidence {
+			if e.Action != "comment-out" || e.Line == 0 {
+				t.Errorf("hosts evidence %+v", e)
+			}
+		}
+	}
+}
+
+// checkProfile asserts every check's status and planted evidence, the
+// version and the control set, as findings.json lists them for a profile.
+func checkProfile(t *testing.T, f *findings, profile string, in InstallationReport) {
+	t.Helper()
+	prof, ok := f.Profiles[profile]
+	if !ok {
+		t.Fatalf("findings.json has no profile %q", profile)
+	}
+	if len(in.Checks) != len(Checks()) {
+		t.Errorf("%d checks reported, want %d", len(in.Checks), len(Checks()))
+	}
+	byID := map[string]Result{}
+	for _, r := range in.Checks {
+		byID[r.ID] = r
+	}
+	for _, id := range CheckIDs() {
+		c, ok := prof.Checks[id]
+		if !ok {
+			t.Errorf("findings.json: profile %s lacks check %s", profile, id)
+			continue
+		}
+		r := byID[id]
+		if want, _ := c["status"].(string); string(r.Status) != want {
+			t.Errorf("%s: status %s (%s), want %s", id, r.Status, r.Summary, want)
+			continue
+		}
+		// Planted evidence is what a problem (or the minifilter report)
+		// must show; info entries of a healthy tree describe normal state.
+		if r.Status != StatusProblem && id != "minifilters" {
+			continue
+		}
+		txt := evidenceText(r)
+		for _, e := range planted(id, c) {
+			if !strings.Contains(txt, strings.ToLower(strings.ReplaceAll(e, "/", `\`))) {
+				t.Errorf("%s: planted evidence %q not reported; got:\n%s", id, e, txt)
+			}
+		}
+	}
+	checkActions(t, prof, byID)
+	if b := strconv.Itoa(in.Version.Build); b != prof.Windows.CurrentBuild || in.Version.UBR != prof.Windows.UBR || in.Version.DisplayVersion != prof.Windows.DisplayVersion {
+		t.Errorf("version %+v, want build %s.%d %s", in.Version, prof.Windows.CurrentBuild, prof.Windows.UBR, prof.Windows.DisplayVersion)
+	}
+	if !strings.Contains(in.Version.Product, "Windows "+strconv.Itoa(prof.Windows.Major)) {
+		t.Errorf("product %q, want Windows %d", in.Version.Product, prof.Windows.Major)
+	}
+	if in.Safety.ControlSet != prof.Select.Current {
+		t.Errorf("control set %d, want %d", in.Safety.ControlSet, prof.Select.Current)
+	}
+	// Log evidence: Startup Repair's root cause, CBS's missing files.
+	logs := map[string]LogFinding{}
+	for _, l := range in.Logs {
+		logs[strings.ToLower(strings.ReplaceAll(l.File, `\`, "/"))] = l
+	}
+	for file, want := range prof.Logs {
+		got, ok := logs[strings.ToLower(file)]
+		if rc, _ := want["root_cause"].(string); rc != "" && (!ok || !slices.Contains(got.RootCauses, rc)) {
+			t.Errorf("%s: root cause %q not reported (%+v)", file, rc, got.RootCauses)
+		}
+		for _, m := range strs(want["failed_to_find_file"]) {
+			if !ok || !slices.Contains(got.MissingFiles, m) {
+				t.Errorf("%s: missing file %q not reported (%v)", file, m, got.MissingFiles)
+			}
+		}
+		if kb, _ := want["kb"].(string); kb != "" && (!ok || !slices.Contains(got.KBs, kb)) {
+			t.Errorf("%s: %s not reported (%v)", file, kb, got.KBs)
+		}
+	}
+}
 
 func sha256File(t *testing.T, p string) [32]byte {
 	t.Helper()
@@ -164,140 +376,106 @@ func evidenceText(r Result) string {
 	return strings.ToLower(strings.ReplaceAll(b.String(), "/", `\`))
 }
 
-func checkPlanted(t *testing.T, name string, in InstallationReport, findings map[string]map[string][]string) {
-	t.Helper()
-	byID := map[string]Result{}
-	for _, r := range in.Checks {
-		byID[r.ID] = r
-	}
-	if len(in.Checks) != len(Checks()) {
-		t.Errorf("%d checks reported, want %d", len(in.Checks), len(Checks()))
-	}
-	want := map[string][]string{}
-	if f, ok := findings[name]; ok {
-		want = f
-	} else {
-		t.Logf("testimages/findings.json has no %s: using the built-in list of problems", name)
-		for _, id := range brokenProblems {
-			want[id] = nil
-		}
-	}
-	for id, evs := range want {
-		r, ok := byID[id]
-		if !ok {
-			t.Errorf("check %s missing", id)
-			continue
-		}
-		if r.Status != StatusProblem {
-			t.Errorf("%s: status %s (%s), want problem", id, r.Status, r.Summary)
-			continue
-		}
-		txt := evidenceText(r)
-		for _, e := range evs {
-			if !strings.Contains(txt, strings.ToLower(strings.ReplaceAll(e, "/", `\`))) {
-				t.Errorf("%s: planted evidence %q not reported; got:\n%s", id, e, txt)
-			}
-		}
-	}
-}
-
-// TestDiagnoseImages runs diagnose on every built test image: the broken
-// ones report every planted problem, the healthy twin none, every refusal
-// variant exits 3 naming its reason, and nothing is ever written.
+// TestDiagnoseImages runs diagnose on every built test image that
+// findings.json lists: the broken ones report every planted problem with
+// its evidence, the healthy twin none, every refusal variant exits 3
+// naming its reason, and nothing is ever written.
 func TestDiagnoseImages(t *testing.T) {
-	findings := loadFindings(t)
-	tests := []struct {
-		image   string
-		exit    int
-		refusal string
-		broken  bool
-	}{
-		{"broken-gpt.img", ExitProblem, "", true},
-		{"broken-mbr.img", ExitProblem, "", true},
-		{"broken-4kn.img", ExitProblem, "", true},
-		{"broken-volume.img", ExitProblem, "", true},
-		{"healthy-gpt.img", ExitOK, "", false},
-		{"refuse-bitlocker.img", ExitRefused, "bitlocker", false},
-		{"refuse-dirty.img", ExitRefused, "dirty", true},
-		{"refuse-hibernated.img", ExitRefused, "hibernated", true},
-		{"refuse-faststartup.img", ExitRefused, "fast-startup", true},
+	f := loadFindings(t)
+	names := make([]string, 0, len(f.Images))
+	for n := range f.Images {
+		names = append(names, n)
 	}
-	for _, tt := range tests {
-		t.Run(tt.image, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(testutil.RepoRoot(t), "testimages", "data", tt.image+".gz")); err != nil {
-				testutil.Unavailable(t, "test image %s not built: %v", tt.image, err)
+	slices.Sort(names)
+	for _, name := range names {
+		img := f.Images[name]
+		t.Run(name, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(testutil.RepoRoot(t), "testimages", "data", name+".gz")); err != nil {
+				testutil.Unavailable(t, "test image %s not built: %v", name, err)
 			}
-			p := testutil.TestImage(t, tt.image)
+			p := testutil.TestImage(t, name)
 			before := sha256File(t, p)
 			st, _ := os.Stat(p)
-			tr := DiagnoseTarget(p, Options{Now: time.Date(2024, 9, 13, 0, 0, 0, 0, time.UTC)})
+			tr := DiagnoseTarget(p, Options{Now: f.FixedTime})
 			if after := sha256File(t, p); after != before {
 				t.Fatal("diagnose changed the image")
 			}
 			if st2, _ := os.Stat(p); !st2.ModTime().Equal(st.ModTime()) {
 				t.Error("diagnose touched the image's modification time")
 			}
-			if tr.Exit != tt.exit {
-				t.Errorf("exit %d, want %d (error %q, refusals %+v)", tr.Exit, tt.exit, tr.Error, tr.Refusals)
+			if img.ExitCode == nil || tr.Exit != *img.ExitCode {
+				t.Errorf("exit %d, want %v (error %q, refusals %+v)", tr.Exit, img.ExitCode, tr.Error, tr.Refusals)
 			}
-			if tr.BytesRead <= 0 && tt.refusal != "bitlocker" {
+			refusal := ""
+			if img.Refusal != nil {
+				refusal = *img.Refusal
+			}
+			if refusal != "bitlocker" && tr.BytesRead <= 0 {
 				t.Errorf("bytes read = %d", tr.BytesRead)
 			}
-			if tt.refusal != "" {
+			if refusal != "" {
 				found := false
 				for _, r := range tr.Refusals {
-					found = found || r.ID == tt.refusal && r.Advice != ""
+					found = found || r.ID == refusal && r.Advice != ""
 				}
 				for _, in := range tr.Installations {
 					for _, r := range in.Safety.Refusals {
-						found = found || r.ID == tt.refusal && r.Advice != ""
+						found = found || r.ID == refusal && r.Advice != ""
 					}
 					if in.Safety.Writable {
 						t.Error("refused installation reported writable")
 					}
 				}
 				if !found {
-					t.Errorf("refusal %q not reported: %+v / %+v", tt.refusal, tr.Refusals, tr.Installations)
+					t.Errorf("refusal %q not reported: %+v / %+v", refusal, tr.Refusals, tr.Installations)
 				}
 			}
-			if tt.refusal == "bitlocker" {
+			if refusal == "bitlocker" {
+				if len(tr.Installations) != 0 {
+					t.Errorf("installations read through BitLocker: %+v", tr.Installations)
+				}
 				return
 			}
 			if len(tr.Installations) != 1 {
 				t.Fatalf("%d installations, want 1 (volumes %+v, error %q)", len(tr.Installations), tr.Volumes, tr.Error)
 			}
 			in := tr.Installations[0]
-			if in.Version.Build < 10240 || in.Version.Family == "" {
-				t.Errorf("version %+v", in.Version)
-			}
-			if in.Version.Build >= 22000 && !strings.Contains(in.Version.Product, "Windows 11") {
-				t.Errorf("build %d reported as %q", in.Version.Build, in.Version.Product)
-			}
-			if !strings.Contains(in.Commands[0].Line, `/offbootdir=D:\ /offwindir=D:\Windows`) {
-				t.Errorf("sfc command %q", in.Commands[0].Line)
+			if !strings.Contains(in.Commands[0].Line, `/offbootdir=D:\ /offwindir=D:\Windows`) || in.LetterKnown {
+				t.Errorf("sfc command %q (letter known %v)", in.Commands[0].Line, in.LetterKnown)
 			}
 			for _, r := range in.Checks {
 				if r.Status == StatusFailed {
 					t.Errorf("%s failed: %s", r.ID, r.Error)
 				}
 			}
-			name := strings.TrimSuffix(tt.image, ".img")
-			if tt.broken {
-				checkPlanted(t, name, in, findings)
-				if len(in.Cases) != 2 || in.Cases[0] != CaseStartup {
-					t.Errorf("cases %v, want failed-startup then failed-installation", in.Cases)
-				}
-				return
-			}
-			for _, r := range in.Checks {
-				if r.Status == StatusProblem {
-					t.Errorf("healthy image: %s reports a problem: %s", r.ID, r.Summary)
-				}
-			}
-			if len(in.Cases) != 1 || in.Cases[0] != CaseHealthy {
-				t.Errorf("cases %v, want healthy", in.Cases)
-			}
+			checkProfile(t, f, img.Profile, in)
+			checkCases(t, in)
 		})
+	}
+}
+
+// checkCases: the cases follow the problems, failed startup first.
+func checkCases(t *testing.T, in InstallationReport) {
+	t.Helper()
+	startup, install := false, false
+	for _, r := range in.Checks {
+		if r.Status == StatusProblem {
+			startup = startup || r.Case == CaseStartup
+			install = install || r.Case == CaseInstall
+		}
+	}
+	var want []Case
+	if startup {
+		want = append(want, CaseStartup)
+	}
+	if install {
+		want = append(want, CaseInstall)
+	}
+	if len(want) == 0 {
+		want = []Case{CaseHealthy}
+	}
+	if !slices.Equal(in.Cases, want) {
+		t.Errorf("cases %v, want %v", in.Cases, want)
 	}
 }
 
@@ -367,17 +545,14 @@ func IsWindowsDir(dir string) bool {
 	return IsWindows(d)
 }
 
-// TestDiagnoseTrees: the mounted-directory target (the same Windows tree
-// as the images, as a plain directory with its own letter case).
+// TestDiagnoseTrees: the mounted-directory target (the same Windows trees
+// as the images, as plain directories), with the user's drive letter.
 func TestDiagnoseTrees(t *testing.T) {
-	findings := loadFindings(t)
-	for _, tc := range []struct {
-		name   string
-		broken bool
-	}{{"broken-tree.tar.gz", true}, {"healthy-tree.tar.gz", false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := extractTree(t, tc.name)
-			tr := DiagnoseTarget(dir, Options{Letter: "E:"})
+	f := loadFindings(t)
+	for name, tree := range f.Trees {
+		t.Run(name, func(t *testing.T) {
+			dir := extractTree(t, name)
+			tr := DiagnoseTarget(dir, Options{Letter: "E:", Now: f.FixedTime})
 			if tr.Kind != "directory" || len(tr.Installations) != 1 {
 				t.Fatalf("kind %q, %d installations, error %q", tr.Kind, len(tr.Installations), tr.Error)
 			}
@@ -385,31 +560,22 @@ func TestDiagnoseTrees(t *testing.T) {
 			if in.Letter != "E:" || !in.LetterKnown || in.Commands[0].Line != `sfc /scannow /offbootdir=E:\ /offwindir=E:\Windows` {
 				t.Errorf("letter %q known %v, command %q", in.Letter, in.LetterKnown, in.Commands[0].Line)
 			}
-			if tc.broken {
-				if tr.Exit != ExitProblem {
-					t.Errorf("exit %d", tr.Exit)
-				}
-				name := strings.TrimSuffix(tc.name, ".tar.gz")
-				if _, ok := findings[name]; !ok {
-					name = "broken-gpt" // the tree is the broken image's volume
-				}
-				checkPlanted(t, name, in, findings)
-				hasDism := false
-				for _, c := range in.Commands {
-					hasDism = hasDism || c.Line == `dism /Image:E:\ /Cleanup-Image /RevertPendingActions`
-				}
-				if !hasDism {
-					t.Errorf("no dism command: %+v", in.Commands)
-				}
-				return
+			checkProfile(t, f, tree.Profile, in)
+			checkCases(t, in)
+			startup := slices.Contains(in.Cases, CaseStartup)
+			hasDism := false
+			for _, c := range in.Commands {
+				hasDism = hasDism || c.Line == `dism /Image:E:\ /Cleanup-Image /RevertPendingActions`
 			}
-			if tr.Exit != ExitOK {
-				t.Errorf("healthy tree: exit %d", tr.Exit)
+			if hasDism != startup {
+				t.Errorf("dism command present %v, failed startup %v: %+v", hasDism, startup, in.Commands)
 			}
-			for _, r := range in.Checks {
-				if r.Status == StatusProblem || r.Status == StatusFailed {
-					t.Errorf("healthy tree: %s %s: %s %s", r.ID, r.Status, r.Summary, r.Error)
-				}
+			want := ExitOK
+			if slices.Contains(in.Cases, CaseStartup) || slices.Contains(in.Cases, CaseInstall) {
+				want = ExitProblem
+			}
+			if tr.Exit != want {
+				t.Errorf("exit %d, want %d", tr.Exit, want)
 			}
 		})
 	}
@@ -487,6 +653,7 @@ func copyFile(t *testing.T, src, dst string) {
 // makes fix refuse.
 func TestDirtyHive(t *testing.T) {
 	yarp := testutil.SharedFixture(t, "hives/yarp")
+	root := extractTree(t, "healthy-tree.tar.gz")
 	for _, tc := range []struct {
 		name, dir, base string
 		logs            []string
@@ -495,8 +662,8 @@ func TestDirtyHive(t *testing.T) {
 		{"recoverable", "NewDirtyHive1", "NewDirtyHive", []string{"LOG1", "LOG2"}, false},
 		{"bad-log", "BadLogHive3", "BadLogHive", []string{"LOG1"}, true},
 	} {
+		// one tree; each case replaces COMPONENTS and its logs
 		t.Run(tc.name, func(t *testing.T) {
-			root := extractTree(t, "healthy-tree.tar.gz")
 			d, err := OpenDirFS(root)
 			if err != nil {
 				t.Fatal(err)
@@ -548,6 +715,88 @@ func TestDirtyHive(t *testing.T) {
 				}
 			} else if tr.Exit != ExitRefused {
 				t.Errorf("exit %d, want 3", tr.Exit)
+			}
+		})
+	}
+}
+
+// setSelectCurrent rewrites SYSTEM\Select\Current with hivex (an
+// independent implementation) in a copy of a tree.
+func setSelectCurrent(t *testing.T, system string, current uint32) {
+	t.Helper()
+	// python3-hivex is a Debian package: prefer the system interpreter
+	// (a pyenv python3 earlier on PATH does not see it).
+	py := ""
+	for _, c := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(c, "-c", "import hivex").Run() == nil {
+			py = c
+			break
+		}
+	}
+	if py == "" {
+		testutil.Unavailable(t, "python3 with the hivex module (apt-get install python3-hivex)")
+	}
+	script := `
+import sys, struct, hivex
+h = hivex.Hivex(sys.argv[1], write=True)
+sel = h.node_get_child(h.root(), "Select")
+h.node_set_value(sel, {"key": "Current", "t": 4, "value": struct.pack("<I", int(sys.argv[2]))})
+h.commit(None)
+`
+	out, err := exec.Command(py, "-c", script, system, strconv.Itoa(int(current))).CombinedOutput()
+	if err != nil {
+		testutil.Unavailable(t, "python3-hivex: %v\n%s", err, out)
+	}
+}
+
+// TestControlSetRule: SYSTEM\Select\Current outside 1..999 or naming a
+// missing control set makes fix refuse; ControlSet001 is read for the
+// report only.
+func TestControlSetRule(t *testing.T) {
+	root := extractTree(t, "healthy-tree.tar.gz")
+	for _, tc := range []struct {
+		current uint32
+		refused bool
+	}{{7, true}, {0, true}, {1000, true}, {1, false}} {
+		// one tree; each case rewrites the value
+		t.Run(strconv.Itoa(int(tc.current)), func(t *testing.T) {
+			d, err := OpenDirFS(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sys, err := d.resolve("t", systemHivePath)
+			d.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			setSelectCurrent(t, filepath.Join(root, filepath.FromSlash(sys)), tc.current)
+			tr := DiagnoseTarget(root, Options{})
+			if len(tr.Installations) != 1 {
+				t.Fatalf("%+v", tr)
+			}
+			in := tr.Installations[0]
+			refused := false
+			for _, r := range in.Safety.Refusals {
+				refused = refused || r.ID == "control-set"
+			}
+			if refused != tc.refused {
+				t.Errorf("control-set refusal %v, want %v (%+v)", refused, tc.refused, in.Safety.Refusals)
+			}
+			wantCS := int(tc.current)
+			if tc.refused {
+				wantCS = 0
+				if tr.Exit != ExitRefused {
+					t.Errorf("exit %d, want 3", tr.Exit)
+				}
+			}
+			if in.Safety.ControlSet != wantCS {
+				t.Errorf("control set %d, want %d", in.Safety.ControlSet, wantCS)
+			}
+			// the report still reads ControlSet001
+			for _, r := range in.Checks {
+				if r.ID == "services" && r.Status != StatusOK {
+					t.Errorf("services %s: %s %s", r.Status, r.Summary, r.Error)
+				}
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package offline
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"strings"
 	"time"
 	"unicode/utf16"
 )
@@ -165,8 +166,12 @@ func toFiletime(t time.Time) uint64 {
 	return uint64(t.UnixNano()/100) + 116444736000000000
 }
 
-// genRecord writes one record at chunk offset off.
-func genRecord(off int, id uint64, e genEvent) []byte {
+// genRecord writes one record at chunk offset off. When shared is
+// non-zero the record refers to the template defined at that chunk offset
+// (by an earlier record) instead of carrying its own: that is how Windows
+// writes every event after the first of its kind in a chunk. It returns
+// the record and the chunk offset of its template definition.
+func genRecord(off int, id uint64, e genEvent, shared int) ([]byte, int) {
 	w := &bxw{base: off}
 	w.u32(0x00002a2a)
 	w.u32(0) // size, patched
@@ -180,20 +185,25 @@ func genRecord(off int, id uint64, e genEvent) []byte {
 	w.u8(0x01)
 	w.u32(int(id)) // template id
 	defAt := w.pos() + 4
-	w.u32(defAt) // resident definition follows
-	// template definition: next, GUID, data size, data
-	w.u32(0)
-	guid := [16]byte{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, byte(id)}
-	w.b = append(w.b, guid[:]...)
-	sizeAt := len(w.b)
-	w.u32(0)
-	bodyStart := len(w.b)
-	var names []string
-	for _, d := range e.Data {
-		names = append(names, d[0])
+	if shared != 0 {
+		defAt = shared
+		w.u32(defAt) // an earlier record's definition
+	} else {
+		w.u32(defAt) // resident definition follows
+		// template definition: next, GUID, data size, data
+		w.u32(0)
+		guid := [16]byte{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, byte(id)}
+		w.b = append(w.b, guid[:]...)
+		sizeAt := len(w.b)
+		w.u32(0)
+		bodyStart := len(w.b)
+		var names []string
+		for _, d := range e.Data {
+			names = append(names, d[0])
+		}
+		genTemplateBody(w, names)
+		binary.LittleEndian.PutUint32(w.b[sizeAt:], uint32(len(w.b)-bodyStart))
 	}
-	genTemplateBody(w, names)
-	binary.LittleEndian.PutUint32(w.b[sizeAt:], uint32(len(w.b)-bodyStart))
 	// substitution array
 	type val struct {
 		typ byte
@@ -231,7 +241,17 @@ func genRecord(off int, id uint64, e genEvent) []byte {
 	w.u32(0)
 	binary.LittleEndian.PutUint32(w.b[4:], uint32(len(w.b)))
 	binary.LittleEndian.PutUint32(w.b[len(w.b)-4:], uint32(len(w.b)))
-	return w.b
+	return w.b, defAt
+}
+
+// shape is the template key of an event: its Data names.
+func shape(e genEvent) string {
+	var b strings.Builder
+	for _, d := range e.Data {
+		b.WriteString(d[0])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // genChunk builds one 64 KiB chunk holding the events, record ids from first.
@@ -240,12 +260,20 @@ func genChunk(first uint64, events []genEvent) []byte {
 	copy(c, "ElfChnk\x00")
 	off := evtxChunkHeader
 	last := 0
+	templates := map[string]int{}
 	for i, e := range events {
-		r := genRecord(off, first+uint64(i), e)
+		r, def := genRecord(off, first+uint64(i), e, templates[shape(e)])
 		if off+len(r) > len(c) {
 			break
 		}
 		copy(c[off:], r)
+		if templates[shape(e)] == 0 {
+			templates[shape(e)] = def
+			// The chunk's template pointer table (32 buckets at 0x180)
+			// lists every definition; readers may look templates up there.
+			bucket := 0x180 + 4*(len(templates)-1)%128
+			binary.LittleEndian.PutUint32(c[bucket:], uint32(def))
+		}
 		last = off
 		off += len(r)
 	}
@@ -291,6 +319,9 @@ func sampleEvents() []genEvent {
 		{Provider: "Microsoft-Windows-Kernel-General", EventID: 12, Written: t0.Add(-time.Hour),
 			Data: [][2]string{{"MajorVersion", "10"}, {"MinorVersion", "0"}}},
 		{Provider: "Microsoft-Windows-WindowsUpdateClient", EventID: 20, Written: t0,
+			Data: [][2]string{{"errorCode", "0x80070002"}, {"updateTitle", "2024-09 Cumulative Update for Windows 11 Version 23H2 for x64-based Systems (KB5043076)"},
+				{"updateGuid", "{8A5F2B41-2D8C-4E2B-9F1A-3C7D5E6F7A8B}"}, {"updateRevisionNumber", "1"}, {"serviceGuid", "{7971F918-A847-4430-9279-4A52D1EFE18D}"}}},
+		{Provider: "Microsoft-Windows-WindowsUpdateClient", EventID: 20, Written: t0.Add(30 * time.Second),
 			Data: [][2]string{{"errorCode", "0x80070002"}, {"updateTitle", "2024-09 Cumulative Update for Windows 11 Version 23H2 for x64-based Systems (KB5043076)"},
 				{"updateGuid", "{8A5F2B41-2D8C-4E2B-9F1A-3C7D5E6F7A8B}"}, {"updateRevisionNumber", "1"}, {"serviceGuid", "{7971F918-A847-4430-9279-4A52D1EFE18D}"}}},
 		{Provider: "Microsoft-Windows-WindowsUpdateClient", EventID: 19, Written: t0.Add(time.Minute),

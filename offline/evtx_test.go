@@ -128,8 +128,8 @@ func TestReadEVTXFinding(t *testing.T) {
 	if f == nil || f.Error != "" {
 		t.Fatalf("finding = %+v", f)
 	}
-	if f.Failures != 1 || !f.InstallFailure || f.HRESULTs["0x80070002"] != 1 {
-		t.Errorf("failures %d, install %v, hresults %v; want 1 failure 0x80070002", f.Failures, f.InstallFailure, f.HRESULTs)
+	if f.Failures != 2 || !f.InstallFailure || f.HRESULTs["0x80070002"] != 2 {
+		t.Errorf("failures %d, install %v, hresults %v; want 2 failures 0x80070002", f.Failures, f.InstallFailure, f.HRESULTs)
 	}
 	if len(f.KBs) != 1 || f.KBs[0] != "KB5043076" {
 		t.Errorf("KBs = %v, want [KB5043076]", f.KBs)

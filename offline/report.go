@@ -71,6 +71,19 @@ type Evidence struct {
 	Time *time.Time `json:"time,omitempty"`
 	// Detail is a one-line human explanation.
 	Detail string `json:"detail"`
+	// Action is what `wuoffline fix` does with this item: "rename" (aside,
+	// to Want), "delete-key", "delete-value", "set" (to Want),
+	// "remove-entry" (from a MULTI_SZ), "comment-out" (a line); "" when the
+	// item is reported only.
+	Action string `json:"action,omitempty"`
+	// OptIn names the opt-in the action needs ("" = done by default).
+	OptIn string `json:"opt_in,omitempty"`
+}
+
+// act returns e with the fix action (and opt-in) that applies to it.
+func (e Evidence) act(action, optIn string) Evidence {
+	e.Action, e.OptIn = action, optIn
+	return e
 }
 
 // Result is the outcome of one check on one installation.

@@ -144,6 +144,25 @@ os.setxattr(root, "system.ntfs_times", val)
 EOF
 }
 
+# copy_sorted SRC DST: copy a tree in sorted name order.  cp -r follows the
+# source directory's readdir order, which differs between two fresh copies
+# of the same tree on most Linux file systems; ntfs-3g allocates MFT records
+# in creation order, so the order must be fixed for reproducible volumes.
+copy_sorted() {
+	"$PY" - "$1" "$2" <<'EOF'
+import os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+for d, dirs, files in os.walk(src):
+    dirs.sort()
+    rel = os.path.relpath(d, src)
+    out = dst if rel == "." else os.path.join(dst, rel)
+    for n in sorted(files):
+        shutil.copyfile(os.path.join(d, n), os.path.join(out, n))
+    for n in dirs:
+        os.mkdir(os.path.join(out, n))
+EOF
+}
+
 # ntfs_mount IMG DIR: mount read-write with ntfs-3g in the foreground
 # (no_detach) so that ntfs_umount can wait until it has written everything.
 ntfs_pid=
@@ -178,7 +197,7 @@ mkvol() {
 	local mnt=$WORK/mnt
 	ntfs_mount "$out" "$mnt"
 	if [ -n "$tree" ]; then
-		cp -r --no-preserve=all "$tree/." "$mnt/"
+		copy_sorted "$tree" "$mnt"
 		if [ -n "$dos" ]; then
 			local rel short
 			while IFS=$'\t' read -r rel short; do

@@ -56,6 +56,11 @@ Examples:
   wuoffline diagnose /dev/nvme0n1          # a whole disk, from a Linux rescue stick
   wuoffline diagnose D:                    # in WinPE, the Windows volume
   wuoffline diagnose --json disk-*.img     # many VM disks, one JSON report
+
+In WinPE, find the Windows volume's letter with: diskpart, then list volume
+(it is rarely C: there). On Linux, lsblk -f lists the NTFS partitions.
+Next step: 'wuoffline fix TARGET' repairs what diagnose reports as problem;
+'wuoffline fix --help' lists the opt-ins (wsus, proxy, os-upgrade, txr).
 `
 
 // runDiagnose implements `wuoffline diagnose`.
@@ -172,7 +177,7 @@ func writeDiagnoseText(w io.Writer, rep *offline.Report) {
 		}
 		if t.Error != "" {
 			fmt.Fprintf(w, "ERROR: %s\n", t.Error)
-			if t.Hint != "" {
+			if t.Hint != "" && !strings.Contains(t.Error, t.Hint) {
 				fmt.Fprintf(w, "  hint: %s\n", t.Hint)
 			}
 		}
@@ -363,6 +368,9 @@ func evidenceLine(e offline.Evidence) string {
 		return e.Detail
 	default:
 		loc = e.Path
+	}
+	if e.OptIn != "" {
+		loc += " [opt-in " + e.OptIn + "]"
 	}
 	if e.Detail == "" {
 		return loc

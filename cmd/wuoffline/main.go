@@ -31,6 +31,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"diagnose", "find every Windows installation on the targets and report what is wrong (read-only)", runDiagnose},
+		{"fix", "repair what diagnose found: plan, dry run, journal, write, verify (--dry-run writes nothing)", runFix},
+		{"undo", "take back the last fix on a target, byte for byte, from its journal", runUndo},
 		{"reg", "read and edit offline registry hive files (export, get, set, delete, check)", runReg},
 		{"ls", "list a directory on an NTFS volume without mounting it", runLs},
 		{"mv", "rename or move a file or directory on an NTFS volume without mounting it", runMv},

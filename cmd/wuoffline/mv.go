@@ -133,9 +133,17 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// ntStdinTerminal reports whether stdin is a terminal: a character device
+// other than /dev/null (NUL on Windows).
 func ntStdinTerminal() bool {
 	fi, err := os.Stdin.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
+		return false
+	}
+	return true
 }
 
 // ntBackupWriter saves the bytes every write overwrites to a file (synced

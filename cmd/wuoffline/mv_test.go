@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"wuoffline/internal/testutil"
+)
+
+// ntTestVolume builds a bare NTFS volume with mkntfs and a few names made
+// through an ntfs-3g mount.
+func ntTestVolume(t *testing.T) string {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireTool(t, "mkntfs")
+	testutil.RequireTool(t, "ntfs-3g")
+	img := filepath.Join(t.TempDir(), "vol.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 32<<20); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "mkntfs", "-F", "-Q", "-q", "-s", "512", "-c", "4096", img)
+	mp := t.TempDir()
+	testutil.Run(t, "ntfs-3g", img, mp)
+	defer func() {
+		if err := exec.Command("fusermount", "-u", mp).Run(); err != nil {
+			exec.Command("umount", mp).Run()
+		}
+	}()
+	if err := os.MkdirAll(filepath.Join(mp, "Windows", "Temp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"hosts", "Program Files", "readme.txt"} {
+		if err := os.WriteFile(filepath.Join(mp, "Windows", n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img
+}
+
+func ntRun(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestLsMvCheck(t *testing.T) {
+	img := ntTestVolume(t)
+	orig, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := ntRun("ls", img, `Windows`)
+	if code != exitOK || !strings.Contains(out, "Program Files") || !strings.Contains(out, "hosts") {
+		t.Fatalf("ls: %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs = ntRun("check", "--all", img); code != exitOK {
+		t.Fatalf("check before: %d\n%s%s", code, out, errs)
+	}
+	// Refusals and usage errors write nothing.
+	if code, _, _ = ntRun("mv", "--yes", img, "Windows/hosts", "Windows/readme.TXT"); code != exitUsage {
+		t.Errorf("mv onto an existing name (other case): exit %d, want %d", code, exitUsage)
+	}
+	if code, _, _ = ntRun("mv", "--yes", img, "Windows", "Windows/Temp/W"); code == exitOK {
+		t.Errorf("mv of a directory into itself succeeded")
+	}
+	if code, out, _ = ntRun("mv", "--dry-run", img, "Windows/hosts", "hosts.bak"); code != exitOK || !strings.Contains(out, "ranges") {
+		t.Errorf("mv --dry-run: %d %s", code, out)
+	}
+	if now, _ := os.ReadFile(img); !bytes.Equal(now, orig) {
+		t.Fatal("refused or dry-run mv changed the image")
+	}
+	code, out, errs = ntRun("mv", "--yes", img, `Windows\hosts`, "Windows/Temp/hosts.old")
+	if code != exitOK {
+		t.Fatalf("mv: %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs = ntRun("check", img, "Windows", "Windows/Temp"); code != exitOK {
+		t.Fatalf("check after: %d\n%s%s", code, out, errs)
+	}
+	if _, out, _ = ntRun("ls", img, "Windows/Temp"); !strings.Contains(out, "hosts.old") {
+		t.Errorf("ls after mv:\n%s", out)
+	}
+	fls := string(testutil.Run(t, "fls", "-r", "-p", img))
+	if !strings.Contains(fls, "Windows/Temp/hosts.old") || strings.Contains(fls, "Windows/hosts\n") {
+		t.Errorf("fls after mv:\n%s", fls)
+	}
+	// The backup restores the original image byte for byte.
+	baks, _ := filepath.Glob(img + ".wuoffline-mv-*.bak")
+	if len(baks) != 1 {
+		t.Fatalf("backups: %v", baks)
+	}
+	b, err := os.ReadFile(baks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const magic = "WUOFFLINE-MV-BACKUP v1\n"
+	if !strings.HasPrefix(string(b), magic) {
+		t.Fatalf("backup header %q", b[:min(len(b), 30)])
+	}
+	cur, _ := os.ReadFile(img)
+	// Restore in reverse order so that a block written twice ends up with
+	// its first saved bytes.
+	type blk struct {
+		off  int64
+		data []byte
+	}
+	var blks []blk
+	for p := b[len(magic):]; len(p) > 0; {
+		if len(p) < 24 {
+			t.Fatal("truncated backup")
+		}
+		base, off, n := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:])
+		blks = append(blks, blk{int64(base + off), p[24 : 24+n]})
+		p = p[24+n:]
+	}
+	for i := len(blks) - 1; i >= 0; i-- {
+		copy(cur[blks[i].off:], blks[i].data)
+	}
+	if !bytes.Equal(cur, orig) {
+		t.Error("restoring the backup does not give the original image back")
+	}
+}

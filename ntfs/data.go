@@ -1,0 +1,414 @@
+package ntfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DataFile edits the unnamed $DATA of one file in place: overwrite bytes,
+// grow or shrink. Changes are staged: ReadAt sees them, Plan lists the
+// byte ranges they will write, Commit writes them through the Writer's
+// io.WriterAt and checks the parent directory. Resident data that no
+// longer fits in the record becomes non-resident; growth beyond the
+// allocated clusters takes clusters from $Bitmap next to the file's last
+// ones. Compressed and encrypted files, and writes into sparse holes, are
+// refused. The sizes in the record's $FILE_NAME attributes and in the
+// parent's index entries follow the $DATA sizes.
+type DataFile struct {
+	w    *Writer
+	path string
+	num  uint64
+	t    *tx
+	done bool
+}
+
+// ErrUnsupportedData is returned for data the writer will not edit in
+// place (compressed, encrypted, sparse holes, attribute lists).
+var ErrUnsupportedData = errors.New("ntfs: data layout not supported for in-place writes")
+
+// OpenData opens the unnamed $DATA of the file at path for editing.
+func (w *Writer) OpenData(path string) (*DataFile, error) {
+	f := &DataFile{w: w, path: path}
+	if err := f.reset(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *DataFile) reset() error {
+	t := f.w.begin()
+	nums, err := t.resolve(f.path)
+	if err != nil {
+		return err
+	}
+	f.num, f.t, f.done = nums[len(nums)-1], t, false
+	if len(nums) >= 2 {
+		t.touch(nums[len(nums)-2])
+	}
+	rec, err := t.record(f.num)
+	if err != nil {
+		return err
+	}
+	if rec.IsDir() {
+		return fmt.Errorf("ntfs: %q is a directory", f.path)
+	}
+	if f.num < 24 {
+		return fmt.Errorf("ntfs: %q is a file system metadata file", f.path)
+	}
+	if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
+		return fmt.Errorf("ntfs: %q: record %d has an $ATTRIBUTE_LIST: %w", f.path, f.num, ErrUnsupportedData)
+	}
+	a, err := f.attr(rec)
+	if err != nil {
+		return err
+	}
+	if a.Flags&(AttrFlagCompressed|AttrFlagEncrypted) != 0 {
+		return fmt.Errorf("ntfs: %q: $DATA is compressed or encrypted: %w", f.path, ErrUnsupportedData)
+	}
+	return nil
+}
+
+func (f *DataFile) attr(rec *Record) (Attr, error) {
+	a, ok, err := rec.FindAttr(AttrData, "")
+	if err != nil {
+		return Attr{}, err
+	}
+	if !ok {
+		return Attr{}, fmt.Errorf("ntfs: %q has no unnamed $DATA", f.path)
+	}
+	if a.NonResident && a.StartVCN() != 0 {
+		return Attr{}, fmt.Errorf("ntfs: %q: $DATA extent starts at VCN %d: %w", f.path, a.StartVCN(), ErrUnsupportedData)
+	}
+	return a, nil
+}
+
+// Size is the current (staged) data size.
+func (f *DataFile) Size() (int64, error) {
+	rec, err := f.t.record(f.num)
+	if err != nil {
+		return 0, err
+	}
+	a, err := f.attr(rec)
+	if err != nil {
+		return 0, err
+	}
+	return a.Size(), nil
+}
+
+// ReadAt reads the staged data.
+func (f *DataFile) ReadAt(p []byte, off int64) (int, error) {
+	rec, err := f.t.record(f.num)
+	if err != nil {
+		return 0, err
+	}
+	a, err := f.attr(rec)
+	if err != nil {
+		return 0, err
+	}
+	size := a.Size()
+	if off < 0 {
+		return 0, fmt.Errorf("ntfs: %q: negative offset", f.path)
+	}
+	if off >= size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), size-off))
+	if !a.NonResident {
+		copy(p, a.Value()[off:])
+	} else {
+		init := a.InitSize()
+		clear(p[:n])
+		if off < init {
+			m := min(int64(n), init-off)
+			runs, err := a.Runs()
+			if err != nil {
+				return 0, err
+			}
+			if err := readRunsHoles(f.t.o, f.t.g, runs, off, p[:m]); err != nil {
+				return 0, fmt.Errorf("ntfs: %q: %w", f.path, err)
+			}
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// readRunsHoles reads like readRuns but returns zeros for sparse runs.
+func readRunsHoles(r io.ReaderAt, g *geometry, runs []Run, off int64, buf []byte) error {
+	for len(buf) > 0 {
+		vcn := off / g.cluster
+		lcn, cont, ok := vcnToLCN(runs, vcn)
+		in := off % g.cluster
+		n := min(int64(len(buf)), cont*g.cluster-in)
+		if cont == 0 {
+			return fmt.Errorf("byte 0x%x beyond the run list", off)
+		}
+		if ok {
+			if _, err := r.ReadAt(buf[:n], lcn*g.cluster+in); err != nil {
+				return err
+			}
+		} else {
+			clear(buf[:n])
+		}
+		buf, off = buf[n:], off+n
+	}
+	return nil
+}
+
+// WriteAt stages p at off, growing the file when it ends past the size.
+func (f *DataFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > 1<<48 {
+		return 0, fmt.Errorf("ntfs: %q: write at %d+%d out of range", f.path, off, len(p))
+	}
+	size, err := f.Size()
+	if err != nil {
+		return 0, err
+	}
+	if end := off + int64(len(p)); end > size {
+		if err := f.Truncate(end); err != nil {
+			return 0, err
+		}
+	}
+	rec, err := f.t.record(f.num)
+	if err != nil {
+		return 0, err
+	}
+	a, err := f.attr(rec)
+	if err != nil {
+		return 0, err
+	}
+	if !a.NonResident {
+		copy(a.Value()[off:], p)
+		f.t.dirty(rec)
+		return len(p), f.touchTimes(rec)
+	}
+	runs, err := a.Runs()
+	if err != nil {
+		return 0, err
+	}
+	init := a.InitSize()
+	if off > init {
+		// Bytes between the initialized size and the write read as zero
+		// but hold anything on disk: write the zeros.
+		if err := f.stage(runs, init, make([]byte, off-init)); err != nil {
+			return 0, err
+		}
+	}
+	if err := f.stage(runs, off, p); err != nil {
+		return 0, err
+	}
+	if end := off + int64(len(p)); end > init {
+		rec.SetSizes(a, a.AllocSize(), a.DataSize(), end)
+	}
+	f.t.dirty(rec)
+	return len(p), f.touchTimes(rec)
+}
+
+func (f *DataFile) stage(runs []Run, off int64, p []byte) error {
+	for len(p) > 0 {
+		n := min(int64(len(p)), 1<<20)
+		if err := stageRuns(f.t.o, f.t.g, runs, off, p[:n]); err != nil {
+			return fmt.Errorf("ntfs: %q: %w (sparse hole?): %w", f.path, err, ErrUnsupportedData)
+		}
+		p, off = p[n:], off+n
+	}
+	return nil
+}
+
+// Truncate changes the size. Growing fills with zeros (non-resident data
+// only moves its data size: bytes past the initialized size read as zero);
+// shrinking frees the clusters past the new end.
+func (f *DataFile) Truncate(size int64) error {
+	if size < 0 || size > 1<<48 {
+		return fmt.Errorf("ntfs: %q: size %d out of range", f.path, size)
+	}
+	rec, err := f.t.record(f.num)
+	if err != nil {
+		return err
+	}
+	a, err := f.attr(rec)
+	if err != nil {
+		return err
+	}
+	if !a.NonResident {
+		old := append([]byte(nil), a.Value()...)
+		v := make([]byte, size)
+		copy(v, old)
+		if err := rec.SetResidentValue(a, v); err == nil {
+			f.t.dirty(rec)
+			return f.sizesChanged(rec)
+		} else if !errors.Is(err, ErrNeedsAttributeList) {
+			return err
+		}
+		// Too big for the record: move the data to clusters.
+		if a, err = f.makeNonResident(rec, a, old); err != nil {
+			return err
+		}
+	}
+	cl := f.t.g.cluster
+	runs, err := a.Runs()
+	if err != nil {
+		return err
+	}
+	if a.Flags&AttrFlagSparse != 0 {
+		return fmt.Errorf("ntfs: %q: resizing sparse data: %w", f.path, ErrUnsupportedData)
+	}
+	need := (size + cl - 1) / cl
+	have := runsClusters(runs)
+	alloc := a.AllocSize()
+	switch {
+	case need > have:
+		near := int64(0)
+		if k := len(runs); k > 0 {
+			near = runs[k-1].LCN + runs[k-1].Length
+		}
+		got, err := f.t.allocClusters(need-have, near)
+		if err != nil {
+			return fmt.Errorf("ntfs: %q: %w", f.path, err)
+		}
+		for _, r := range got {
+			runs = appendRun(runs, r.LCN, r.Length)
+		}
+		if err := rec.SetRuns(a, runs); err != nil {
+			f.t.freeClusters(got)
+			return fmt.Errorf("ntfs: %q: %w", f.path, err)
+		}
+		alloc = need * cl
+	case need < have:
+		var keep, drop []Run
+		left := need
+		for _, r := range runs {
+			switch {
+			case left >= r.Length:
+				keep = append(keep, r)
+				left -= r.Length
+			case left > 0:
+				keep = append(keep, Run{LCN: r.LCN, Length: left})
+				drop = append(drop, Run{LCN: r.LCN + left, Length: r.Length - left})
+				left = 0
+			default:
+				drop = append(drop, r)
+			}
+		}
+		if err := rec.SetRuns(a, keep); err != nil {
+			return err
+		}
+		if err := f.t.freeClusters(drop); err != nil {
+			return err
+		}
+		alloc = need * cl
+	}
+	a, err = f.attr(rec)
+	if err != nil {
+		return err
+	}
+	init := min(a.InitSize(), size)
+	rec.SetSizes(a, alloc, size, init)
+	f.t.dirty(rec)
+	return f.sizesChanged(rec)
+}
+
+// makeNonResident replaces resident data by a non-resident attribute
+// holding the same bytes in newly allocated clusters.
+func (f *DataFile) makeNonResident(rec *Record, a Attr, data []byte) (Attr, error) {
+	cl := f.t.g.cluster
+	n := max(1, (int64(len(data))+cl-1)/cl)
+	runs, err := f.t.allocClusters(n, 0)
+	if err != nil {
+		return Attr{}, fmt.Errorf("ntfs: %q: %w", f.path, err)
+	}
+	buf := make([]byte, n*cl)
+	copy(buf, data)
+	if err := f.stage(runs, 0, buf); err != nil {
+		return Attr{}, err
+	}
+	if err := rec.RemoveAttr(a.Off); err != nil {
+		return Attr{}, err
+	}
+	if _, err := rec.InsertNonResident(AttrData, "", runs, n*cl, int64(len(data)), int64(len(data))); err != nil {
+		return Attr{}, fmt.Errorf("ntfs: %q: %w", f.path, err)
+	}
+	f.t.dirty(rec)
+	return f.attr(rec)
+}
+
+// touchTimes sets the modification and MFT change times.
+func (f *DataFile) touchTimes(rec *Record) error {
+	f.t.setChangeTime(rec, filetime(f.w.now()), true)
+	return nil
+}
+
+// sizesChanged brings the duplicated sizes (and times) in the record's
+// $FILE_NAME attributes and the parents' index entries up to date.
+func (f *DataFile) sizesChanged(rec *Record) error {
+	if err := f.touchTimes(rec); err != nil {
+		return err
+	}
+	fns, err := rec.fileNames()
+	if err != nil {
+		return err
+	}
+	now := filetime(f.w.now())
+	for _, fn := range fns {
+		nv := f.t.refreshDupInfo(rec, fn.raw, now)
+		as, err := rec.Attrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			if a.Off == fn.off {
+				copy(a.Value()[:fnMinLen], nv[:fnMinLen])
+			}
+		}
+		tr, err := f.t.tree(RefNum(fn.parent))
+		if err != nil {
+			return err
+		}
+		p, ok, err := tr.descend(fn.name, f.t.up.Compare)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("ntfs: %q: name %q not in its parent's index", f.path, string16(fn.name))
+		}
+		s := p[len(p)-1]
+		e := s.n.entries[s.i]
+		if RefNum(e.ref) == rec.Num {
+			copy(e.key[8:fnMinLen], nv[8:fnMinLen])
+			s.n.dirty = true
+			f.t.touch(tr.dir)
+		}
+	}
+	f.t.dirty(rec)
+	return nil
+}
+
+// Plan returns the byte ranges the staged changes will write.
+func (f *DataFile) Plan() ([]Range, error) {
+	if err := f.t.flush(); err != nil {
+		return nil, err
+	}
+	return f.t.o.ranges(), nil
+}
+
+// Commit writes the staged changes, re-reads and checks the parent
+// directories, and starts a new set of changes. It returns what it wrote.
+func (f *DataFile) Commit() ([]Range, error) {
+	if err := f.t.flush(); err != nil {
+		return nil, err
+	}
+	rs := f.t.o.ranges()
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	if err := f.w.commit(f.t); err != nil {
+		return rs, err
+	}
+	return rs, f.reset()
+}
+
+// Discard drops the staged changes.
+func (f *DataFile) Discard() error { return f.reset() }
