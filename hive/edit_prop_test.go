@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"wuoffline/internal/testutil"
 )
@@ -303,7 +304,7 @@ func runProperty(t *testing.T, src string, steps, checkDue, toolDue int, seed ui
 	testutil.RequireTool(t, "regfexport")
 	testutil.RequireTool(t, "reglookup")
 	path := copyTo(t, src, t.TempDir(), "hive")
-	ef := openEdit(t, path)
+	ef := openEditBase(t, true, path)
 	p := &propRun{t: t, r: rand.New(rand.NewPCG(seed, 0x5EED)), ef: ef, checkDue: checkDue, toolDue: toolDue}
 	p.pre = ef.h.Check().Problems()
 	p.m = loadModel(t, ef.h)
@@ -312,18 +313,26 @@ func runProperty(t *testing.T, src string, steps, checkDue, toolDue int, seed ui
 		steps, p.checkDue, p.toolDue = *soakSteps, 1, 1
 	}
 	counts := map[string]int{}
+	var tStep, tCheck, tTools time.Duration
 	for i := 1; i <= steps; i++ {
+		t0 := time.Now()
 		what := p.step(i)
+		tStep += time.Since(t0)
+		t0 = time.Now()
 		counts[strings.Fields(what)[0]]++
 		if i%p.checkDue == 0 {
 			mustCheck(t, ef.h, p.pre...)
 		}
+		tCheck += time.Since(t0)
+		t0 = time.Now()
 		if i%p.toolDue == 0 || i == steps {
 			p.verifyFile(i)
 		}
+		tTools += time.Since(t0)
 	}
 	st, _ := os.Stat(path)
-	t.Logf("%d steps on %s (%v); now %d keys, %d values, %d bytes", steps, filepath.Base(src), counts, p.keys, p.vals, st.Size())
+	t.Logf("%d steps on %s (%v); now %d keys, %d values, %d bytes; time: edits %v, checker %v, file+tools %v",
+		steps, filepath.Base(src), counts, p.keys, p.vals, st.Size(), tStep.Round(time.Millisecond), tCheck.Round(time.Millisecond), tTools.Round(time.Millisecond))
 }
 
 // TestEditProperty runs random sequences of create/delete/set on a real
@@ -334,14 +343,14 @@ func runProperty(t *testing.T, src string, steps, checkDue, toolDue int, seed ui
 func TestEditProperty(t *testing.T) {
 	t.Run("SYSTEM", func(t *testing.T) {
 		src := testutil.Decompress(t, testutil.SharedFixture(t, "hives/regipy/SYSTEM.xz"), "")
-		runProperty(t, src, 300, 1, 60, 1)
+		runProperty(t, src, 300, 3, 100, 1)
 	})
 	t.Run("big", func(t *testing.T) {
 		if testing.Short() {
 			t.Skip("builds a 50 MB hive")
 		}
 		src := bigHive(t)
-		runProperty(t, src, 200, 40, 100, 2)
+		runProperty(t, src, 200, 50, 100, 2)
 	})
 }
 

@@ -145,6 +145,12 @@ func copyTo(t testing.TB, src, dir, name string) string {
 // openEdit opens a hive file read-write with an editor whose grow
 // function extends the file.
 func openEdit(t testing.TB, path string, logPaths ...string) *editFile {
+	return openEditBase(t, false, path, logPaths...)
+}
+
+// openEditBase is openEdit, reading the hive from a copy in memory when
+// memBase is set.
+func openEditBase(t testing.TB, memBase bool, path string, logPaths ...string) *editFile {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -165,7 +171,18 @@ func openEdit(t testing.TB, path string, logPaths ...string) *editFile {
 		lst, _ := lf.Stat()
 		logs = append(logs, Log{Name: filepath.Base(lp), R: lf, Size: lst.Size()})
 	}
-	h, err := Open(f, st.Size(), logs...)
+	var base io.ReaderAt = f
+	if memBase {
+		// Read through a snapshot in memory: the editor writes the file,
+		// its view keeps what it wrote, and checking after every step
+		// costs no system calls.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base = bytes.NewReader(b)
+	}
+	h, err := Open(base, st.Size(), logs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +314,6 @@ func TestEditBasic(t *testing.T) {
 	}
 }
 
-var _ = io.EOF
 var _ = fmt.Sprint
 var _ = slices.Sort[[]int]
 var _ = sort.Strings

@@ -62,7 +62,7 @@ func Open(r io.ReaderAt, size int64, logs ...Log) (*Hive, error) {
 	switch {
 	case perr == nil:
 		if bb.FileType != fileTypePrimary {
-			return nil, fmt.Errorf("hive: %w: file type %d: a transaction log, not a primary hive", ErrBaseBlock, bb.FileType)
+			return nil, fmt.Errorf("%w: file type %d: a transaction log, not a primary hive", ErrBaseBlock, bb.FileType)
 		}
 		dirty = bb.Dirty()
 	case string(buf[:4]) == "regf" && Checksum(buf) != leUint32(buf[bbOffChecksum:]):
@@ -84,7 +84,7 @@ func Open(r io.ReaderAt, size int64, logs ...Log) (*Hive, error) {
 		if rec.dirty {
 			rbb, err := ParseBaseBlock(rec.base)
 			if err != nil {
-				return nil, fmt.Errorf("hive: recovered base block: %w", err)
+				return nil, fmt.Errorf("%w (the recovered base block)", err)
 			}
 			h.base = rbb
 			h.src = rec.ReaderAt(r)
@@ -94,14 +94,14 @@ func Open(r io.ReaderAt, size int64, logs ...Log) (*Hive, error) {
 		}
 	}
 	if h.base == nil {
-		return nil, fmt.Errorf("hive: %w: base block unusable and no log to recover it: %w", ErrDirty, perr)
+		return nil, fmt.Errorf("%w (%w: no log given to recover it)", perr, ErrDirty)
 	}
 	hb := int64(h.base.HiveBinsSize)
 	if !dirty || h.recovered {
 		// A clean (or recovered) base block is trusted: its size must be
 		// sane and the file must hold all of it.
 		if hb == 0 || hb%binAlign != 0 || hb > 0x7FFFFFFF {
-			return nil, fmt.Errorf("hive: %w: hive-bins size 0x%x is not a positive multiple of 4096", ErrBaseBlock, hb)
+			return nil, fmt.Errorf("%w: hive-bins size 0x%x is not a positive multiple of 4096", ErrBaseBlock, hb)
 		}
 		if BaseBlockSize+hb > h.srcSize {
 			return nil, fmt.Errorf("hive: %w: base block declares 0x%x bytes of hive bins, the file holds 0x%x", ErrTruncated, hb, h.srcSize-BaseBlockSize)

@@ -41,7 +41,7 @@ func wtDepth(t testing.TB, w *Writer, p string) (depth int, rootLarge bool) {
 // the touched directories after every rename, and ntfs-3g, fls and Check
 // --all verify the volume whenever the tree changes shape.
 func TestIndexGrowShrink(t *testing.T) {
-	for _, geo := range [][]string{{"-s", "512", "-c", "4096"}, {"-s", "512", "-c", "512"}} {
+	for _, geo := range [][]string{{"-s", "512", "-c", "4096"}, {"-s", "512", "-c", "512"}, {"-s", "512", "-c", "65536"}} {
 		t.Run(strings.Join(geo, ""), func(t *testing.T) {
 			v := wtMakeVolume(t, 128<<20, geo...)
 			mp, unmount := wtMount(t, v.path, false)

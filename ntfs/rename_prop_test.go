@@ -182,6 +182,16 @@ func wtVerify(t testing.TB, img string, m *wtModel) {
 	sort.Strings(got)
 	wtDiff(t, "ntfs-3g", want, got)
 
+	// sleuthkit misreads long names in the index of volumes whose clusters
+	// are larger than an index block (seen on a fresh mkntfs -c 65536
+	// volume, before any write): fls is skipped there.
+	if f, err := os.Open(img); err == nil {
+		bs, err := ReadBootSector(f)
+		f.Close()
+		if err == nil && bs.ClusterSize > bs.IndexBlockSize {
+			return
+		}
+	}
 	testutil.RequireTool(t, "fls")
 	out := testutil.Run(t, "fls", "-r", "-p", "-u", img)
 	var fls []string

@@ -494,9 +494,9 @@ func (c Proxy) Diagnose(in *Installation) Result {
 		r.Summary = "WinHTTP proxy points at loopback/0.0.0.0: " + r.Evidence[0].Data
 		r.Fix = "reset WinHttpSettings to direct access (what `netsh winhttp reset proxy` writes)"
 	case manual > 0:
-		// A manual proxy is the catalogue's evidence; a real one may be
-		// legitimate, so fix resets it only when the user opts in.
-		r.Status = StatusProblem
+		// A real proxy may be legitimate: reported, reset only with the
+		// opt-in; info, so that diagnose after a default fix is clean.
+		r.Status = StatusInfo
 		r.OptIn = "proxy"
 		r.Summary = "a WinHTTP proxy is set: " + r.Evidence[0].Data + " (may be legitimate)"
 		r.Fix = "opt-in `proxy`: reset WinHttpSettings to direct access"
@@ -526,10 +526,12 @@ func (c OSUpgrade) Diagnose(in *Installation) Result {
 	if !old {
 		r.Summary = "not an upgrade case (Windows " + familyOr10(in.Version.Family) + ")"
 		if len(setup) > 0 {
-			// Feature-update failures are worth showing, but AllowOSUpgrade
-			// (the 7/8.1 switch) is not what repairs them.
+			// setuperr.log carries the upgrade-case failures: worth
+			// knowing; AllowOSUpgrade (the 7/8.1 switch) is opt-in only.
+			r.Status = StatusInfo
+			r.OptIn = "os-upgrade"
 			r.Evidence = setup
-			r.Summary += "; setuperr.log shows Windows Setup errors (a failed feature update)"
+			r.Summary += "; setuperr.log shows Windows Setup (upgrade) errors"
 		}
 		return r
 	}

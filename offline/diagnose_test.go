@@ -178,6 +178,13 @@ func planted(id string, c map[string]any) []string {
 		out = append(out, strs(c["control_set"])...)
 	case "wu-policies", "firewall", "components-markers":
 		out = append(keys(c["delete"]), keys(c["wsus"])...)
+		if m, ok := c["delete"].(map[string]any); ok {
+			for _, v := range m {
+				if vm, ok := v.(map[string]any); ok {
+					out = append(out, strs(vm["text_utf16le"])...)
+				}
+			}
+		}
 	case "hosts":
 		out = strs(c["lines"])
 	case "proxy":

@@ -355,6 +355,11 @@ func valueText(v *hive.Value) string {
 	if err != nil {
 		return "(unreadable: " + err.Error() + ")"
 	}
+	// Servicing stores some identifiers (PendingXmlIdentifier) as UTF-16
+	// text in a REG_BINARY: show the text when that is what it is.
+	if t, ok := printableUTF16(b); ok {
+		return t + " (UTF-16 text)"
+	}
 	const max = 64
 	if len(b) > max {
 		return hex.EncodeToString(b[:max]) + "..."
@@ -371,4 +376,26 @@ func keyEvidence(hiveName, key string, k *hive.Key, detail string) Evidence {
 		}
 	}
 	return ev
+}
+
+// printableUTF16 decodes b as UTF-16LE text of printable ASCII (trailing
+// NULs allowed); ok is false for anything else.
+func printableUTF16(b []byte) (string, bool) {
+	if len(b) < 4 || len(b)%2 != 0 {
+		return "", false
+	}
+	var sb strings.Builder
+	end := false
+	for i := 0; i < len(b); i += 2 {
+		c := uint16(b[i]) | uint16(b[i+1])<<8
+		switch {
+		case c == 0:
+			end = true
+		case end || c < 0x20 || c > 0x7e:
+			return "", false
+		default:
+			sb.WriteByte(byte(c))
+		}
+	}
+	return sb.String(), sb.Len() > 0
 }

@@ -246,3 +246,31 @@ func TestCheckPayloadMagic(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintableUTF16(t *testing.T) {
+	u := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r), 0)
+		}
+		return b
+	}
+	tests := []struct {
+		in   []byte
+		want string
+		ok   bool
+	}{
+		{u("916daf2f4e04db01"), "916daf2f4e04db01", true},
+		{append(u("abc"), 0, 0), "abc", true},
+		{[]byte{5, 0, 0, 0}, "", false},
+		{append(append(u("ab"), 0, 0), u("c")...), "", false},
+		{[]byte{0x41, 0x04, 0x42, 0x00}, "", false},
+		{[]byte{1, 2, 3}, "", false},
+	}
+	for _, tt := range tests {
+		got, ok := printableUTF16(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("printableUTF16(% x) = %q %v, want %q %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}

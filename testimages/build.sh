@@ -17,7 +17,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
 DATA=$HERE/data
-WORK=$HERE/build
+WORK=$HERE/_build   # "_" keeps go ./... out of it (a live mount there would break builds)
 STAGE=${STAGE:-all}
 MINIMAL_HIVE=${MINIMAL_HIVE:-$ROOT/../shared/fixtures/hives/hivex/minimal}
 # 2024-09-12 10:15:32 UTC: the time every file on the test volumes carries.
@@ -228,7 +228,7 @@ mkesp() { # mkesp OUT SIZE_MIB SECTOR BCD
 		mkfs.vfat -F 32 -s 1 -S 512 -i 1A2B3C4D -n SYSTEM --invariant "$1" >/dev/null
 	else
 		# FAT32 with 4096-byte sectors needs 256 MiB; a small 4Kn ESP is FAT16.
-		mkfs.vfat -S 4096 -i 1A2B3C4E -n SYSTEM --invariant "$1" >/dev/null
+		mkfs.vfat -F 16 -s 1 -S 4096 -i 1A2B3C4E -n SYSTEM --invariant "$1" >/dev/null
 	fi
 	local f=$WORK/esp-files
 	rm -rf "$f"; mkdir -p "$f"

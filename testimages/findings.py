@@ -93,12 +93,12 @@ def proxy(prof):
                 "fix_value_hex": DIRECT}
     if prof == "broken-win10":
         v = hexval(H.winhttp("proxy.contoso.local:3128", "*.contoso.local;<local>"))
-        return {"status": "problem", "default_fix": False, "opt_in": "proxy",
+        return {"status": "info", "default_fix": False, "opt_in": "proxy",
                 "values": {"SOFTWARE\\" + CONN + "\\WinHttpSettings": {"proxy": "proxy.contoso.local:3128",
                                                                       "bypass": "*.contoso.local;<local>", "hex": v}},
                 "direct": ["SOFTWARE\\WOW6432Node\\" + CONN + "\\WinHttpSettings"],
                 "fix_value_hex": DIRECT,
-                "status_note": "not loopback: reported; reset only with opt-in proxy"}
+                "status_note": "not loopback: reported (info, so that diagnose after a default fix is clean); reset only with opt-in proxy"}
     return {"status": "ok", "values": {}, "direct": ["SOFTWARE\\" + CONN + "\\WinHttpSettings",
                                                      "SOFTWARE\\WOW6432Node\\" + CONN + "\\WinHttpSettings"]}
 
@@ -117,7 +117,7 @@ def wu_policies(prof):
                 "wsus": {"WUServer": "http://wsus.contoso.local:8530", "WUStatusServer": "http://wsus.contoso.local:8530",
                          "AU\\UseWUServer": 1},
                 "left_alone": {"TargetGroup": "Workstations", "TargetGroupEnabled": 1},
-                "status_note": "a real WSUS server: reported, removed only with opt-in wsus (UseWUServer goes with it)"}
+                "status_note": "a real WSUS server: reported, removed only with opt-in wsus; AU\\UseWUServer=1 points at that real server, so it belongs to the wsus opt-in too (the catalogue deletes UseWUServer only 'with such a server', i.e. a bogus one)"}
     return {"status": "ok", "key": k, "key_present": False, "delete": {}}
 
 
@@ -207,8 +207,12 @@ def checks(prof):
     c["hosts"] = hosts(prof)
     c["firewall"] = firewall(prof)
     c["proxy"] = proxy(prof)
-    c["os-upgrade"] = {"status": "ok", "key_present": False,
-                       "status_note": "Windows 10/11 image: the 7/8.1 upgrade case does not apply (opt-in only)"}
+    if prof == "broken-win10":
+        c["os-upgrade"] = {"status": "info", "key_present": False, "evidence": "Windows/Panther/setuperr.log: 2 upgrade errors with 0x80070002",
+                           "status_note": "setuperr.log carries the upgrade-case failures; AllowOSUpgrade is opt-in only"}
+    else:
+        c["os-upgrade"] = {"status": "ok", "key_present": False,
+                           "status_note": "no OSUpgrade key, setuperr.log empty; the 7/8.1 upgrade case is opt-in only"}
     shutdown = H.PROFILES[prof]["shutdown"]
     c["clock"] = {"status": "info", "shutdown_time": shutdown + "Z",
                   "shutdown_time_filetime": H.filetime(shutdown),
@@ -272,7 +276,12 @@ def profile(prof):
           "never_write": ["ControlSet001"]} if prof == "broken-win10" else \
          {"current": 1, "default": 1, "last_known_good": 1, "sets": ["ControlSet001", "ControlSet002"],
           "never_write": ["ControlSet002"]}
-    return {"windows": WIN[prof], "select": cs, "checks": checks(prof), "logs": logs(prof),
+    t = T.build(prof, None, None, dry=True)
+    names = {"default_namespace": "POSIX (ntfs-3g creates names so)",
+             "dos_names": {rel: ("Win32 & DOS (a single name: ntfs-3g merged it)" if dos == rel.rsplit("/", 1)[-1].upper()
+                                 else "Win32 + DOS " + dos) for rel, dos in t.dos},
+             "non_ascii": ["Users/Ünïcødé", "Users/Пользователь", "Windows/Ünïcødé-тест.txt"]}
+    return {"windows": WIN[prof], "select": cs, "names": names, "checks": checks(prof), "logs": logs(prof),
             "hives": {"Windows/System32/config/" + h: {"logs": [h + ".LOG1 (0 bytes)", h + ".LOG2 (0 bytes)"], "dirty": False}
                       for h in ("SYSTEM", "SOFTWARE", "COMPONENTS", "DEFAULT", "SAM", "SECURITY")}}
 

@@ -24,19 +24,25 @@ def h(s, n=16):
 
 
 class Tree:
-    def __init__(self, root):
+    def __init__(self, root, dry=False):
         self.root = root
+        self.dry = dry  # only collect the DOS names (findings.py)
         self.dos = []
 
     def p(self, rel):
         return os.path.join(self.root, *rel.split("/"))
 
     def dir(self, rel, dos=None):
-        os.makedirs(self.p(rel), exist_ok=True)
+        if not self.dry:
+            os.makedirs(self.p(rel), exist_ok=True)
         if dos:
             self.dos.append((rel, dos))
 
     def file(self, rel, data=b"", dos=None):
+        if self.dry:
+            if dos:
+                self.dos.append((rel, dos))
+            return
         path = self.p(rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if isinstance(data, str):
@@ -103,12 +109,19 @@ SYSTEM32_FILES = [
 ]
 
 
-def build(profile, hivedir, dest):
+def read_hive(hivedir, name, dry):
+    if dry:
+        return b""
+    with open(os.path.join(hivedir, name), "rb") as f:
+        return f.read()
+
+
+def build(profile, hivedir, dest, dry=False):
     v11 = profile.endswith("win11")
     broken = profile.startswith("broken")
     build_no = "22621" if v11 else "19041"
     ubr = 4169 if v11 else 3803
-    t = Tree(dest)
+    t = Tree(dest, dry)
     W = "Windows"
     S32 = W + "/System32"
 
@@ -240,13 +253,11 @@ def build(profile, hivedir, dest):
     t.dir(CFG + "/RegBack")
     t.dir(CFG + "/systemprofile")
     for hv in ("SYSTEM", "SOFTWARE", "COMPONENTS", "DEFAULT", "SAM", "SECURITY"):
-        with open(os.path.join(hivedir, hv), "rb") as f:
-            t.file(CFG + "/" + hv, f.read())
+        t.file(CFG + "/" + hv, read_hive(hivedir, hv, dry))
         t.file(CFG + "/" + hv + ".LOG1", b"")
         t.file(CFG + "/" + hv + ".LOG2", b"")
     for hv in ("BBI", "DRIVERS", "ELAM"):
-        with open(os.path.join(hivedir, "DEFAULT"), "rb") as f:
-            t.file(CFG + "/" + hv, f.read())
+        t.file(CFG + "/" + hv, read_hive(hivedir, "DEFAULT", dry))
         t.file(CFG + "/" + hv + ".LOG1", b"")
         t.file(CFG + "/" + hv + ".LOG2", b"")
     txr = "{%s-0c6f-11ef-b0a6-%s}" % (h("txr" + profile, 8), h("txr2" + profile, 12))

@@ -235,7 +235,12 @@ func writeInstallation(w io.Writer, t offline.TargetReport, in offline.Installat
 		if len(probs) == 0 && len(infos) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\n-- %s --\n", caseTitle(c))
+		title := caseTitle(c)
+		if !containsCase(in.Cases, c) {
+			// Only notes for a case that does not apply: do not shout.
+			title = map[offline.Case]string{offline.CaseStartup: "notes on startup", offline.CaseInstall: "notes on updates"}[c]
+		}
+		fmt.Fprintf(w, "\n-- %s --\n", title)
 		// Problems first, those with most evidence first (stable).
 		sort.SliceStable(probs, func(i, j int) bool {
 			return probs[i].Status == offline.StatusProblem && probs[j].Status != offline.StatusProblem

@@ -1,0 +1,350 @@
+package offline
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"wuoffline/image"
+	"wuoffline/journal"
+)
+
+// Exit codes of fix and undo beyond diagnose's (README "Exit codes").
+const (
+	// ExitUsage is a usage error (the command line itself).
+	ExitUsage = 2
+)
+
+// Tool is what journals record as the program that wrote them.
+const Tool = "wuoffline"
+
+// FixOptions controls a fix run (`wuoffline fix`).
+type FixOptions struct {
+	// With names the opt-ins the user gave: "wsus", "proxy", "os-upgrade",
+	// "txr" (repair-catalog.md, column "default").
+	With []string
+	// Only restricts the fix to these check ids; Skip leaves these out.
+	// Naming an opt-in check in Only ("--only txr") opts in to it.
+	Only, Skip []string
+	// DryRun computes the whole plan against an overlay and writes nothing.
+	DryRun bool
+	// JournalDir is --journal DIR ("" = beside an image file, or the
+	// executable's directory for a device; see journal.ChooseDir).
+	JournalDir string
+	// Letter is the drive letter of the Windows volume in printed commands.
+	Letter string
+	// Now is the time written into changed NTFS timestamps and registry
+	// last-written times (zero: time.Now at each write).
+	Now time.Time
+	// Confirm is called with a target's plan before anything is written;
+	// returning false writes nothing (state "declined"). Nil confirms.
+	Confirm func(*FixTargetReport) bool
+	// WrapWriter, when set, wraps every volume writer before the journal
+	// applies a plan to it (tests inject faults with it).
+	WrapWriter func(io.WriterAt) io.WriterAt
+	// Progress receives short progress messages (may be nil).
+	Progress func(target, msg string)
+}
+
+func (o *FixOptions) progress(target, format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(target, fmt.Sprintf(format, args...))
+	}
+}
+
+// clock returns the clock editors stamp changes with.
+func (o *FixOptions) clock() func() time.Time {
+	if o.Now.IsZero() {
+		return time.Now
+	}
+	t := o.Now
+	return func() time.Time { return t }
+}
+
+// FixReport is the whole output of one fix run (JSON schema 1).
+type FixReport struct {
+	SchemaVersion int               `json:"schema_version"`
+	DryRun        bool              `json:"dry_run"`
+	Targets       []FixTargetReport `json:"targets"`
+}
+
+// Exit is the worst exit code of every target.
+func (r *FixReport) Exit() int {
+	worst := ExitOK
+	for _, t := range r.Targets {
+		worst = worseExit(worst, t.Exit)
+	}
+	return worst
+}
+
+// worseExit orders exit codes by how bad they are: 4 (error) > 3 (refused)
+// > 1 (problems remain / would change) > 0.
+func worseExit(a, b int) int {
+	rank := func(c int) int {
+		switch c {
+		case ExitError:
+			return 4
+		case ExitRefused:
+			return 3
+		case ExitUsage:
+			return 2
+		case ExitProblem:
+			return 1
+		}
+		return 0
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+// Fix states of a target.
+const (
+	FixPlanned  = "planned"       // dry run: the plan was computed, nothing written
+	FixNothing  = "nothing-to-do" // no selected check has anything to change
+	FixDone     = "fixed"         // written, verified
+	FixRefused  = "refused"       // a precondition failed: nothing written
+	FixDeclined = "declined"      // the user said no: nothing written
+	FixFailed   = "failed"        // an error; see Error (and Journal for what to do)
+)
+
+// FixTargetReport is what fix did on one TARGET.
+type FixTargetReport struct {
+	Target string `json:"target"`
+	Kind   string `json:"kind,omitempty"`
+	Format string `json:"format,omitempty"`
+	Table  string `json:"table,omitempty"`
+	// State is one of planned, nothing-to-do, fixed, refused, declined, failed.
+	State    string    `json:"state"`
+	Refusals []Refusal `json:"refusals,omitempty"`
+	// Resumed lists interrupted fixes found on the target and finished
+	// before planning (fix) — what every later command must do first.
+	Resumed []JournalOutcome `json:"resumed,omitempty"`
+	Volumes []FixVolume      `json:"volumes"`
+	Error   string           `json:"error,omitempty"`
+	Hint    string           `json:"hint,omitempty"`
+	Exit    int              `json:"exit"`
+}
+
+// FixVolume is the plan (and its outcome) for one Windows installation.
+type FixVolume struct {
+	Volume  int     `json:"volume"` // image volume index (0 for a bare volume or a directory)
+	Offset  int64   `json:"offset"`
+	Size    int64   `json:"size"`
+	Windows Version `json:"windows"`
+	// Actions are the changes, in the order they are made.
+	Actions []FixAction `json:"actions"`
+	// Ranges are the byte ranges of the volume the whole plan changes,
+	// merged and aligned to sectors: exactly what the journal saves.
+	Ranges []ByteRange `json:"ranges"`
+	Bytes  int64       `json:"bytes"`
+	// JournalDir is where the journal goes; Journal its path once written.
+	JournalDir string `json:"journal_dir,omitempty"`
+	Journal    string `json:"journal,omitempty"`
+	// Verify is the check of everything touched, re-read from the device.
+	Verify *Verification `json:"verify,omitempty"`
+	// Checks compares each planned check before and after.
+	Checks []CheckOutcome `json:"checks,omitempty"`
+	// Remaining lists checks still `problem` that fix left alone
+	// (opt-in not given, --skip, --only), with why.
+	Remaining []CheckOutcome `json:"remaining,omitempty"`
+}
+
+// FixAction is one change of a plan.
+type FixAction struct {
+	Check string `json:"check"`
+	// Op is rename, delete-key, delete-value, set, remove-entry, comment-out.
+	Op string `json:"op"`
+	// Path is the file or directory (volume path, `\` separators); To is
+	// the new name for rename (full path).
+	Path string `json:"path,omitempty"`
+	To   string `json:"to,omitempty"`
+	// Hive, Key, Value and Type locate a registry change.
+	Hive  string `json:"hive,omitempty"`
+	Key   string `json:"key,omitempty"`
+	Value string `json:"value,omitempty"`
+	Type  string `json:"type,omitempty"`
+	// Old and New are the data before and after in readable form.
+	Old string `json:"old,omitempty"`
+	New string `json:"new,omitempty"`
+	// Lines are the edited lines of a text file.
+	Lines []LineEdit `json:"lines,omitempty"`
+	// Ranges are the volume byte ranges this action writes (a registry
+	// action shares its hive's ranges, listed on the hive's last action).
+	Ranges []ByteRange `json:"ranges,omitempty"`
+	Error  string      `json:"error,omitempty"`
+}
+
+// LineEdit is one changed line of a text file.
+type LineEdit struct {
+	Line int    `json:"line"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+// ByteRange is a range of volume bytes.
+type ByteRange struct {
+	Off   int64  `json:"off"`
+	Len   int64  `json:"len"`
+	Label string `json:"label,omitempty"`
+}
+
+// Verification is the check of the written volume, re-read from the device.
+type Verification struct {
+	OK bool `json:"ok"`
+	// NTFS: directories, entries and records checked, and problems.
+	NTFSDirs     int      `json:"ntfs_dirs"`
+	NTFSEntries  int      `json:"ntfs_entries"`
+	NTFSProblems []string `json:"ntfs_problems,omitempty"`
+	// Hives checked by the hive checker, with their problems.
+	Hives        []string `json:"hives,omitempty"`
+	HiveProblems []string `json:"hive_problems,omitempty"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// CheckOutcome is one check before and after fix.
+type CheckOutcome struct {
+	ID     string `json:"id"`
+	Before Status `json:"before"`
+	After  Status `json:"after"` // fixed, problem, ...
+	Reason string `json:"reason,omitempty"`
+}
+
+// JournalOutcome is what undo (or resume) did with one journal.
+type JournalOutcome struct {
+	Journal string `json:"journal"`
+	Volume  int    `json:"volume"`
+	Action  string `json:"action"` // "undo", "resume"
+	Summary string `json:"summary"`
+	// Complete is true when every saved range is now as wanted.
+	Complete bool `json:"complete"`
+	// Restored / Already / Changed / Lost count ranges.
+	Done    int `json:"done"`
+	Already int `json:"already"`
+	Changed int `json:"changed"`
+	Lost    int `json:"lost"`
+	// NotRestored lists the ranges that were left alone, and why.
+	NotRestored []ByteRange `json:"not_restored,omitempty"`
+	Error       string      `json:"error,omitempty"`
+}
+
+// Fix repairs every target, in parallel, and returns the report with the
+// targets in argument order. One target's refusal or failure does not stop
+// the others. Confirm (if set) is called for one target at a time.
+func Fix(targets []string, opts FixOptions) *FixReport {
+	rep := &FixReport{SchemaVersion: SchemaVersion, DryRun: opts.DryRun, Targets: make([]FixTargetReport, len(targets))}
+	var mu sync.Mutex // serialises Confirm: one question at a time on the terminal
+	if c := opts.Confirm; c != nil {
+		opts.Confirm = func(t *FixTargetReport) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return c(t)
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i, p := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rep.Targets[i] = FixTarget(p, opts)
+		}()
+	}
+	wg.Wait()
+	return rep
+}
+
+// FixTarget repairs one TARGET: it diagnoses it, refuses when a
+// precondition fails, plans every selected change against an overlay (the
+// dry run), and unless DryRun journals and writes the plan, re-reads and
+// checks what it touched, and diagnoses again. Errors are in the report.
+func FixTarget(path string, opts FixOptions) (tr FixTargetReport) {
+	tr = FixTargetReport{Target: path, Volumes: []FixVolume{}}
+	defer func() {
+		if e := recover(); e != nil {
+			tr.State, tr.Error = FixFailed, fmt.Sprintf("internal error: %v (nothing written unless a journal is named above)", e)
+		}
+		tr.Exit = tr.exitCode()
+	}()
+	probe, err := image.Open(path, image.Options{})
+	if err != nil {
+		tr.State, tr.Error = FixFailed, err.Error()
+		return tr
+	}
+	kind := probe.Kind
+	tr.Kind, tr.Format, tr.Table = string(probe.Kind), probe.Format, probe.Table
+	probe.Close()
+	if kind == image.KindDirectory {
+		fixDirectory(&tr, path, opts)
+		return tr
+	}
+	fixImage(&tr, path, opts)
+	return tr
+}
+
+func (tr *FixTargetReport) exitCode() int {
+	switch tr.State {
+	case FixRefused:
+		return ExitRefused
+	case FixFailed:
+		return ExitError
+	case FixPlanned:
+		for _, v := range tr.Volumes {
+			if len(v.Actions) > 0 {
+				return ExitProblem
+			}
+		}
+		return ExitOK
+	case FixDone:
+		for _, v := range tr.Volumes {
+			if v.Verify != nil && !v.Verify.OK {
+				return ExitError
+			}
+			for _, c := range v.Checks {
+				if c.After == StatusProblem || c.After == StatusFailed {
+					return ExitProblem
+				}
+			}
+		}
+	case FixDeclined:
+		return ExitProblem
+	}
+	return ExitOK
+}
+
+// refuse records a refusal.
+func (tr *FixTargetReport) refuse(id, reason, advice string) {
+	tr.Refusals = append(tr.Refusals, Refusal{ID: id, Reason: reason, Advice: advice})
+	tr.State = FixRefused
+}
+
+// journalDirFor applies journal.ChooseDir.
+func journalDirFor(path string, device bool, flagDir string) (string, error) {
+	return journal.ChooseDir(path, !device, flagDir)
+}
+
+// volumeID identifies a volume for its journals: the NTFS serial, the size
+// and, for an image file, the file's base name (journal.VolumeID).
+func volumeID(path string, device bool, serial uint64, size int64) journal.VolumeID {
+	id := journal.VolumeID{Serial: serial, Size: size}
+	if !device {
+		id.Name = filepath.Base(path)
+	}
+	return id
+}
+
+// containsFold reports whether list holds s (case-insensitive).
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(strings.TrimSpace(x), s) {
+			return true
+		}
+	}
+	return false
+}

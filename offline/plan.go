@@ -1,0 +1,209 @@
+package offline
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+
+	"wuoffline/hive"
+)
+
+// OptIns are the opt-in names of repair-catalog.md.
+var optInNames = []string{"wsus", "proxy", "os-upgrade", "txr"}
+
+// OptIns returns the opt-in names fix accepts in FixOptions.With.
+func OptIns() []string { return append([]string(nil), optInNames...) }
+
+// plannedAction is a FixAction with what executing it needs.
+type plannedAction struct {
+	FixAction
+	newType hive.ValueType
+	newRaw  []byte // for set / remove-entry
+	oldRaw  []byte
+}
+
+// planActions turns the checks of one installation report into the changes
+// fix makes, applying the default / opt-in rule and --only / --skip. It
+// also returns the checks still `problem` that are left alone, with why.
+func planActions(ir InstallationReport, opts FixOptions) ([]*plannedAction, []CheckOutcome) {
+	var acts []*plannedAction
+	var left []CheckOutcome
+	hosts := map[string]*plannedAction{}
+	for _, r := range ir.Checks {
+		selected := true
+		why := ""
+		switch {
+		case len(opts.Only) > 0 && !containsFold(opts.Only, r.ID):
+			selected, why = false, "not named by --only"
+		case containsFold(opts.Skip, r.ID):
+			selected, why = false, "left out by --skip"
+		}
+		n := 0
+		needOptIn := ""
+		if selected {
+			for _, ev := range r.Evidence {
+				if ev.Action == "" {
+					continue
+				}
+				if ev.OptIn != "" && !containsFold(opts.With, ev.OptIn) && !containsFold(opts.Only, ev.OptIn) {
+					needOptIn = ev.OptIn
+					continue
+				}
+				if ev.Action == "comment-out" {
+					a := hosts[ev.Path]
+					if a == nil {
+						a = &plannedAction{FixAction: FixAction{Check: r.ID, Op: "comment-out", Path: ev.Path}}
+						hosts[ev.Path] = a
+						acts = append(acts, a)
+					}
+					n++
+					continue
+				}
+				a, err := actionFor(r.ID, ev)
+				if err != nil {
+					why = err.Error()
+					continue
+				}
+				acts = append(acts, a)
+				n++
+			}
+		}
+		if r.Status == StatusProblem && n == 0 {
+			switch {
+			case why != "":
+			case needOptIn != "":
+				why = fmt.Sprintf("needs opt-in `--with %s`", needOptIn)
+			case r.OptIn != "":
+				why = fmt.Sprintf("needs opt-in `--with %s`", r.OptIn)
+			default:
+				why = "report only: fix does not change this"
+			}
+			left = append(left, CheckOutcome{ID: r.ID, Before: r.Status, After: r.Status, Reason: why})
+		}
+	}
+	// Renames first, then file edits, then registry by hive: each hive is
+	// opened, edited and flushed once.
+	rank := func(a *plannedAction) int {
+		switch a.Op {
+		case "rename":
+			return 0
+		case "comment-out":
+			return 1
+		}
+		return 2 + hiveRank(a.Hive)
+	}
+	sort.SliceStable(acts, func(i, j int) bool { return rank(acts[i]) < rank(acts[j]) })
+	return acts, left
+}
+
+func hiveRank(name string) int {
+	switch strings.ToUpper(name) {
+	case "SYSTEM":
+		return 0
+	case "SOFTWARE":
+		return 1
+	}
+	return 2
+}
+
+// actionFor converts one evidence item to an action.
+func actionFor(check string, ev Evidence) (*plannedAction, error) {
+	a := &plannedAction{FixAction: FixAction{Check: check, Op: ev.Action, Hive: ev.Hive, Key: ev.Key, Value: ev.Value, Type: ev.Type, Old: ev.Data}, oldRaw: ev.Raw}
+	switch ev.Action {
+	case "rename":
+		if ev.Path == "" || ev.Want == "" {
+			return nil, fmt.Errorf("rename without a path")
+		}
+		a.Path = ev.Path
+		a.To = winDir(ev.Path) + ev.Want
+	case "delete-key":
+		a.Old = "(key with its subtree)"
+		a.New = "(deleted)"
+	case "delete-value":
+		a.New = "(deleted)"
+	case "set":
+		switch {
+		case strings.EqualFold(ev.Value, "WinHttpSettings"):
+			a.newType, a.newRaw = hive.RegBinary, append([]byte(nil), WinHTTPDirect...)
+			a.New = "direct access (" + hexBytes(WinHTTPDirect) + ")"
+		case ev.Type == "REG_DWORD" || ev.Type == "":
+			n, err := strconv.ParseUint(strings.TrimSpace(ev.Want), 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%s: cannot set %s\\%s to %q", check, ev.Key, ev.Value, ev.Want)
+			}
+			a.newType, a.newRaw = hive.RegDWORD, binary.LittleEndian.AppendUint32(nil, uint32(n))
+			a.Type = "REG_DWORD"
+			a.New = ev.Want
+		default:
+			return nil, fmt.Errorf("%s: no rule to set a %s value", check, ev.Type)
+		}
+	case "remove-entry":
+		entries := decodeMultiSZ(ev.Raw)
+		var keep []string
+		for _, e := range entries {
+			if !strings.Contains(strings.ToLower(e), "poqexec") {
+				keep = append(keep, e)
+			}
+		}
+		a.newType, a.newRaw = hive.RegMultiSZ, encodeMultiSZ(keep)
+		a.New = strings.Join(keep, " | ")
+	default:
+		return nil, fmt.Errorf("%s: unknown action %q", check, ev.Action)
+	}
+	return a, nil
+}
+
+// winDir returns the directory part of a `\` path with its trailing `\`.
+func winDir(p string) string {
+	if i := strings.LastIndexByte(p, '\\'); i >= 0 {
+		return p[:i+1]
+	}
+	return ""
+}
+
+func hexBytes(b []byte) string {
+	s := make([]string, len(b))
+	for i, c := range b {
+		s[i] = fmt.Sprintf("%02x", c)
+	}
+	return strings.Join(s, " ")
+}
+
+// decodeMultiSZ splits REG_MULTI_SZ data (UTF-16LE strings, each
+// NUL-terminated, an empty string ending the list) into its strings.
+func decodeMultiSZ(b []byte) []string {
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	var out []string
+	start := 0
+	for i, c := range u {
+		if c == 0 {
+			if i == start {
+				break
+			}
+			out = append(out, string(utf16.Decode(u[start:i])))
+			start = i + 1
+		}
+	}
+	if start < len(u) && u[len(u)-1] != 0 {
+		out = append(out, string(utf16.Decode(u[start:])))
+	}
+	return out
+}
+
+// encodeMultiSZ is the inverse of decodeMultiSZ.
+func encodeMultiSZ(ss []string) []byte {
+	var b []byte
+	for _, s := range ss {
+		for _, c := range utf16.Encode([]rune(s)) {
+			b = binary.LittleEndian.AppendUint16(b, c)
+		}
+		b = append(b, 0, 0)
+	}
+	return append(b, 0, 0)
+}
