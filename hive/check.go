@@ -184,7 +184,18 @@ func (c *checker) add(sev Severity, code string, off uint32, path, format string
 // cells that nothing references, and cells referenced twice. It reads every
 // bin once; memory is a few bits per 8 bytes of hive.
 func (h *Hive) Check() *CheckReport {
-	c := &checker{h: h, r: &CheckReport{}, sks: map[uint32]*skUse{}}
+	// The checker reads every cell, in tree order: give it its own view of
+	// the hive with a small page cache, so that neighbouring cells cost one
+	// read of the source instead of one each.
+	hc := &Hive{
+		src:     newCheckCache(h.src, h.srcSize),
+		srcSize: h.srcSize, base: h.base,
+		dirty: h.dirty, recovered: h.recovered, rec: h.rec,
+	}
+	h.mu.Lock()
+	hc.bins = binIndex{limit: h.bins.limit, lenient: h.bins.lenient}
+	h.mu.Unlock()
+	c := &checker{h: hc, r: &CheckReport{}, sks: map[uint32]*skUse{}}
 	c.checkBase()
 	if !c.checkBins() {
 		return c.r
@@ -844,4 +855,57 @@ func (c *checker) checkLeaks() {
 			c.add(Warning, "cell-leak", off, "", "allocated cell referenced by nothing")
 		}
 	}
+}
+
+// checkCache is a direct-mapped cache of 4 KiB pages over an io.ReaderAt,
+// 16 MiB at most (slots are allocated as used), private to one Check run (so it can never serve bytes an
+// editor has since changed).
+type checkCache struct {
+	r     io.ReaderAt
+	size  int64
+	tags  [checkCacheSlots]int64 // page index + 1; 0 = empty
+	pages [checkCacheSlots]*[checkCachePage]byte
+}
+
+const (
+	checkCachePage  = 4096
+	checkCacheSlots = 4096
+)
+
+func newCheckCache(r io.ReaderAt, size int64) *checkCache {
+	return &checkCache{r: r, size: size}
+}
+
+// ReadAt implements io.ReaderAt.
+func (c *checkCache) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("hive: negative offset %d", off)
+	}
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= c.size {
+			return n, io.EOF
+		}
+		idx := pos / checkCachePage
+		slot := idx % checkCacheSlots
+		if c.tags[slot] != idx+1 {
+			if c.pages[slot] == nil {
+				c.pages[slot] = new([checkCachePage]byte)
+			}
+			pg := c.pages[slot][:min(checkCachePage, c.size-idx*checkCachePage)]
+			if m, err := c.r.ReadAt(pg, idx*checkCachePage); m < len(pg) {
+				c.tags[slot] = 0
+				if err == nil {
+					err = io.ErrUnexpectedEOF
+				}
+				return n, err
+			}
+			c.tags[slot] = idx + 1
+		}
+		in := pos - idx*checkCachePage
+		avail := min(checkCachePage, c.size-idx*checkCachePage) - in
+		n += copy(p[n:n+int(min(int64(len(p)-n), avail))], c.pages[slot][in:])
+	}
+	return n, nil
 }

@@ -197,7 +197,11 @@ func openEditBase(t testing.TB, memBase bool, path string, logPaths ...string) *
 // no checker errors.
 func reopen(t testing.TB, path string, allowed ...Finding) *Hive {
 	t.Helper()
-	h, err := openFile(t, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Open(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}

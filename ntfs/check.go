@@ -122,7 +122,7 @@ func (c *checker) dir(d uint64, names map[nameKey]uint64) {
 		return
 	}
 	// Walk every node, in order.
-	var prev []uint16
+	var prev *ixEntry
 	visited := map[int64]bool{}
 	indexed := map[nameKey]uint64{}
 	var walk func(n *ixNode, depth int)
@@ -149,10 +149,17 @@ func (c *checker) dir(d uint64, names map[nameKey]uint64) {
 				continue
 			}
 			c.rep.Entries++
-			if prev != nil && c.t.up.Compare(prev, e.name) >= 0 {
-				c.problem(d, "index out of order: %q before %q", string16(prev), string16(e.name))
+			if prev != nil && c.t.up.Compare(prev.name, e.name) >= 0 {
+				c.problem(d, "index out of order: %q before %q", string16(prev.name), string16(e.name))
 			}
-			prev = e.name
+			// Names equal ignoring case sort next to each other; only
+			// POSIX names may differ by case alone (Windows could not
+			// tell them apart).
+			if prev != nil && c.t.up.EqualFold(prev.name, e.name) && RefNum(prev.ref) != RefNum(e.ref) &&
+				len(prev.key) > 0x41 && len(e.key) > 0x41 && prev.key[0x41] != NamespacePOSIX && e.key[0x41] != NamespacePOSIX {
+				c.problem(d, "names %q and %q of different files are equal ignoring case", string16(prev.name), string16(e.name))
+			}
+			prev = e
 			c.entry(d, drec, e, indexed)
 		}
 	}

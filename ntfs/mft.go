@@ -123,6 +123,9 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 		return nil, fmt.Errorf("ntfs: $MFT run list: %w", err)
 	}
 	g.mftBytes = a.DataSize()
+	if g.mftBytes > g.size {
+		return nil, fmt.Errorf("ntfs: $MFT data size %d exceeds the volume's %d bytes", g.mftBytes, g.size)
+	}
 	if runsClusters(g.mftRuns)*g.cluster < g.mftBytes || g.mftBytes < 16*g.recSize {
 		return nil, fmt.Errorf("ntfs: $MFT runs cover %d clusters for %d bytes", runsClusters(g.mftRuns), g.mftBytes)
 	}

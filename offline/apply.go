@@ -224,6 +224,10 @@ func compareChecks(before InstallationReport, acts []*plannedAction, after *Inst
 				if r.Error != "" {
 					co.Reason += ": " + r.Error
 				}
+				if r.Status == StatusProblem && !repairable(r) {
+					co.NotRepairable = true
+					co.Reason = "what fix could change is done; still reported (not repairable offline): " + co.Reason
+				}
 			default:
 				co.After = StatusFixed
 				co.Reason = r.Summary
@@ -277,3 +281,14 @@ var errNothing = errors.New("nothing to change")
 
 // stamp is the time written into a fix's changes.
 func stamp(now func() time.Time) time.Time { return now().UTC() }
+
+// repairable reports whether a result still has something fix does by
+// default.
+func repairable(r *Result) bool {
+	for _, ev := range r.Evidence {
+		if ev.Action != "" && ev.OptIn == "" {
+			return true
+		}
+	}
+	return false
+}

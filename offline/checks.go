@@ -93,17 +93,6 @@ func runOne(c Check, in *Installation) (r Result) {
 	return c.Diagnose(in)
 }
 
-// startupEvidence reports whether any failed-startup marker of the
-// registry or file system is present (used by txr and pending-xml).
-func startupMarkers(results []Result) bool {
-	for _, r := range results {
-		if r.Case == CaseStartup && r.Status == StatusProblem && r.ID != "txr" {
-			return true
-		}
-	}
-	return false
-}
-
 // notFound reports whether err means "absent".
 func notFound(err error) bool {
 	return errors.Is(err, hive.ErrNotFound)

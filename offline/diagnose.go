@@ -84,6 +84,7 @@ type countingReaderAt struct {
 	n *atomic.Int64
 }
 
+// ReadAt implements io.ReaderAt.
 func (c countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := c.r.ReadAt(p, off)
 	c.n.Add(int64(n))

@@ -212,6 +212,9 @@ type CheckOutcome struct {
 	Before Status `json:"before"`
 	After  Status `json:"after"` // fixed, problem, ...
 	Reason string `json:"reason,omitempty"`
+	// NotRepairable is set when what remains is reported only: nothing
+	// fix can do offline (a missing service is reported, not invented).
+	NotRepairable bool `json:"not_repairable,omitempty"`
 }
 
 // JournalOutcome is what undo (or resume) did with one journal.
@@ -307,7 +310,7 @@ func (tr *FixTargetReport) exitCode() int {
 				return ExitError
 			}
 			for _, c := range v.Checks {
-				if c.After == StatusProblem || c.After == StatusFailed {
+				if c.After == StatusFailed || c.After == StatusProblem && !c.NotRepairable {
 					return ExitProblem
 				}
 			}

@@ -107,9 +107,9 @@ func (l *Logs) filter(keep func(*LogFinding) bool) []LogFinding {
 }
 
 // logEvidence turns findings into check evidence (the last excerpt of each).
-func logEvidence(fs []LogFinding, what string) []Evidence {
+func logEvidence(findings []LogFinding, what string) []Evidence {
 	var out []Evidence
-	for _, f := range fs {
+	for _, f := range findings {
 		ev := Evidence{Kind: "log", Path: f.File, Count: f.Failures, Time: f.Last}
 		detail := fmt.Sprintf("%s: %d %s", f.Format, f.Failures, what)
 		if len(f.HRESULTs) > 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"testing"
+	"testing/fstest"
 	"unicode/utf16"
 )
 
@@ -272,5 +273,30 @@ func TestPrintableUTF16(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("printableUTF16(% x) = %q %v, want %q %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestSmallHelpers(t *testing.T) {
+	for s, want := range map[string]bool{"D:": true, "d:": true, `E:\`: true, "D:/": true, "DD:": false, "1:": false, "D": false, "/dev/sdb": false} {
+		if IsDriveLetter(s) != want {
+			t.Errorf("IsDriveLetter(%q) = %v", s, !want)
+		}
+	}
+	for s, want := range map[string]bool{"1": true, "p1": true, "12": true, "p": false, "": false, "a": false, "p1a": false} {
+		if isPartSuffix(s) != want {
+			t.Errorf("isPartSuffix(%q) = %v", s, !want)
+		}
+	}
+	fsys := fstest.MapFS{
+		"Windows/SoftwareDistribution/x":       {},
+		"Windows/SoftwareDistribution.old/x":   {},
+		"Windows/SoftwareDistribution.old.1/x": {},
+		"Windows/System32/catroot2/x":          {},
+	}
+	if got := asideName(fsys, "Windows/SoftwareDistribution"); got != "SoftwareDistribution.old.2" {
+		t.Errorf("asideName = %q", got)
+	}
+	if got := asideName(fsys, "Windows/System32/catroot2"); got != "catroot2.old" {
+		t.Errorf("asideName = %q", got)
 	}
 }

@@ -112,6 +112,13 @@ func hiveRank(name string) int {
 // actionFor converts one evidence item to an action.
 func actionFor(check string, ev Evidence) (*plannedAction, error) {
 	a := &plannedAction{FixAction: FixAction{Check: check, Op: ev.Action, Hive: ev.Hive, Key: ev.Key, Value: ev.Value, Type: ev.Type, Old: ev.Data}, oldRaw: ev.Raw}
+	if a.Old == "" && len(ev.Raw) > 0 && strings.HasPrefix(strings.ToLower(ev.Value), "pendingfilerenameoperations") {
+		var ops []string
+		for _, pr := range ParsePendingRenames(ev.Raw) {
+			ops = append(ops, pr.String())
+		}
+		a.Old = strings.Join(ops, " | ")
+	}
 	switch ev.Action {
 	case "rename":
 		if ev.Path == "" || ev.Want == "" {

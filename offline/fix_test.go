@@ -1,0 +1,380 @@
+package offline
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"wuoffline/internal/testutil"
+	"wuoffline/journal"
+)
+
+var fixLong = flag.Bool("long", false, "crash-test fix after every number of writes (slow)")
+
+// fixedNow makes fixes reproducible.
+var fixedNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func fileSum(t testing.TB, p string) [32]byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func journalsIn(t testing.TB, dir string) []string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(dir, "*.journal"))
+	return m
+}
+
+// defaultProblems lists the checks diagnose still reports as a problem that
+// fix repairs by default (the done criterion: none after fix).
+func defaultProblems(tr TargetReport) []string {
+	var out []string
+	for _, in := range tr.Installations {
+		for i := range in.Checks {
+			r := &in.Checks[i]
+			if r.Status == StatusProblem && repairable(r) {
+				out = append(out, r.ID+": "+r.Summary)
+			}
+		}
+	}
+	return out
+}
+
+// TestFixUndoRaw runs the whole story on every broken raw image (GPT, MBR,
+// 4Kn, bare volume): the dry run writes nothing, fix repairs every default
+// check and verifies, diagnose agrees, and undo restores the image byte for
+// byte (sha256).
+func TestFixUndoRaw(t *testing.T) {
+	for _, name := range []string{"broken-gpt.img", "broken-mbr.img", "broken-4kn.img", "broken-volume.img"} {
+		t.Run(name, func(t *testing.T) {
+			img := testutil.TestImage(t, name)
+			orig := fileSum(t, img)
+			dry := FixTarget(img, FixOptions{DryRun: true, Now: fixedNow})
+			if dry.State != FixPlanned || dry.Exit != ExitProblem {
+				t.Fatalf("dry run: state %s exit %d error %q refusals %v", dry.State, dry.Exit, dry.Error, dry.Refusals)
+			}
+			if fileSum(t, img) != orig || len(journalsIn(t, filepath.Dir(img))) != 0 {
+				t.Fatal("dry run changed the image or left a journal")
+			}
+			nActs, nRanges := 0, 0
+			for _, v := range dry.Volumes {
+				nActs += len(v.Actions)
+				nRanges += len(v.Ranges)
+			}
+			if nActs < 20 || nRanges == 0 {
+				t.Fatalf("dry run planned %d actions, %d ranges", nActs, nRanges)
+			}
+
+			fx := FixTarget(img, FixOptions{Now: fixedNow})
+			if fx.State != FixDone || fx.Exit != ExitOK {
+				t.Fatalf("fix: state %s exit %d error %q", fx.State, fx.Exit, fx.Error)
+			}
+			for _, v := range fx.Volumes {
+				if v.Verify == nil || !v.Verify.OK {
+					t.Fatalf("verify: %+v", v.Verify)
+				}
+				if len(v.Ranges) != len(dry.Volumes[0].Ranges) {
+					t.Errorf("fix wrote %d ranges, dry run planned %d", len(v.Ranges), len(dry.Volumes[0].Ranges))
+				}
+				for _, c := range v.Checks {
+					if c.After != StatusFixed && !c.NotRepairable {
+						t.Errorf("check %s after fix: %s (%s)", c.ID, c.After, c.Reason)
+					}
+				}
+			}
+			if p := defaultProblems(DiagnoseTarget(img, Options{})); len(p) > 0 {
+				t.Errorf("diagnose after fix still reports: %v", p)
+			}
+			if again := FixTarget(img, FixOptions{Now: fixedNow}); again.State != FixNothing {
+				t.Errorf("second fix: state %s, want %s", again.State, FixNothing)
+			}
+
+			ur := UndoTarget(img, UndoOptions{})
+			if ur.Exit != ExitOK || len(ur.Journals) != 1 || !ur.Journals[0].Complete {
+				t.Fatalf("undo: %+v", ur)
+			}
+			if fileSum(t, img) != orig {
+				t.Fatal("undo did not restore the image byte for byte")
+			}
+			if ur2 := UndoTarget(img, UndoOptions{}); !ur2.Nothing || ur2.Exit != ExitOK {
+				t.Fatalf("second undo: %+v", ur2)
+			}
+		})
+	}
+}
+
+// TestFixSuffixRule: SoftwareDistribution.old exists on the broken image,
+// so the rename goes to .old.1; catroot2 goes to .old.
+func TestFixSuffixRule(t *testing.T) {
+	img := testutil.TestImage(t, "broken-gpt.img")
+	rep := FixTarget(img, FixOptions{DryRun: true, Only: []string{"softwaredistribution", "catroot2"}})
+	got := map[string]string{}
+	for _, v := range rep.Volumes {
+		for _, a := range v.Actions {
+			got[a.Check] = a.To
+		}
+	}
+	want := map[string]string{
+		"softwaredistribution": `Windows\SoftwareDistribution.old.1`,
+		"catroot2":             `Windows\System32\catroot2.old`,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: rename to %q, want %q", k, got[k], w)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("--only planned %v", got)
+	}
+}
+
+// TestFixSelection checks --only, --skip and the opt-ins.
+func TestFixSelection(t *testing.T) {
+	img := testutil.TestImage(t, "broken-gpt.img")
+	checksOf := func(o FixOptions) map[string]int {
+		o.DryRun = true
+		rep := FixTarget(img, o)
+		if rep.State != FixPlanned && rep.State != FixNothing {
+			t.Fatalf("state %s: %s", rep.State, rep.Error)
+		}
+		m := map[string]int{}
+		for _, v := range rep.Volumes {
+			for _, a := range v.Actions {
+				m[a.Check]++
+			}
+		}
+		return m
+	}
+	def := checksOf(FixOptions{})
+	if def["txr"] != 0 || def["services"] != 3 || def["hosts"] != 1 || def["wu-policies"] != 7 {
+		t.Errorf("default plan: %v", def)
+	}
+	if m := checksOf(FixOptions{With: []string{"txr"}}); m["txr"] != 4 {
+		t.Errorf("--with txr: %v", m)
+	}
+	if m := checksOf(FixOptions{Only: []string{"txr"}}); len(m) != 1 || m["txr"] != 4 {
+		t.Errorf("--only txr: %v", m)
+	}
+	if m := checksOf(FixOptions{Skip: []string{"services", "hosts"}}); m["services"] != 0 || m["hosts"] != 0 || m["firewall"] == 0 {
+		t.Errorf("--skip: %v", m)
+	}
+}
+
+// TestFixRefusals: every refusal exits 3 and leaves the image byte-identical
+// with no journal.
+func TestFixRefusals(t *testing.T) {
+	cases := []struct {
+		image string
+		id    string
+		opts  FixOptions
+	}{
+		{"refuse-hibernated.img", "hibernated", FixOptions{}},
+		{"refuse-dirty.img", "dirty", FixOptions{}},
+		{"refuse-bitlocker.img", "bitlocker", FixOptions{}},
+		{"refuse-faststartup.img", "", FixOptions{}},
+		{"broken-volume.img", "journal", FixOptions{JournalDir: "/nonexistent/wuoffline-journals"}},
+	}
+	for _, c := range cases {
+		t.Run(c.image+"/"+c.id, func(t *testing.T) {
+			img := testutil.TestImage(t, c.image)
+			orig := fileSum(t, img)
+			for _, dry := range []bool{true, false} {
+				o := c.opts
+				o.DryRun = dry
+				rep := FixTarget(img, o)
+				if rep.Exit != ExitRefused || rep.State != FixRefused {
+					t.Fatalf("dry=%v: exit %d state %s error %q", dry, rep.Exit, rep.State, rep.Error)
+				}
+				ids := []string{}
+				for _, r := range rep.Refusals {
+					ids = append(ids, r.ID)
+					if r.Reason == "" || r.Advice == "" {
+						t.Errorf("refusal without reason or advice: %+v", r)
+					}
+				}
+				if c.id != "" && !containsFold(ids, c.id) {
+					t.Errorf("refusals %v, want %s", ids, c.id)
+				}
+			}
+			if fileSum(t, img) != orig || len(journalsIn(t, filepath.Dir(img))) != 0 {
+				t.Fatal("a refused fix changed the image or left a journal")
+			}
+		})
+	}
+}
+
+// TestFixCrash stops the fix after k volume writes (the writer fails from
+// then on, as a pulled cable would) for k = 0..total. Every later command
+// sees the interrupted fix; fix run again finishes it and passes the
+// checks; undo then returns the image byte for byte to the original.
+// In CI a deterministic spread of k (always 0, 1, total-1, total) runs;
+// -long runs every k.
+func TestFixCrash(t *testing.T) {
+	img := testutil.TestImage(t, "broken-gpt.img")
+	orig, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counter *testutil.FaultWriter
+	full := FixTarget(img, FixOptions{Now: fixedNow, WrapWriter: func(w io.WriterAt) io.WriterAt {
+		counter = testutil.NewFaultWriter(w, -1, testutil.FaultError)
+		return counter
+	}})
+	if full.State != FixDone || counter == nil {
+		t.Fatalf("full fix: %s %s", full.State, full.Error)
+	}
+	total := counter.Writes()
+	if u := UndoTarget(img, UndoOptions{}); u.Exit != ExitOK {
+		t.Fatalf("undo: %+v", u)
+	}
+	ks := []int{0, 1, total / 4, total / 2, 3 * total / 4, total - 1, total}
+	if *fixLong {
+		ks = ks[:0]
+		for k := 0; k <= total; k++ {
+			ks = append(ks, k)
+		}
+	}
+	t.Logf("fix makes %d volume writes; testing k = %v, each with a clean stop and a torn write", total, ks)
+	type run struct {
+		k    int
+		torn bool
+	}
+	var runs []run
+	for _, k := range ks {
+		runs = append(runs, run{k, false})
+		if k < total {
+			runs = append(runs, run{k, true})
+		}
+	}
+	for _, r := range runs {
+		k := r.k
+		rep := FixTarget(img, FixOptions{Now: fixedNow, WrapWriter: func(w io.WriterAt) io.WriterAt {
+			if r.torn {
+				return &tornStop{w: w, limit: k}
+			}
+			return testutil.NewFaultWriter(w, k, testutil.FaultError)
+		}})
+		if k < total {
+			if rep.State != FixFailed || rep.Exit != ExitError || !strings.Contains(rep.Error, "undo") {
+				t.Fatalf("k=%d: state %s exit %d error %q", k, rep.State, rep.Exit, rep.Error)
+			}
+			intr, err := FindInterrupted(img, "")
+			if err != nil || len(intr) != 1 || intr[0].Advice == "" {
+				t.Fatalf("k=%d: interrupted fixes %v, %v", k, intr, err)
+			}
+			if dry := FixTarget(img, FixOptions{DryRun: true}); dry.Exit != ExitRefused {
+				t.Fatalf("k=%d: dry run over an interrupted fix: exit %d", k, dry.Exit)
+			}
+			again := FixTarget(img, FixOptions{Now: fixedNow})
+			if len(again.Resumed) != 1 || !again.Resumed[0].Complete || again.Exit != ExitOK {
+				t.Fatalf("k=%d: fix again: state %s exit %d resumed %+v error %q", k, again.State, again.Exit, again.Resumed, again.Error)
+			}
+		}
+		if p := defaultProblems(DiagnoseTarget(img, Options{})); len(p) > 0 {
+			t.Fatalf("k=%d: after fix: %v", k, p)
+		}
+		u := UndoTarget(img, UndoOptions{})
+		if u.Exit != ExitOK {
+			t.Fatalf("k=%d: undo: %+v", k, u)
+		}
+		now, err := os.ReadFile(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(now, orig) {
+			t.Fatalf("k=%d: undo did not restore the image byte for byte", k)
+		}
+		if intr, _ := FindInterrupted(img, ""); len(intr) != 0 {
+			t.Fatalf("k=%d: still interrupted after undo: %v", k, intr)
+		}
+	}
+	_ = journal.Version
+}
+
+// tornStop passes limit writes, then writes the first half of the next one
+// and fails it and every later one: a crash in the middle of a write.
+type tornStop struct {
+	w     io.WriterAt
+	limit int
+	n     int
+}
+
+func (t *tornStop) WriteAt(p []byte, off int64) (int, error) {
+	t.n++
+	switch {
+	case t.n <= t.limit:
+		return t.w.WriteAt(p, off)
+	case t.n == t.limit+1:
+		t.w.WriteAt(p[:len(p)/2], off)
+	}
+	return 0, testutil.ErrInjected
+}
+
+// TestFixOptIn applies an opt-in (txr) alone and takes it back.
+func TestFixOptIn(t *testing.T) {
+	img := testutil.TestImage(t, "broken-volume.img")
+	orig := fileSum(t, img)
+	rep := FixTarget(img, FixOptions{With: []string{"txr"}, Only: []string{"txr"}, Now: fixedNow})
+	if rep.State != FixDone || len(rep.Volumes[0].Checks) != 1 || rep.Volumes[0].Checks[0].After != StatusFixed {
+		t.Fatalf("fix --with txr: %s %s %+v", rep.State, rep.Error, rep.Volumes)
+	}
+	for _, a := range rep.Volumes[0].Actions {
+		if a.Check != "txr" || a.Op != "rename" || !strings.HasSuffix(a.To, ".old") {
+			t.Errorf("unexpected action %+v", a)
+		}
+	}
+	if u := UndoTarget(img, UndoOptions{}); u.Exit != ExitOK || fileSum(t, img) != orig {
+		t.Fatalf("undo: %+v", u)
+	}
+}
+
+// TestFixReadOnlyAndInUse: an image that cannot be opened for writing, or
+// that is attached to a loop device, is refused (exit 3) and left as is.
+func TestFixReadOnlyAndInUse(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tool := range []string{"chattr", "losetup"} {
+		testutil.RequireTool(t, tool)
+	}
+	img := testutil.TestImage(t, "broken-volume.img")
+	orig := fileSum(t, img)
+
+	testutil.Run(t, "chattr", "+i", img) // even root cannot open it for writing
+	t.Cleanup(func() { exec.Command("chattr", "-i", img).Run() })
+	rep := FixTarget(img, FixOptions{})
+	if rep.Exit != ExitRefused || len(rep.Refusals) != 1 || rep.Refusals[0].ID != "read-only" {
+		t.Fatalf("immutable image: exit %d refusals %+v error %q", rep.Exit, rep.Refusals, rep.Error)
+	}
+	if dry := FixTarget(img, FixOptions{DryRun: true}); dry.State != FixPlanned {
+		t.Errorf("a read-only image still gets its dry run: %s %s", dry.State, dry.Error)
+	}
+	testutil.Run(t, "chattr", "-i", img)
+
+	loop := strings.TrimSpace(string(testutil.Run(t, "losetup", "-r", "-f", "--show", img)))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	rep = FixTarget(img, FixOptions{})
+	if rep.Exit != ExitRefused || len(rep.Refusals) != 1 || rep.Refusals[0].ID != "mounted" {
+		t.Fatalf("image on a loop device: exit %d refusals %+v error %q", rep.Exit, rep.Refusals, rep.Error)
+	}
+	exec.Command("losetup", "-d", loop).Run()
+	if fileSum(t, img) != orig || len(journalsIn(t, filepath.Dir(img))) != 0 {
+		t.Fatal("a refused fix changed the image or left a journal")
+	}
+}
