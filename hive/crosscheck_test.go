@@ -297,3 +297,52 @@ func TestHivexExport(t *testing.T) {
 		})
 	}
 }
+
+// TestRegfexportClasses compares every key's class name in the real SYSTEM
+// hive with regfexport's (libregf, independent C code): the 14 keys that
+// have one (the Lsa JD/Skew1/GBG/Data boot-key parts among them).
+func TestRegfexportClasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	tool := testutil.RequireTool(t, "regfexport")
+	path := testutil.Decompress(t, testutil.SharedFixture(t, "hives/regipy/SYSTEM.xz"), "")
+	out, err := exec.Command(tool, path).Output()
+	if err != nil {
+		t.Fatalf("regfexport: %v", err)
+	}
+	theirs := map[string]string{}
+	cur := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if p, ok := strings.CutPrefix(l, "Key path: "); ok {
+			_, cur, _ = strings.Cut(p, `\`) // drop the root key's name
+		} else if c, ok := strings.CutPrefix(l, "Class name: "); ok {
+			theirs[cur] = c
+		}
+	}
+	h, err := openFile(t, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := map[string]string{}
+	if err := h.Walk(func(k *Key) error {
+		c, err := k.ClassName()
+		if c != "" {
+			ours[k.Path()] = c
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(theirs) != 14 || len(ours) != len(theirs) {
+		t.Errorf("%d class names, regfexport %d", len(ours), len(theirs))
+	}
+	for p, c := range theirs {
+		if ours[p] != c {
+			t.Errorf("%s: class %q, regfexport %q", p, ours[p], c)
+		}
+	}
+	if c := ours[`ControlSet001\Control\Lsa\JD`]; c != "67cd88ed" {
+		t.Errorf("JD class %q", c)
+	}
+}

@@ -281,6 +281,10 @@ func (e *Editor) DeleteKey(path string) error {
 		if k.off == e.h.base.RootCell || k.nk.flags&KeyHiveEntry != 0 {
 			return k.keyErr(fmt.Errorf("is the root key; refusing to delete it"))
 		}
+		if k.nk.flags&KeyNoDelete != 0 {
+			// Windows refuses too (KEY_NO_DELETE: STATUS_CANNOT_DELETE).
+			return k.keyErr(fmt.Errorf("is flagged no-delete; refusing to delete it"))
+		}
 		parent, err := k.Parent()
 		if err != nil {
 			return err

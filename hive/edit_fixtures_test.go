@@ -80,7 +80,8 @@ func TestEditFixtures(t *testing.T) {
 				t.Logf("not opened (reader's verdict): %v", err)
 				return
 			}
-			pre := h.Check().Problems()
+			preReport := h.Check()
+			pre := preReport.Problems()
 			e, err := NewEditor(h, f, func(n int64) error { return f.Truncate(n) }, hl...)
 			if err != nil {
 				t.Logf("editor refused: %v", err)
@@ -99,7 +100,7 @@ func TestEditFixtures(t *testing.T) {
 			if err := e.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			h2 := reopen(t, path)
+			h2 := reopen(t, path, preReport.Findings...)
 			compareKey(t, mustRoot(t, h2), m, true)
 			edited++
 			if hivex == "" {

@@ -318,7 +318,7 @@ func runProperty(t *testing.T, src string, steps, checkDue, toolDue int, regfAtE
 	path := copyTo(t, src, t.TempDir(), "hive")
 	ef := openEditBase(t, true, path)
 	p := &propRun{t: t, r: rand.New(rand.NewPCG(seed, 0x5EED)), ef: ef, checkDue: checkDue, toolDue: toolDue}
-	p.pre = ef.h.Check().Problems()
+	p.pre = ef.h.Check().Findings
 	p.m = loadModel(t, ef.h)
 	p.keys, p.vals = countModel(p.m)
 	if *soakSteps > 0 {

@@ -212,16 +212,43 @@ func reopen(t testing.TB, path string, allowed ...Finding) *Hive {
 	return h
 }
 
-// mustCheck fails on any checker error (warnings are fine: real hives
-// carry stale max lengths and leaked cells) except those in allowed
-// (errors the hive had before the edit, by code and key path).
+// mustCheck fails on any checker error, and on the warnings an edit must
+// not cause (a maximum length below the real one, a wrong sk reference
+// count, more leaked cells), unless the hive had them before the edit:
+// allowed holds the findings of the unedited hive (errors and the stale
+// maximum lengths matched by code and key, sk counts by cell).
 func mustCheck(t testing.TB, h *Hive, allowed ...Finding) *CheckReport {
 	t.Helper()
 	r := h.Check()
-	for _, f := range r.Problems() {
-		if !slices.ContainsFunc(allowed, func(a Finding) bool { return a.Code == f.Code && a.Path == f.Path }) {
-			t.Fatalf("checker:\n%s", r)
+	had := func(f Finding) bool {
+		return slices.ContainsFunc(allowed, func(a Finding) bool {
+			if a.Code != f.Code {
+				return false
+			}
+			if f.Code == "sk-refcount" {
+				return a.Offset == f.Offset
+			}
+			return a.Path == f.Path
+		})
+	}
+	leaks, preLeaks := 0, 0
+	for _, f := range allowed {
+		if f.Code == "cell-leak" {
+			preLeaks++
 		}
+	}
+	for _, f := range r.Findings {
+		switch {
+		case f.Code == "cell-leak":
+			leaks++
+		case f.Severity == Error || f.Code == "key-maxlen" || f.Code == "sk-refcount":
+			if !had(f) {
+				t.Fatalf("checker: %s\n%s", f, r)
+			}
+		}
+	}
+	if leaks > preLeaks {
+		t.Fatalf("checker: %d leaked cells, %d before the edits\n%s", leaks, preLeaks, r)
 	}
 	return r
 }
@@ -242,7 +269,7 @@ func TestEditBasic(t *testing.T) {
 			path := copyTo(t, src, t.TempDir(), "hive")
 			ef := openEdit(t, path)
 			m := loadModel(t, ef.h)
-			pre := ef.h.Check().Problems()
+			pre := ef.h.Check().Findings
 			e := ef.e
 			names := []string{"Ünïcødé", "Кириллица", "ı-dotless", "ſ-long-s", "ASCII", "ascii2", "Zeta", "alpha"}
 			for _, n := range names {
@@ -343,6 +370,7 @@ func TestEditDirtyHive(t *testing.T) {
 	}
 	m := loadModel(t, win)
 	compareKey(t, mustRoot(t, ef.h), m, true)
+	pre := ef.h.Check().Findings // Windows' own recovery leaves leaked cells
 	if err := ef.e.SetValue("", "WuoEdit", RegDWORD, []byte{1, 0, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +389,7 @@ func TestEditDirtyHive(t *testing.T) {
 	u.subs[ukey("Кириллица")] = &mKey{name: "Кириллица", subs: map[string]*mKey{}, vals: map[string]mVal{}}
 	m.subs[ukey("Ünïcødé")] = u
 
-	h2 := reopen(t, path) // no logs: the file alone
+	h2 := reopen(t, path, pre...) // no logs: the file alone
 	bb := h2.BaseBlock()
 	if bb.Sequence1 != bb.Sequence2 || bb.Sequence1 <= maxLog {
 		t.Fatalf("sequences %d/%d, logs go up to %d", bb.Sequence1, bb.Sequence2, maxLog)
@@ -445,5 +473,126 @@ func TestEditManySubkeys(t *testing.T) {
 	r := h3.Check()
 	if r.Has("cell-leak") {
 		t.Fatalf("cells leaked:\n%s", r)
+	}
+}
+
+// TestEditFreesSK deletes a key that is the only user of its security
+// descriptor: the sk cell is freed and unlinked from the sk list.
+func TestEditFreesSK(t *testing.T) {
+	src := testutil.Decompress(t, testutil.SharedFixture(t, "hives/regipy/SYSTEM.xz"), "")
+	path := copyTo(t, src, t.TempDir(), "SYSTEM")
+	ef := openEditBase(t, true, path)
+	pre := ef.h.Check().Findings
+	// A leaf key whose sk has a reference count of 1.
+	var victim *Key
+	err := ef.h.Walk(func(k *Key) error {
+		if k.Path() == "" || k.SubkeyCount() > 0 || victim != nil {
+			return nil
+		}
+		sk, err := ef.h.readSK(k.SecurityOffset())
+		if err != nil {
+			return err
+		}
+		if sk.refCount == 1 {
+			victim = k
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if victim == nil {
+		t.Fatal("no key with a private sk in SYSTEM")
+	}
+	skOff := victim.SecurityOffset()
+	sk, _ := ef.h.readSK(skOff)
+	before := ef.h.Check().SecurityCells
+	if err := ef.e.DeleteKey(victim.Path()); err != nil {
+		t.Fatal(err)
+	}
+	ci, _, err := ef.h.cellAt(skOff, "security")
+	if err != nil || ci.allocated {
+		t.Fatalf("sk cell 0x%x after deleting its only user %q: allocated=%v err=%v", skOff, victim.Path(), ci.allocated, err)
+	}
+	if prev, _ := ef.h.readSK(sk.blink); prev == nil || prev.flink != sk.flink {
+		t.Fatalf("sk list not relinked around 0x%x", skOff)
+	}
+	r := mustCheck(t, ef.h, pre...)
+	if r.SecurityCells != before-1 {
+		t.Fatalf("%d security cells in use, want %d", r.SecurityCells, before-1)
+	}
+	if err := ef.e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	reopen(t, path, pre...)
+}
+
+// TestEditNoGrow: without a grow function, an edit that needs a new bin
+// fails with ErrNoGrow, and nothing at all is written.
+func TestEditNoGrow(t *testing.T) {
+	b, err := os.ReadFile(testutil.SharedFixture(t, "hives/hivex/minimal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf := &memFile{}
+	e, err := NewEditor(h, mf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateKey("small"); err != nil {
+		t.Fatal(err) // fits in the free space
+	}
+	planned := e.Ranges()
+	err = e.SetValue("small", "big", RegBinary, make([]byte, 9000))
+	if !errors.Is(err, ErrNoGrow) {
+		t.Fatalf("SetValue needing a bin: %v, want ErrNoGrow", err)
+	}
+	// The failed edit changed nothing: the plan is the key alone.
+	if !slices.Equal(planned, e.Ranges()) {
+		t.Fatalf("the failed edit changed the plan: %v, then %v", planned, e.Ranges())
+	}
+	if len(mf.b) != 0 {
+		t.Fatal("written before Flush")
+	}
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := Open(bytes.NewReader(mf.b), int64(len(mf.b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h2.OpenKey("small"); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, h2)
+}
+
+// TestEditCleanHiveLogs: a clean hive's stale logs are not applied, but the
+// sequence number written is above theirs.
+func TestEditCleanHiveLogs(t *testing.T) {
+	dir := t.TempDir()
+	path := copyTo(t, yarp(t, "NewDirtyHive1/RecoveredHive_Windows10"), dir, "hive")
+	l1 := copyTo(t, yarp(t, "NewDirtyHive1/NewDirtyHive.LOG1"), dir, "hive.LOG1")
+	l2 := copyTo(t, yarp(t, "NewDirtyHive1/NewDirtyHive.LOG2"), dir, "hive.LOG2")
+	ef := openEdit(t, path, l1, l2)
+	if ef.h.Recovered() {
+		t.Fatal("logs applied to a clean hive")
+	}
+	dirty := openEdit(t, copyTo(t, yarp(t, "NewDirtyHive1/NewDirtyHive"), t.TempDir(), "d"), l1, l2)
+	maxLog := dirty.h.rec.maxLogSequence
+	pre := ef.h.Check().Findings
+	if err := ef.e.SetValue("", "x", RegDWORD, []byte{1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ef.e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	bb := reopen(t, path, pre...).BaseBlock()
+	if bb.Sequence1 != bb.Sequence2 || bb.Sequence1 <= maxLog {
+		t.Fatalf("sequences %d/%d, logs go up to %d", bb.Sequence1, bb.Sequence2, maxLog)
 	}
 }

@@ -420,7 +420,9 @@ func (c *checker) all() (*CheckReport, error) {
 			// The root directory names itself "." in itself.
 			byDir[p][nameKey{f.ns, string16(f.name)}] = rec.Ref()
 		}
-		if _, ok, _ := rec.FindAttr(AttrIndexRoot, i30); ok && rec.IsDir() {
+		// The directory flag means "has an $I30 index"; its attributes may
+		// live in extension records (attribute list).
+		if rec.IsDir() {
 			dirs = append(dirs, n)
 		}
 	}

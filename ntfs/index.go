@@ -272,7 +272,7 @@ func (tr *ixTree) load(vcn int64) (*ixNode, error) {
 	}
 	where := fmt.Sprintf("ntfs: directory %d: INDX block VCN %d", tr.dir, vcn)
 	off := vcn * tr.vcnUnit
-	if vcn < 0 || off%tr.blockSize != 0 && tr.vcnUnit >= tr.blockSize || off+tr.blockSize > tr.allocSize {
+	if vcn < 0 || vcn > tr.allocSize || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize {
 		return nil, fmt.Errorf("%s: outside the allocation of %d bytes", where, tr.allocSize)
 	}
 	if !tr.bitSet(tr.blockBit(vcn)) {

@@ -50,6 +50,7 @@ func wtName(r *rand.Rand) string {
 type wtModel struct {
 	paths map[string]bool // path -> is directory
 	up    *UpCase
+	byDir map[string]map[string]int // dir -> folded name -> count
 }
 
 func (m *wtModel) children(dir string) []string {
@@ -64,12 +65,50 @@ func (m *wtModel) children(dir string) []string {
 }
 
 func (m *wtModel) existsFold(dir, name string) bool {
-	for _, c := range m.children(dir) {
-		if m.up.EqualFoldString(path.Base(c), name) {
-			return true
+	if m.byDir == nil {
+		m.reindex()
+	}
+	return m.byDir[dir][m.fold(name)] > 0
+}
+
+// reindex rebuilds the per-directory set of folded names.
+func (m *wtModel) reindex() {
+	m.byDir = map[string]map[string]int{}
+	for p := range m.paths {
+		m.index(p, 1)
+	}
+}
+
+func (m *wtModel) index(p string, delta int) {
+	d := path.Dir(p)
+	if d == "." {
+		d = ""
+	}
+	if m.byDir[d] == nil {
+		m.byDir[d] = map[string]int{}
+	}
+	m.byDir[d][m.fold(path.Base(p))] += delta
+}
+
+// add records a new path.
+func (m *wtModel) add(p string, dir bool) {
+	m.paths[p] = dir
+	if m.byDir != nil {
+		m.index(p, 1)
+	}
+}
+
+// fold maps a name through the volume's $UpCase (nil: ASCII only).
+func (m *wtModel) fold(s string) string {
+	u := encodeName(s)
+	for i, c := range u {
+		if m.up != nil {
+			u[i] = m.up.Upper(c)
+		} else if c >= 'a' && c <= 'z' {
+			u[i] = c - 32
 		}
 	}
-	return false
+	return string16(u)
 }
 
 func (m *wtModel) dirs() []string {
@@ -84,11 +123,18 @@ func (m *wtModel) dirs() []string {
 }
 
 func (m *wtModel) move(from, to string) {
+	moved := map[string]bool{}
 	for p, d := range m.paths {
 		if p == from || strings.HasPrefix(p, from+"/") {
 			delete(m.paths, p)
-			m.paths[to+strings.TrimPrefix(p, from)] = d
+			if m.byDir != nil {
+				m.index(p, -1)
+			}
+			moved[to+strings.TrimPrefix(p, from)] = d
 		}
+	}
+	for p, d := range moved {
+		m.add(p, d)
 	}
 }
 
@@ -109,7 +155,7 @@ func wtBuild(t testing.TB, img string, r *rand.Rand, m *wtModel, dirs []string, 
 		if err := os.Mkdir(filepath.Join(mp, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		m.paths[d] = true
+		m.add(d, true)
 	}
 	all := m.dirs()
 	dos := 0
@@ -127,7 +173,7 @@ func wtBuild(t testing.TB, img string, r *rand.Rand, m *wtModel, dirs []string, 
 		if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
 			t.Fatalf("creating %s: %v", p, err)
 		}
-		m.paths[wtJoin(dir, name)] = false
+		m.add(wtJoin(dir, name), false)
 		if r.Intn(3) == 0 && !strings.ContainsAny(name, "日ΩωäÄéçÇ") {
 			short := fmt.Sprintf("S%06d.T", dos)
 			dos++

@@ -1,13 +1,11 @@
 package offline
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"path"
 	"strings"
-	"time"
 
 	"wuoffline/hive"
 )
@@ -275,12 +273,6 @@ func checkNote(acts []*plannedAction) string {
 	}
 	return "fix " + strings.Join(ids, ", ")
 }
-
-// errNothing marks a file edit that changes nothing.
-var errNothing = errors.New("nothing to change")
-
-// stamp is the time written into a fix's changes.
-func stamp(now func() time.Time) time.Time { return now().UTC() }
 
 // repairable reports whether a result still has something fix does by
 // default.

@@ -266,6 +266,10 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 				return
 			}
 			tr.Resumed = append(tr.Resumed, jo)
+			if !jo.Complete {
+				tr.State, tr.Error = FixFailed, fmt.Sprintf("the interrupted fix could not be finished (%s); roll it back with `wuoffline undo %s`", jo.Summary, path)
+				return
+			}
 		}
 	}
 	if tr.State == FixRefused {

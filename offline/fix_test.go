@@ -280,6 +280,9 @@ func TestFixCrash(t *testing.T) {
 			if err != nil || len(intr) != 1 || intr[0].Advice == "" {
 				t.Fatalf("k=%d: interrupted fixes %v, %v", k, intr, err)
 			}
+			if rs := InterruptedRefusals(img, ""); len(rs) != 1 || !strings.Contains(rs[0].Advice, "undo") {
+				t.Fatalf("k=%d: interrupted refusals %+v", k, rs)
+			}
 			if dry := FixTarget(img, FixOptions{DryRun: true}); dry.Exit != ExitRefused {
 				t.Fatalf("k=%d: dry run over an interrupted fix: exit %d", k, dry.Exit)
 			}
@@ -376,5 +379,57 @@ func TestFixReadOnlyAndInUse(t *testing.T) {
 	exec.Command("losetup", "-d", loop).Run()
 	if fileSum(t, img) != orig || len(journalsIn(t, filepath.Dir(img))) != 0 {
 		t.Fatal("a refused fix changed the image or left a journal")
+	}
+}
+
+// TestFixHealthy: on a disk diagnose calls healthy, fix changes nothing.
+func TestFixHealthy(t *testing.T) {
+	img := testutil.TestImage(t, "healthy-gpt.img")
+	orig := fileSum(t, img)
+	rep := FixTarget(img, FixOptions{})
+	if rep.State != FixNothing || rep.Exit != ExitOK {
+		t.Fatalf("fix healthy: %s exit %d %s", rep.State, rep.Exit, rep.Error)
+	}
+	if fileSum(t, img) != orig || len(journalsIn(t, filepath.Dir(img))) != 0 {
+		t.Fatal("fix of a healthy disk wrote something")
+	}
+}
+
+// TestUndoChangedSince: a range written again after the fix (Windows ran)
+// is left alone and reported; every other range is restored.
+func TestUndoChangedSince(t *testing.T) {
+	img := testutil.TestImage(t, "broken-volume.img") // bare volume: volume offsets are file offsets
+	orig, _ := os.ReadFile(img)
+	rep := FixTarget(img, FixOptions{Now: fixedNow})
+	if rep.State != FixDone {
+		t.Fatalf("fix: %s %s", rep.State, rep.Error)
+	}
+	var victim ByteRange
+	for _, r := range rep.Volumes[0].Ranges {
+		if strings.Contains(r.Label, "hive SYSTEM") {
+			victim = r
+			break
+		}
+	}
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := bytes.Repeat([]byte{0xA5}, 16) // neither the original nor the fix's bytes
+	f.WriteAt(newer, victim.Off)
+	f.Close()
+
+	u := UndoTarget(img, UndoOptions{})
+	if u.Exit != ExitError || len(u.Journals) != 1 || u.Journals[0].Changed != 1 || len(u.Journals[0].NotRestored) != 1 || u.Journals[0].NotRestored[0].Off != victim.Off {
+		t.Fatalf("undo: %+v", u)
+	}
+	now, _ := os.ReadFile(img)
+	if !bytes.Equal(now[victim.Off:victim.Off+16], newer) {
+		t.Fatal("undo clobbered newer data")
+	}
+	// Everything outside the changed range is back to the original.
+	copy(now[victim.Off:victim.Off+victim.Len], orig[victim.Off:victim.Off+victim.Len])
+	if !bytes.Equal(now, orig) {
+		t.Fatal("undo did not restore the other ranges")
 	}
 }

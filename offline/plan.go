@@ -32,10 +32,22 @@ func planActions(ir InstallationReport, opts FixOptions) ([]*plannedAction, []Ch
 	var acts []*plannedAction
 	var left []CheckOutcome
 	hosts := map[string]*plannedAction{}
+	// "Always when present" (softwaredistribution, catroot2, bits-queue
+	// report `info` without failure evidence) applies to an installation
+	// that has a problem: on one diagnose calls healthy, fix repairs
+	// nothing unless the check is named with --only.
+	anyProblem := false
+	for _, r := range ir.Checks {
+		if r.Status == StatusProblem {
+			anyProblem = true
+		}
+	}
 	for _, r := range ir.Checks {
 		selected := true
 		why := ""
 		switch {
+		case r.Status != StatusProblem && !anyProblem && !containsFold(opts.Only, r.ID):
+			selected = false
 		case len(opts.Only) > 0 && !containsFold(opts.Only, r.ID):
 			selected, why = false, "not named by --only"
 		case containsFold(opts.Skip, r.ID):

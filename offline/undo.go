@@ -199,3 +199,21 @@ func FindInterrupted(path, journalDir string) ([]InterruptedFix, error) {
 	}
 	return out, nil
 }
+
+// InterruptedRefusals turns FindInterrupted into refusals for a report
+// (diagnose, and any other command on the target): an interrupted fix means
+// the volume may be half-changed, and the advice says how to roll it back
+// (`wuoffline undo TARGET`) or finish it (`wuoffline fix TARGET`). Errors
+// finding journals are ignored: they are reported by undo and fix.
+func InterruptedRefusals(path, journalDir string) []Refusal {
+	intr, _ := FindInterrupted(path, journalDir)
+	var out []Refusal
+	for _, f := range intr {
+		where := "the target"
+		if f.Volume > 0 {
+			where = fmt.Sprintf("volume %d", f.Volume)
+		}
+		out = append(out, Refusal{ID: "interrupted", Reason: fmt.Sprintf("a fix of %s was interrupted (journal %s): it may be half-made", where, f.Journal), Advice: f.Advice})
+	}
+	return out
+}

@@ -194,7 +194,11 @@ func writeFixTarget(w io.Writer, t offline.FixTargetReport, planOnly bool) {
 			if vr.NTFSDirs > 0 {
 				ntfsPart = fmt.Sprintf("NTFS: %d directories, %d entries checked; ", vr.NTFSDirs, vr.NTFSEntries)
 			}
-			fmt.Fprintf(w, "   verify (re-read from the device): %s — %shives checked: %s\n", state, ntfsPart, strings.Join(vr.Hives, ", "))
+			hv := strings.Join(vr.Hives, ", ")
+			if hv == "" {
+				hv = "none edited"
+			}
+			fmt.Fprintf(w, "   verify (re-read from the device): %s — %shives checked: %s\n", state, ntfsPart, hv)
 			for _, p := range append(append([]string{}, vr.NTFSProblems...), vr.HiveProblems...) {
 				fmt.Fprintf(w, "      problem: %s\n", p)
 			}

@@ -127,3 +127,26 @@ func TestLsMvCheck(t *testing.T) {
 		t.Error("restoring the backup does not give the original image back")
 	}
 }
+
+// TestLsMvDisk: on a whole GPT disk the Windows volume is chosen without
+// --partition; a partition that is not NTFS is refused; mv and check work
+// through the partition table.
+func TestLsMvDisk(t *testing.T) {
+	img := testutil.TestImage(t, "healthy-gpt.img")
+	code, out, errs := ntRun("ls", img, "Windows/System32")
+	if code != exitOK || !strings.Contains(out, "config") {
+		t.Fatalf("ls: %d\n%s%s", code, out, errs)
+	}
+	if code, _, errs = ntRun("ls", "--partition", "1", img); code == exitOK {
+		t.Errorf("ls on the EFI partition succeeded: %s", errs)
+	}
+	if code, out, errs = ntRun("mv", "--yes", img, `Windows\System32\drivers\etc\hosts`, `Windows\System32\drivers\etc\hosts.wuoffline-test`); code != exitOK {
+		t.Fatalf("mv: %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs = ntRun("check", "--all", img); code != exitOK {
+		t.Fatalf("check --all: %d\n%s%s", code, out, errs)
+	}
+	if _, out, _ = ntRun("ls", img, "Windows/System32/drivers/etc"); !strings.Contains(out, "hosts.wuoffline-test") {
+		t.Errorf("ls after mv:\n%s", out)
+	}
+}
