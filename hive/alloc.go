@@ -170,6 +170,18 @@ func (e *Editor) appendBin(need uint32) (*edBin, error) {
 	if uint64(off)+size > maxHiveBinsSize {
 		return nil, fmt.Errorf("hive: editor: a bin of %d bytes after 0x%x: %w", size, off, ErrHiveFull)
 	}
+	// The new bin goes right after the last one: the chain of bins must
+	// end exactly where the base block says, or the bin would overlap one
+	// or leave a gap.
+	if off > 0 {
+		last, err := e.h.findBin(off - 1)
+		if err != nil {
+			return nil, fmt.Errorf("hive: editor: finding the last bin: %w", err)
+		}
+		if last.end() != off {
+			return nil, fmt.Errorf("hive: editor: %w: the last bin ends at 0x%x, the base block says 0x%x", ErrBin, last.end(), off)
+		}
+	}
 	if e.grow == nil && BaseBlockSize+int64(off)+int64(size) > e.fileSize {
 		return nil, fmt.Errorf("hive: editor: no free cell of %d bytes and the file cannot grow: %w", need, ErrNoGrow)
 	}

@@ -513,6 +513,10 @@ func (e *Editor) SetValue(keyPath, name string, t ValueType, data []byte) error 
 	})
 }
 
+// bigDataSlack is the spare room at the end of every big-data segment cell
+// that Windows allocates (see storeData).
+const bigDataSlack = 4
+
 // dataCells describes where a value's data lives now.
 type dataCells struct {
 	cell  uint32   // single data cell, or the db cell; nilCell if inline/empty
@@ -632,7 +636,11 @@ func (e *Editor) storeData(k *Key, old *vkRecord, v *Value, data []byte) (uint32
 		if i < len(dc.segs) {
 			cur = dc.segs[i]
 		}
-		off, err := e.fitCell(cur, len(part), "big data segment")
+		// Every segment cell, the last one too, is allocated at full
+		// size, 16344 bytes and 4 spare, as Windows does (its own big
+		// data cells are all 16352 bytes); readers such as hivex count on
+		// the 4 spare bytes.
+		off, err := e.fitCell(cur, bigDataSegment+bigDataSlack, "big data segment")
 		if err != nil {
 			return 0, 0, err
 		}

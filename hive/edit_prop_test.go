@@ -28,6 +28,9 @@ import (
 // sample of steps.
 var soakSteps = flag.Int("hive.soak", 0, "editor property test: steps per hive, independent tools after every step")
 
+// propSeed varies the random sequences (-args -hive.seed=N).
+var propSeed = flag.Uint64("hive.seed", 0, "editor property test: added to the random seeds")
+
 // propNames are the names random edits use: non-ASCII, and pairs that
 // Windows' upcase tells apart although Go's unicode.ToUpper does not (ı,
 // ſ) or that only differ in case.
@@ -241,7 +244,7 @@ func (p *propRun) verifyFile(step int, withRegf bool, times map[string]time.Dura
 		t.Fatalf("step %d: hivexregedit: %v", step, err)
 	}
 	if ours != string(theirs) {
-		t.Fatalf("step %d: hivexregedit export differs from ours (%d vs %d bytes)", step, len(theirs), len(ours))
+		t.Fatalf("step %d: hivexregedit export differs from ours (%d vs %d bytes): %s", step, len(theirs), len(ours), firstDiff(ours, string(theirs)))
 	}
 	// regfexport (libregf): every key and value. It is the slowest of
 	// the three (a minute on 50 MB): only when asked.
@@ -317,7 +320,7 @@ func runProperty(t *testing.T, src string, steps, checkDue, toolDue int, regfAtE
 	testutil.RequireTool(t, "reglookup")
 	path := copyTo(t, src, t.TempDir(), "hive")
 	ef := openEditBase(t, true, path)
-	p := &propRun{t: t, r: rand.New(rand.NewPCG(seed, 0x5EED)), ef: ef, checkDue: checkDue, toolDue: toolDue}
+	p := &propRun{t: t, r: rand.New(rand.NewPCG(seed+*propSeed, 0x5EED)), ef: ef, checkDue: checkDue, toolDue: toolDue}
 	p.pre = ef.h.Check().Findings
 	p.m = loadModel(t, ef.h)
 	p.keys, p.vals = countModel(p.m)
@@ -388,4 +391,27 @@ func bigHive(t testing.TB) string {
 	testutil.Run(t, py, filepath.Join(testutil.RepoRoot(t), "testimages", "mkbighive.py"),
 		testutil.SharedFixture(t, "hives/hivex/minimal"), out, "50")
 	return out
+}
+
+// firstDiff describes the first line where two exports differ.
+func firstDiff(ours, theirs string) string {
+	ol, tl := strings.Split(ours, "\n"), strings.Split(theirs, "\n")
+	for i := 0; i < max(len(ol), len(tl)); i++ {
+		var a, b string
+		if i < len(ol) {
+			a = ol[i]
+		}
+		if i < len(tl) {
+			b = tl[i]
+		}
+		if a != b {
+			j := 0
+			for j < min(len(a), len(b)) && a[j] == b[j] {
+				j++
+			}
+			j = max(0, j-60)
+			return fmt.Sprintf("line %d (%d vs %d bytes), from byte %d:\nours:  %.200q\nhivex: %.200q", i+1, len(a), len(b), j, a[j:], b[j:])
+		}
+	}
+	return "no line differs"
 }

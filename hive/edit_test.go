@@ -538,7 +538,7 @@ func TestEditNoGrow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mf := &memFile{}
+	mf := &memFile{b: bytes.Clone(b)}
 	e, err := NewEditor(h, mf, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -555,7 +555,7 @@ func TestEditNoGrow(t *testing.T) {
 	if !slices.Equal(planned, e.Ranges()) {
 		t.Fatalf("the failed edit changed the plan: %v, then %v", planned, e.Ranges())
 	}
-	if len(mf.b) != 0 {
+	if !bytes.Equal(mf.b, b) {
 		t.Fatal("written before Flush")
 	}
 	if err := e.Flush(); err != nil {
@@ -594,5 +594,37 @@ func TestEditCleanHiveLogs(t *testing.T) {
 	bb := reopen(t, path, pre...).BaseBlock()
 	if bb.Sequence1 != bb.Sequence2 || bb.Sequence1 <= maxLog {
 		t.Fatalf("sequences %d/%d, logs go up to %d", bb.Sequence1, bb.Sequence2, maxLog)
+	}
+}
+
+// TestEditBigData sets values around the big-data limits in a Windows-made
+// 1.5 hive: hivex must read every byte back (it counts on the 4 spare
+// bytes Windows leaves in every segment cell), then shrink them.
+func TestEditBigData(t *testing.T) {
+	tool := testutil.RequireTool(t, "hivexregedit")
+	path := copyTo(t, yarp(t, "BigDataHive"), t.TempDir(), "hive")
+	ef := openEdit(t, path)
+	if ef.h.Minor() < 4 {
+		t.Fatalf("BigDataHive is version 1.%d", ef.h.Minor())
+	}
+	pre := ef.h.Check().Findings
+	lengths := []int{16343, 16344, 16345, 16346, 16347, 16348, 16349, 32688, 32689, 32692, 32693, 50000}
+	for round, shrink := range []bool{false, true} {
+		for i, n := range lengths {
+			if shrink {
+				n = lengths[len(lengths)-1-i] // reuse cells of other sizes
+			}
+			data := bytes.Repeat([]byte{byte(i + 1), byte(round)}, n/2+1)[:n]
+			if err := ef.e.SetValue("", fmt.Sprintf("v%02d", i), RegBinary, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ef.e.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		h2 := reopen(t, path, pre...)
+		if ours, theirs := regExport(t, h2), string(testutil.Run(t, tool, "--export", path, `\`)); ours != theirs {
+			t.Fatalf("round %d: hivexregedit reads other data: %s", round, firstDiff(ours, theirs))
+		}
 	}
 }

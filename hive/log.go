@@ -278,8 +278,13 @@ func parseLogEntry(data []byte, off int64) (*logEntry, error) {
 
 // maxSequence returns the highest sequence number the log holds: its base
 // block's (even when the block fails its checksum, as long as it says
-// "regf") and that of every entry with valid hashes at any 512-byte
-// boundary, stale ones included. ok is false when there is none.
+// "regf") and that of every entry at any 512-byte boundary whose header is
+// sound (signature, size inside the log, hash-2), stale ones included. ok
+// is false when there is none. Only hash-2 (the 32 header bytes, sequence
+// number included) is checked: hash-1 covers the entry's body, and
+// hashing the body of a candidate at every boundary costs the rest of the
+// log each time, quadratic on a hostile log. Counting an entry whose body
+// is torn can only raise the result, the safe direction for a writer.
 func (l *logFile) maxSequence() (max uint32, ok bool) {
 	see := func(s uint32) {
 		if !ok || s > max {
@@ -294,11 +299,30 @@ func (l *logFile) maxSequence() (max uint32, ok bool) {
 		if string(l.data[off:off+4]) != hvleSignature {
 			continue
 		}
-		if e, err := parseLogEntry(l.data, off); err == nil {
-			see(e.seq)
+		if seq, ok := logEntryHeaderSeq(l.data, off); ok {
+			see(seq)
 		}
 	}
 	return max, ok
+}
+
+// logEntryHeaderSeq returns the sequence number of the entry at off when
+// its header is sound: "HvLE", a size that is a non-zero multiple of 512
+// inside the log, and a valid hash-2. It reads 40 bytes whatever the size.
+func logEntryHeaderSeq(data []byte, off int64) (uint32, bool) {
+	if off < 0 || off+hvleHeaderSize > int64(len(data)) {
+		return 0, false
+	}
+	h := data[off : off+hvleHeaderSize]
+	le := binary.LittleEndian
+	size := le.Uint32(h[hvleOffSize:])
+	if string(h[:4]) != hvleSignature || size == 0 || size%logSector != 0 || int64(size) > int64(len(data))-off {
+		return 0, false
+	}
+	if marvin32(logEntryHashSeed, h[:hvleOffHash2]) != le.Uint64(h[hvleOffHash2:]) {
+		return 0, false
+	}
+	return le.Uint32(h[hvleOffSequence:]), true
 }
 
 // alignUp rounds v up to a multiple of a (a power of two).

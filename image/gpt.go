@@ -278,6 +278,19 @@ func (t *Target) readGPT(r *io.SectionReader, ss int, primaryFound bool) error {
 		if v.Damaged == "" && (p.Start < used.firstUsable || p.End > used.lastUsable) {
 			addDamage(&v, fmt.Sprintf("LBAs %d-%d are outside the table's usable area (LBAs %d-%d)", p.Start, p.End, used.firstUsable, used.lastUsable))
 		}
+		if v.Damaged == "" && v.Size > 0 {
+			// The usable area comes from the header, which a CRC only
+			// proves was written, not that it was right: check the
+			// table's own sectors too, or a writer of this volume could
+			// overwrite the partition table.
+			last := p.Start + uint64(v.Size/int64(ss)) - 1
+			for _, r := range gptTableSectors(pc.h, bc.h, ss, sectors) {
+				if p.Start <= r[1] && r[0] <= last {
+					addDamage(&v, fmt.Sprintf("LBAs %d-%d overlap the partition table itself (LBAs %d-%d)", p.Start, last, r[0], r[1]))
+					break
+				}
+			}
+		}
 		t.Volumes = append(t.Volumes, v)
 	}
 	markOverlaps(t.Volumes, nil)
@@ -285,6 +298,22 @@ func (t *Target) readGPT(r *io.SectionReader, ss int, primaryFound bool) error {
 		t.Volumes[i].Content = contentAt(r, t.Volumes[i].Offset, t.Volumes[i].Size)
 	}
 	return nil
+}
+
+// gptTableSectors returns the inclusive LBA ranges a GPT occupies on a
+// disk of sectors logical sectors: the protective MBR and the primary
+// header (LBAs 0-1), the backup header (the last LBA), and the entry array
+// of each header that was read (a zero header was not).
+func gptTableSectors(primary, backup gptHeader, ss int, sectors uint64) [][2]uint64 {
+	rs := [][2]uint64{{0, 1}, {sectors - 1, sectors - 1}}
+	for _, h := range []gptHeader{primary, backup} {
+		if h.count == 0 {
+			continue
+		}
+		n := (uint64(h.count)*gptEntrySize + uint64(ss) - 1) / uint64(ss)
+		rs = append(rs, [2]uint64{h.entriesLBA, h.entriesLBA + n - 1})
+	}
+	return rs
 }
 
 // gptTypes names the partition types a Windows disk carries, and the

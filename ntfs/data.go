@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 )
 
 // DataFile edits the unnamed $DATA of one file in place: overwrite bytes,
@@ -21,6 +22,18 @@ type DataFile struct {
 	num  uint64
 	t    *tx
 	done bool
+	// pages caches non-resident data written or read since the last
+	// commit, in dataPageSize pieces of the file, with the dirty part of
+	// each: many small writes (a hive editor's) stay cheap, and only the
+	// bytes written are staged.
+	pages map[int64]*dataPage
+}
+
+const dataPageSize = 4096
+
+type dataPage struct {
+	buf    []byte
+	lo, hi int // dirty bytes [lo, hi)
 }
 
 // ErrUnsupportedData is returned for data the writer will not edit in
@@ -43,6 +56,7 @@ func (f *DataFile) reset() error {
 		return err
 	}
 	f.num, f.t, f.done = nums[len(nums)-1], t, false
+	f.pages = map[int64]*dataPage{}
 	if len(nums) >= 2 {
 		t.touch(nums[len(nums)-2])
 	}
@@ -117,23 +131,126 @@ func (f *DataFile) ReadAt(p []byte, off int64) (int, error) {
 	if !a.NonResident {
 		copy(p, a.Value()[off:])
 	} else {
-		init := a.InitSize()
-		clear(p[:n])
-		if off < init {
-			m := min(int64(n), init-off)
-			runs, err := a.Runs()
-			if err != nil {
+		for done := 0; done < n; {
+			pos := off + int64(done)
+			idx, in := pos/dataPageSize, int(pos%dataPageSize)
+			k := min(n-done, dataPageSize-in)
+			if pg := f.pages[idx]; pg != nil {
+				copy(p[done:done+k], pg.buf[in:])
+			} else if err := f.readDevice(a, pos, p[done:done+k]); err != nil {
 				return 0, err
 			}
-			if err := readRunsHoles(f.t.o, f.t.g, runs, off, p[:m]); err != nil {
-				return 0, fmt.Errorf("ntfs: %q: %w", f.path, err)
-			}
+			done += k
 		}
 	}
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// readDevice reads data as the device (with staged writes) holds it:
+// bytes past the initialized size read as zero.
+func (f *DataFile) readDevice(a Attr, off int64, p []byte) error {
+	clear(p)
+	init := a.InitSize()
+	if off >= init {
+		return nil
+	}
+	runs, err := a.Runs()
+	if err != nil {
+		return err
+	}
+	if err := readRunsHoles(f.t.o, f.t.g, runs, off, p[:min(int64(len(p)), init-off)]); err != nil {
+		return fmt.Errorf("ntfs: %q: %w", f.path, err)
+	}
+	return nil
+}
+
+// writePages copies p (or n zeros when p is nil) into the page cache at
+// off, marking the bytes dirty.
+func (f *DataFile) writePages(a Attr, off int64, p []byte, n int64) error {
+	if p != nil {
+		n = int64(len(p))
+	}
+	for done := int64(0); done < n; {
+		pos := off + done
+		idx, in := pos/dataPageSize, int(pos%dataPageSize)
+		k := int(min(n-done, int64(dataPageSize-in)))
+		pg := f.pages[idx]
+		if pg == nil {
+			pg = &dataPage{buf: make([]byte, dataPageSize)}
+			if err := f.readDevice(a, idx*dataPageSize, pg.buf); err != nil {
+				return err
+			}
+			f.pages[idx] = pg
+		}
+		if p != nil {
+			copy(pg.buf[in:in+k], p[done:])
+		} else {
+			clear(pg.buf[in : in+k])
+		}
+		if pg.hi == pg.lo {
+			pg.lo, pg.hi = in, in+k
+		} else {
+			pg.lo, pg.hi = min(pg.lo, in), max(pg.hi, in+k)
+		}
+		done += int64(k)
+	}
+	return nil
+}
+
+// flushPages stages the dirty bytes of every cached page.
+func (f *DataFile) flushPages() error {
+	if len(f.pages) == 0 {
+		return nil
+	}
+	rec, err := f.t.record(f.num)
+	if err != nil {
+		return err
+	}
+	a, err := f.attr(rec)
+	if err != nil {
+		return err
+	}
+	if !a.NonResident {
+		return nil
+	}
+	runs, err := a.Runs()
+	if err != nil {
+		return err
+	}
+	idxs := make([]int64, 0, len(f.pages))
+	for i, pg := range f.pages {
+		if pg.hi > pg.lo {
+			idxs = append(idxs, i)
+		}
+	}
+	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
+	for _, i := range idxs {
+		pg := f.pages[i]
+		if err := f.stage(runs, i*dataPageSize+int64(pg.lo), pg.buf[pg.lo:pg.hi]); err != nil {
+			return err
+		}
+		pg.lo, pg.hi = 0, 0
+	}
+	return nil
+}
+
+// clipPages forgets cached bytes at and past size.
+func (f *DataFile) clipPages(size int64) {
+	for i, pg := range f.pages {
+		start := i * dataPageSize
+		switch {
+		case start >= size:
+			delete(f.pages, i)
+		case start+dataPageSize > size:
+			cut := int(size - start)
+			clear(pg.buf[cut:])
+			pg.hi = min(pg.hi, cut)
+			pg.lo = min(pg.lo, pg.hi)
+		}
+	}
 }
 
 // readRunsHoles reads like readRuns but returns zeros for sparse runs.
@@ -190,14 +307,19 @@ func (f *DataFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	init := a.InitSize()
+	// Refuse holes before changing anything.
+	from := min(off, init)
+	if _, err := f.t.g.spans(runs, from, off+int64(len(p))-from); err != nil {
+		return 0, fmt.Errorf("ntfs: %q: %w (sparse hole?): %w", f.path, err, ErrUnsupportedData)
+	}
 	if off > init {
 		// Bytes between the initialized size and the write read as zero
 		// but hold anything on disk: write the zeros.
-		if err := f.stage(runs, init, make([]byte, off-init)); err != nil {
+		if err := f.writePages(a, init, nil, off-init); err != nil {
 			return 0, err
 		}
 	}
-	if err := f.stage(runs, off, p); err != nil {
+	if err := f.writePages(a, off, p, 0); err != nil {
 		return 0, err
 	}
 	if end := off + int64(len(p)); end > init {
@@ -306,6 +428,7 @@ func (f *DataFile) Truncate(size int64) error {
 		return err
 	}
 	init := min(a.InitSize(), size)
+	f.clipPages(size)
 	rec.SetSizes(a, alloc, size, init)
 	f.t.dirty(rec)
 	return f.sizesChanged(rec)
@@ -388,6 +511,9 @@ func (f *DataFile) sizesChanged(rec *Record) error {
 
 // Plan returns the byte ranges the staged changes will write.
 func (f *DataFile) Plan() ([]Range, error) {
+	if err := f.flushPages(); err != nil {
+		return nil, err
+	}
 	if err := f.t.flush(); err != nil {
 		return nil, err
 	}
@@ -397,6 +523,9 @@ func (f *DataFile) Plan() ([]Range, error) {
 // Commit writes the staged changes, re-reads and checks the parent
 // directories, and starts a new set of changes. It returns what it wrote.
 func (f *DataFile) Commit() ([]Range, error) {
+	if err := f.flushPages(); err != nil {
+		return nil, err
+	}
 	if err := f.t.flush(); err != nil {
 		return nil, err
 	}

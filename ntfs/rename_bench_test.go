@@ -3,6 +3,7 @@ package ntfs
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,8 +41,9 @@ func BenchmarkRename(b *testing.B) {
 	var k1, k2 int
 	b.Run("wuoffline", func(b *testing.B) {
 		var written int64
+		cr := &wtCountingReader{r: f}
 		for i := 0; i < b.N; i++ {
-			w, err := OpenWriter(f, f, st.Size(), WriterOptions{})
+			w, err := OpenWriter(cr, f, st.Size(), WriterOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -59,6 +61,7 @@ func BenchmarkRename(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(written)/float64(b.N), "bytes-written/op")
+		b.ReportMetric(float64(cr.n)/float64(b.N), "bytes-read/op")
 	})
 	b.Run("ntfs-3g", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
@@ -74,4 +77,16 @@ func BenchmarkRename(b *testing.B) {
 			unmount()
 		}
 	})
+}
+
+// wtCountingReader counts the bytes read through it.
+type wtCountingReader struct {
+	r io.ReaderAt
+	n int64
+}
+
+func (c *wtCountingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n += int64(n)
+	return n, err
 }

@@ -2,9 +2,7 @@ package ntfs
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,43 +35,10 @@ func wtMakeVolume(t testing.TB, size int64, mkfsArgs ...string) *wtVolume {
 	return &wtVolume{path: p, size: size}
 }
 
-// wtMount mounts the image with ntfs-3g (ro when readOnly) and returns the
-// mount point; unmount with the returned function (also run at cleanup).
+// wtMount mounts the image with ntfs-3g (see testutil.MountNTFS).
 func wtMount(t testing.TB, img string, readOnly bool, extra ...string) (string, func()) {
 	t.Helper()
-	testutil.RequireRoot(t)
-	testutil.RequireTool(t, "ntfs-3g")
-	mp, err := os.MkdirTemp("", "wtmnt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := "rw"
-	if readOnly {
-		opts = "ro"
-	}
-	if len(extra) > 0 {
-		opts += "," + strings.Join(extra, ",")
-	}
-	testutil.Run(t, "ntfs-3g", "-o", opts, img, mp)
-	done := false
-	unmount := func() {
-		if done {
-			return
-		}
-		done = true
-		for i := 0; i < 50; i++ {
-			if err := exec.Command("fusermount", "-u", mp).Run(); err == nil {
-				break
-			}
-			if err := exec.Command("umount", mp).Run(); err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond) // busy mount: retry (not a timing assertion)
-		}
-		os.Remove(mp)
-	}
-	t.Cleanup(unmount)
-	return mp, unmount
+	return testutil.MountNTFS(t, img, readOnly, extra...)
 }
 
 // wtFile opens the image read-write.

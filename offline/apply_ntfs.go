@@ -41,6 +41,11 @@ func newNTFSEditor(base io.ReaderAt, size int64, align int64, now func() time.Ti
 		return nil, err
 	}
 	o := journal.NewOverlay(base, size)
+	// Whole sectors: the disk's logical sector, or the volume's own if larger
+	// (a bare 4Kn volume), since raw devices refuse partial-sector writes.
+	if bps := int64(vol.Boot().BytesPerSector); bps > align {
+		align = bps
+	}
 	if align > 0 {
 		o.SetAlign(align)
 	}
@@ -196,6 +201,9 @@ type volumePlan struct {
 	// new ones fail the verification.
 	ntfsBefore map[string]bool
 	hiveBefore map[string]bool
+	// changes are the planned ranges with their bytes, for the read-back.
+	changes    []journal.Change
+	changesErr error
 }
 
 // fixImage fixes an image file or a block device.
@@ -337,6 +345,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 				return
 			}
 			fv.Ranges, fv.Bytes = overlayRanges(ed.o)
+			vp.changes, vp.changesErr = ed.o.Changes()
 			vp.ntfsBefore, vp.hiveBefore = baseline(t.ReaderAt(v), v.Size, ed, acts, vp.paths)
 		}
 		tr.Volumes = append(tr.Volumes, fv)
@@ -455,6 +464,18 @@ func verifyImage(tr *FixTargetReport, path string, plans []*volumePlan, opts Fix
 		vp.fv.Verify = vr
 		r := t.ReaderAt(vp.v)
 		dropCache(path)
+		// Every planned byte, read back from the device.
+		if vp.changesErr != nil {
+			vr.OK, vr.Error = false, "reading the plan: "+vp.changesErr.Error()
+		}
+		for _, c := range vp.changes {
+			got := make([]byte, len(c.Data))
+			vr.Ranges++
+			if _, err := r.ReadAt(got, c.Off); err != nil || !bytes.Equal(got, c.Data) {
+				vr.OK = false
+				vr.Mismatched = append(vr.Mismatched, ByteRange{Off: c.Off, Len: c.Len(), Label: c.Label})
+			}
+		}
 		var dirs []string
 		for d := range vp.ed.dirs {
 			dirs = append(dirs, d)

@@ -258,15 +258,23 @@ func (s *Safety) fromNTFS(v *ntfs.Safety) {
 // 4 KiB, when Windows is hibernated or in a Fast Startup shutdown). The
 // NTFS dirty flag and $LogFile are not visible through a mount.
 func (s *Safety) fromDirectory(fsys fs.FS) {
+	s.LogFileClean = true // not knowable; the mount succeeded
 	fi, err := fs.Stat(fsys, "hiberfil.sys")
-	if err != nil {
-		s.LogFileClean = true // not knowable; the mount succeeded
+	if errors.Is(err, fs.ErrNotExist) {
 		return
 	}
-	head, err := readHead(fsys, "hiberfil.sys", 4096)
+	var head []byte
+	if err == nil {
+		head, err = readHead(fsys, "hiberfil.sys", 4096)
+	}
 	sig := ""
 	switch {
 	case err != nil:
+		// Fail closed: a hiberfil.sys that is there but cannot be read
+		// may hold a hibernated Windows.
+		s.Refusals = append(s.Refusals, Refusal{ID: "unreadable",
+			Reason: fmt.Sprintf("hiberfil.sys could not be read (%v): whether Windows is hibernated is unknown", err),
+			Advice: "check that the volume is mounted readable by this user (run as root / Administrator); if the file is damaged, boot this Windows and shut it down fully (`shutdown /s /t 0`), or run `chkdsk /f` on the volume; then run wuoffline again"})
 		return
 	case fi.Size() < 4096:
 		sig = "short"
@@ -282,7 +290,6 @@ func (s *Safety) fromDirectory(fsys fs.FS) {
 			Reason: fmt.Sprintf("hiberfil.sys shows a hibernated Windows (%q)", sig),
 			Advice: "boot this Windows and shut it down fully (`shutdown /s /t 0`), or turn hibernation and Fast Startup off with `powercfg /h off`; then run wuoffline again"})
 	}
-	s.LogFileClean = true
 }
 
 // casesOf lists the cases that apply, most important first.

@@ -36,6 +36,10 @@ const (
 	evtxMaxChunks   = 4096   // 256 MiB of log: far above Windows' 20 MiB default
 	evtxMaxDepth    = 32     // element / template nesting
 	evtxMaxSteps    = 100000 // tokens evaluated per record
+	// evtxMaxText bounds the text one record renders. A substitution
+	// value can be referenced many times, so a 64 KiB chunk could
+	// otherwise render gigabytes; real records render a few KiB.
+	evtxMaxText = 1 << 20
 )
 
 // ErrNotEVTX is returned for a file that is not an event log.
@@ -219,6 +223,18 @@ func (ev *EVTXEvent) fill(root *xnode) {
 type bxParser struct {
 	chunk []byte
 	steps int
+	text  int // bytes of text rendered so far (evtxMaxText)
+}
+
+// write appends s to n's text, failing once the record has rendered more
+// than evtxMaxText bytes.
+func (p *bxParser) write(pos int, n *xnode, s string) error {
+	p.text += len(s)
+	if p.text > evtxMaxText {
+		return p.bad(pos, "record renders too much text")
+	}
+	n.text.WriteString(s)
+	return nil
 }
 
 // subst is one substitution value of a template instance.
@@ -357,11 +373,11 @@ func (p *bxParser) templateInstance(pos int, parent *xnode, depth int) (int, err
 		vpos += sz
 	}
 	// The definition's own stream ends with its end-of-stream token.
-	tp := &bxParser{chunk: p.chunk, steps: p.steps}
+	tp := &bxParser{chunk: p.chunk, steps: p.steps, text: p.text}
 	if _, err := tp.fragment(body, parent, subs, depth+1); err != nil {
 		return pos, err
 	}
-	p.steps = tp.steps
+	p.steps, p.text = tp.steps, tp.text
 	return vpos, nil
 }
 
@@ -492,7 +508,9 @@ func (p *bxParser) content(pos int, parent *xnode, subs []subst, depth int) (int
 		if err := p.need(pos+4, 2*n); err != nil {
 			return pos, err
 		}
-		parent.text.WriteString(decodeUTF16(p.chunk[pos+4 : pos+4+2*n]))
+		if err := p.write(pos, parent, decodeUTF16(p.chunk[pos+4:pos+4+2*n])); err != nil {
+			return pos, err
+		}
 		return pos + 4 + 2*n, nil
 	case 0x07: // CDATA: u16 length, UTF-16
 		if err := p.need(pos, 3); err != nil {
@@ -502,7 +520,9 @@ func (p *bxParser) content(pos int, parent *xnode, subs []subst, depth int) (int
 		if err := p.need(pos+3, 2*n); err != nil {
 			return pos, err
 		}
-		parent.text.WriteString(decodeUTF16(p.chunk[pos+3 : pos+3+2*n]))
+		if err := p.write(pos, parent, decodeUTF16(p.chunk[pos+3:pos+3+2*n])); err != nil {
+			return pos, err
+		}
 		return pos + 3 + 2*n, nil
 	case 0x08: // character reference: u16
 		if err := p.need(pos, 3); err != nil {
@@ -543,13 +563,12 @@ func (p *bxParser) substitute(s subst, parent *xnode, depth int) error {
 			return nil
 		}
 		// The nested stream lies inside this chunk, at the value's offset.
-		np := &bxParser{chunk: p.chunk, steps: p.steps}
+		np := &bxParser{chunk: p.chunk, steps: p.steps, text: p.text}
 		_, err := np.fragment(s.off, parent, nil, depth+1)
-		p.steps = np.steps
+		p.steps, p.text = np.steps, np.text
 		return err
 	}
-	parent.text.WriteString(variantText(s.typ, s.data))
-	return nil
+	return p.write(s.off, parent, variantText(s.typ, s.data))
 }
 
 // variantText renders a typed value as the XML text Windows shows.

@@ -12,6 +12,28 @@ import (
 	"wuoffline/journal"
 )
 
+// How `wuoffline fix` works (FixTarget):
+//
+//  1. An interrupted earlier fix on the target is finished first
+//     (journal.Resume; a dry run refuses and says so).
+//  2. DiagnoseTarget gives the safety refusals (refuse: nothing written)
+//     and each check's structured Evidence; planActions turns the evidence
+//     into actions, by the catalogue's default / opt-in rule and --only /
+//     --skip.
+//  3. Raw volume: every action runs against a journal.Overlay of the volume
+//     through the NTFS engine (renames; the hosts file and the hives as
+//     DataFiles, the hives edited by hive.Editor, recovered first when
+//     dirty). The overlay's ranges are the exact plan: --dry-run stops here.
+//  4. journal.Commit saves every range's original bytes outside the volume,
+//     flushes, writes, syncs and marks the journal committed.
+//  5. The target is re-opened read-only (new objects, page cache dropped),
+//     the touched directories and hives are checked (only problems the
+//     volume did not already have count), and diagnose runs again: each
+//     acted-on check is reported fixed or still problem with the reason.
+//
+// A directory target (fix_dir.go) runs the same plan with the operating
+// system's calls, with a manifest and saved originals instead of a journal.
+
 // Exit codes of fix and undo beyond diagnose's (README "Exit codes").
 const (
 	// ExitUsage is a usage error (the command line itself).
@@ -47,6 +69,10 @@ type FixOptions struct {
 	WrapWriter func(io.WriterAt) io.WriterAt
 	// Progress receives short progress messages (may be nil).
 	Progress func(target, msg string)
+
+	// dirFault, in tests, is called before each change to a directory
+	// target (0-based); an error stops the fix there, as a crash would.
+	dirFault func(step int) error
 }
 
 func (o *FixOptions) progress(target, format string, args ...any) {
@@ -196,6 +222,11 @@ type ByteRange struct {
 // Verification is the check of the written volume, re-read from the device.
 type Verification struct {
 	OK bool `json:"ok"`
+	// Ranges is how many journaled ranges were read back from the device
+	// and compared with the planned bytes; Mismatched lists those that
+	// differ (a write that did not reach the device).
+	Ranges     int         `json:"ranges"`
+	Mismatched []ByteRange `json:"mismatched,omitempty"`
 	// NTFS: directories, entries and records checked, and problems.
 	NTFSDirs     int      `json:"ntfs_dirs"`
 	NTFSEntries  int      `json:"ntfs_entries"`

@@ -313,7 +313,7 @@ func fixDirectory(tr *FixTargetReport, path string, opts FixOptions) {
 			return
 		}
 	}
-	mdir, err := applyDirectory(root, jdir, ed, checkNote(acts))
+	mdir, err := applyDirectory(root, jdir, ed, checkNote(acts), opts.dirFault)
 	tr.Volumes[0].Journal = mdir
 	if err != nil {
 		tr.State = FixFailed
@@ -366,7 +366,15 @@ func hasFinding(fs []hive.Finding, f hive.Finding) bool {
 
 // applyDirectory saves the originals and the manifest, flushes them, then
 // makes the changes, and marks the manifest committed.
-func applyDirectory(root, jdir string, ed *dirEditor, note string) (string, error) {
+func applyDirectory(root, jdir string, ed *dirEditor, note string, fault func(int) error) (string, error) {
+	step := 0
+	crash := func() error {
+		if fault == nil {
+			return nil
+		}
+		step++
+		return fault(step - 1)
+	}
 	now := time.Now().UTC()
 	mdir := filepath.Join(jdir, safeBase(root)+".wuoffline-dir-"+now.Format("20060102T150405.000000000Z"))
 	if err := os.Mkdir(mdir, 0o700); err != nil {
@@ -384,11 +392,17 @@ func applyDirectory(root, jdir string, ed *dirEditor, note string) (string, erro
 		return mdir, err
 	}
 	for _, f := range m.Files {
+		if err := crash(); err != nil {
+			return mdir, err
+		}
 		if err := replaceFile(filepath.Join(root, f.Path), ed.files[f.Path]); err != nil {
 			return mdir, fmt.Errorf("%s: %w", f.Path, err)
 		}
 	}
 	for _, r := range m.Renames {
+		if err := crash(); err != nil {
+			return mdir, err
+		}
 		if _, err := os.Lstat(filepath.Join(root, r.To)); err == nil {
 			return mdir, fmt.Errorf("rename %s: %s exists", r.From, r.To)
 		}

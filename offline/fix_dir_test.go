@@ -20,7 +20,7 @@ import (
 )
 
 // extractTree unpacks a testimages tree (tar.gz) into a new directory.
-func fixExtractTree(t *testing.T, name string) string {
+func fixExtractTree(t testing.TB, name string) string {
 	t.Helper()
 	f, err := os.Open(filepath.Join(testutil.RepoRoot(t), "testimages", "data", name))
 	if err != nil {
@@ -222,4 +222,56 @@ func TestFixDirectoryFUSE(t *testing.T) {
 	if a, b := icatPath(rawImg, "/Windows/System32/drivers/etc/hosts"), icatPath(dirImg, "/Windows/System32/drivers/etc/hosts"); string(a) != string(b) {
 		t.Errorf("hosts differs:\n%s\n---\n%s", a, b)
 	}
+}
+
+// TestFixDirectoryCrash stops a directory fix before each of its changes:
+// the half-made fix is seen by FindInterrupted, fix run again rolls it back
+// and fixes again, and undo then returns every name and content. CI runs
+// a spread of k; -long runs every k.
+func TestFixDirectoryCrash(t *testing.T) {
+	root := fixExtractTree(t, "broken-tree.tar.gz")
+	before := treeState(t, root)
+	steps := 0
+	rep := FixTarget(root, FixOptions{dirFault: func(int) error { steps++; return nil }})
+	if rep.State != FixDone {
+		t.Fatalf("fix: %s %s", rep.State, rep.Error)
+	}
+	if u := UndoTarget(root, UndoOptions{}); u.Exit != ExitOK {
+		t.Fatalf("undo: %+v", u)
+	}
+	ks := []int{0, 1, steps / 2, steps - 1} // -long: every k
+	if *fixLong {
+		ks = ks[:0]
+		for k := 0; k < steps; k++ {
+			ks = append(ks, k)
+		}
+	}
+	for _, k := range ks {
+		rep := FixTarget(root, FixOptions{dirFault: func(s int) error {
+			if s == k {
+				return testutil.ErrInjected
+			}
+			return nil
+		}})
+		if rep.State != FixFailed || rep.Exit != ExitError {
+			t.Fatalf("k=%d: %s exit %d", k, rep.State, rep.Exit)
+		}
+		if intr, _ := FindInterrupted(root, ""); len(intr) != 1 {
+			t.Fatalf("k=%d: interrupted: %v", k, intr)
+		}
+		again := FixTarget(root, FixOptions{})
+		if again.State != FixDone || again.Exit != ExitOK || len(again.Resumed) != 1 || !again.Resumed[0].Complete {
+			t.Fatalf("k=%d: fix again: %s exit %d %+v %s", k, again.State, again.Exit, again.Resumed, again.Error)
+		}
+		if p := defaultProblems(DiagnoseTarget(root, Options{})); len(p) > 0 {
+			t.Fatalf("k=%d: after fix: %v", k, p)
+		}
+		if u := UndoTarget(root, UndoOptions{}); u.Exit != ExitOK {
+			t.Fatalf("k=%d: undo: %+v", k, u)
+		}
+		if d := diffStates(before, treeState(t, root)); len(d) > 0 {
+			t.Fatalf("k=%d: undo left differences: %v", k, d)
+		}
+	}
+	t.Logf("%d directory changes, a crash before each tested", steps)
 }

@@ -90,8 +90,17 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 		return ur
 	}
 	defer t.Close()
-	if m := openedElsewhere(path); m != "" {
-		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: %s", path, m), Advice: "unmount it or detach the loop device first"}
+	m := openedElsewhere(path)
+	if t.Device {
+		if mm := mountedElsewhere(path); mm != "" {
+			m = "mounted (" + mm + ")"
+		}
+		if isDriveLetter(path) && runningWindowsDir(path) {
+			m = "it is the running Windows"
+		}
+	}
+	if m != "" {
+		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: %s", path, m), Advice: "unmount it or detach the loop device first (for the running Windows: boot WinPE)"}
 		return ur
 	}
 	jdir, err := journalDirFor(path, t.Device, opts.JournalDir)

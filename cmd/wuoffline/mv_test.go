@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,13 +26,8 @@ func ntTestVolume(t *testing.T) string {
 		t.Fatal(err)
 	}
 	testutil.Run(t, "mkntfs", "-F", "-Q", "-q", "-s", "512", "-c", "4096", img)
-	mp := t.TempDir()
-	testutil.Run(t, "ntfs-3g", img, mp)
-	defer func() {
-		if err := exec.Command("fusermount", "-u", mp).Run(); err != nil {
-			exec.Command("umount", mp).Run()
-		}
-	}()
+	mp, unmount := testutil.MountNTFS(t, img, false)
+	defer unmount()
 	if err := os.MkdirAll(filepath.Join(mp, "Windows", "Temp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
