@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Severity grades a checker finding.
@@ -344,12 +345,38 @@ func (c *checker) data(off uint32, what, path, code string) ([]byte, bool) {
 	return d, true
 }
 
-// pending is a key waiting to be checked.
+// pending is a key waiting to be checked. A child waiting in the stack
+// holds its parent's path (shared, not copied) and its own name; walk joins
+// them when the child's turn comes. Joining at queue time would copy the
+// whole path once per list entry: a small hive with a deep chain of long
+// names and a list repeating one entry would cost gigabytes.
 type pending struct {
 	off    uint32
 	parent uint32 // nilCell for the root
-	path   string
+	path   string // the key's path; for a queued child, its parent's
+	name   []uint16
 	depth  int
+}
+
+// maxReportPath bounds the key paths in findings (bytes): deeper paths keep
+// their last part, which names the key, after a "..." marker.
+const maxReportPath = 1024
+
+// reportPath joins a parent's path and a child's name for findings,
+// cutting the front of paths longer than maxReportPath.
+func reportPath(parent string, name []uint16) string {
+	p := unitsString(name)
+	if parent != "" {
+		p = parent + `\` + p
+	}
+	if len(p) > maxReportPath {
+		cut := len(p) - maxReportPath
+		for cut < len(p) && !utf8.RuneStart(p[cut]) {
+			cut++
+		}
+		p = "..." + p[cut:]
+	}
+	return p
 }
 
 // walk checks the tree from the root, depth first with an explicit stack,
@@ -360,6 +387,9 @@ func (c *checker) walk() {
 	for len(stack) > 0 {
 		p := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
+		if p.name != nil {
+			p.path, p.name = reportPath(p.path, p.name), nil
+		}
 		children := c.checkKey(p)
 		for i := len(children) - 1; i >= 0; i-- {
 			stack = append(stack, children[i])
@@ -698,32 +728,29 @@ func (c *checker) checkSubkeys(p pending, nk *nkRecord) []pending {
 				continue
 			}
 			name := cnk.name
-			cpath := unitsString(name)
-			if p.path != "" {
-				cpath = p.path + `\` + cpath
-			}
+			cpath := func() string { return reportPath(p.path, name) }
 			switch l.sig {
 			case "lh":
 				if want := nameHash(name); l.hints[i] != want {
-					c.add(Error, "lh-hash", l.off, cpath, "lh entry %d: hash 0x%08x, Windows computes 0x%08x", i, l.hints[i], want)
+					c.add(Error, "lh-hash", l.off, cpath(), "lh entry %d: hash 0x%08x, Windows computes 0x%08x", i, l.hints[i], want)
 				}
 			case "lf":
 				if !hintMatches(l.hints[i], name) {
-					c.add(Error, "lf-hint", l.off, cpath, "lf entry %d: hint %q does not match the name", i, hintBytes(l.hints[i]))
+					c.add(Error, "lf-hint", l.off, cpath(), "lf entry %d: hint %q does not match the name", i, hintBytes(l.hints[i]))
 				}
 			}
 			if prev != nil {
 				switch compareNames(prev, name) {
 				case 0:
-					c.add(Error, "subkey-duplicate", off, cpath, "subkey has the same name as the one at 0x%x", prevOff)
+					c.add(Error, "subkey-duplicate", off, cpath(), "subkey has the same name as the one at 0x%x", prevOff)
 				case 1:
-					c.add(Error, "subkey-order", off, cpath, "subkey sorts before %q at 0x%x under Windows' upcase order", unitsString(prev), prevOff)
+					c.add(Error, "subkey-order", off, cpath(), "subkey sorts before %q at 0x%x under Windows' upcase order", unitsString(prev), prevOff)
 				}
 			}
 			prev, prevOff = name, off
 			maxName = max(maxName, uint32(len(name))*2)
 			maxClass = max(maxClass, uint32(cnk.classLen))
-			children = append(children, pending{off: off, parent: p.off, path: cpath, depth: p.depth + 1})
+			children = append(children, pending{off: off, parent: p.off, path: p.path, name: name, depth: p.depth + 1})
 		}
 	}
 	if nk.maxName&0xFFFF < maxName {
