@@ -46,6 +46,7 @@ type propRun struct {
 	ef       *editFile
 	m        *mKey
 	pre      []Finding
+	preAdj   int // adjacent free cells before the edits
 	keys     int // keys in the model
 	vals     int
 	checkDue int // run our checker every checkDue steps
@@ -236,6 +237,9 @@ func (p *propRun) verifyFile(step int, withRegf bool, times map[string]time.Dura
 	}
 	h2 := reopen(t, p.ef.path, p.pre...)
 	compareKey(t, mustRoot(t, h2), p.m, true)
+	if n := adjacentFree(t, h2); n > p.preAdj {
+		t.Fatalf("step %d: %d pairs of adjacent free cells, %d before the edits: freed cells were not merged", step, n, p.preAdj)
+	}
 	lap("reopen+check+compare")
 	ours := regExport(t, h2)
 	theirs, err := exec.Command(testutil.RequireTool(t, "hivexregedit"), "--export", p.ef.path, `\`).Output()
@@ -323,6 +327,7 @@ func runProperty(t *testing.T, src string, steps, checkDue, toolDue int, regfAtE
 	p := &propRun{t: t, r: rand.New(rand.NewPCG(seed+*propSeed, 0x5EED)), ef: ef, checkDue: checkDue, toolDue: toolDue}
 	p.pre = ef.h.Check().Findings
 	p.m = loadModel(t, ef.h)
+	p.preAdj = adjacentFree(t, ef.h)
 	p.keys, p.vals = countModel(p.m)
 	if *soakSteps > 0 {
 		steps, p.checkDue, p.toolDue = *soakSteps, 1, 1
@@ -414,4 +419,38 @@ func firstDiff(ours, theirs string) string {
 		}
 	}
 	return "no line differs"
+}
+
+// adjacentFree counts pairs of free cells that follow each other in a bin
+// (Windows merges them; so must the editor).
+func adjacentFree(t testing.TB, h *Hive) int {
+	t.Helper()
+	bins, err := h.allBins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range bins {
+		buf := make([]byte, b.size)
+		if _, err := h.src.ReadAt(buf, BaseBlockSize+int64(b.off)); err != nil {
+			t.Fatal(err)
+		}
+		prevFree := false
+		for p := uint32(binHeaderSize); p+4 <= b.size; {
+			raw := int32(leUint32(buf[p:]))
+			size := uint32(raw)
+			if raw < 0 {
+				size = uint32(-int64(raw))
+			}
+			if size < minCellSize {
+				break
+			}
+			if raw > 0 && prevFree {
+				n++
+			}
+			prevFree = raw > 0
+			p += size
+		}
+	}
+	return n
 }

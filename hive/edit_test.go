@@ -474,6 +474,9 @@ func TestEditManySubkeys(t *testing.T) {
 	if r.Has("cell-leak") {
 		t.Fatalf("cells leaked:\n%s", r)
 	}
+	if n := adjacentFree(t, h3); n != 0 {
+		t.Fatalf("%d pairs of adjacent free cells", n)
+	}
 }
 
 // TestEditFreesSK deletes a key that is the only user of its security
