@@ -89,8 +89,14 @@ func TestEditFixtures(t *testing.T) {
 			}
 			err = editSequence(t, e)
 			if len(pre) > 0 {
-				// Damaged: errors are fine; the point is no panic.
-				t.Logf("damaged hive (%d checker errors); edit: %v", len(pre), err)
+				// Damaged: edits may fail (never panic). What was done
+				// before a failure that changed nothing can be written,
+				// and must add no problem of its own.
+				ferr := e.Flush()
+				t.Logf("damaged hive (%d checker errors); edit: %v; flush: %v", len(pre), err, ferr)
+				if ferr == nil {
+					reopen(t, path, preReport.Findings...)
+				}
 				return
 			}
 			if err != nil {

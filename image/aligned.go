@@ -35,6 +35,17 @@ func (a *alignedFile) span(off int64, n int) (start, end int64) {
 	return start, end
 }
 
+// window returns the bounce buffer *buf (allocated on first use, at most
+// alignedChunk bytes) sliced to the aligned span covering [pos, pos+n),
+// and the span's start.
+func (a *alignedFile) window(buf *[]byte, pos int64, n int) (b []byte, start int64) {
+	start, end := a.span(pos, n)
+	if *buf == nil {
+		*buf = make([]byte, min(int64(alignedChunk), end-start))
+	}
+	return (*buf)[:end-start], start
+}
+
 // ReadAt reads len(p) bytes at off through sector-aligned reads.
 func (a *alignedFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
@@ -44,15 +55,10 @@ func (a *alignedFile) ReadAt(p []byte, off int64) (int, error) {
 	done := 0
 	for done < len(p) {
 		pos := off + int64(done)
-		start, end := a.span(pos, len(p)-done)
-		if buf == nil {
-			buf = make([]byte, min(int64(alignedChunk), end-start))
-		}
-		b := buf[:end-start]
+		b, start := a.window(&buf, pos, len(p)-done)
 		n, err := a.f.ReadAt(b, start)
-		avail := int64(n) - (pos - start)
-		if avail > 0 {
-			done += copy(p[done:], b[pos-start:pos-start+min(avail, int64(len(p)-done))])
+		if skip := int(pos - start); n > skip {
+			done += copy(p[done:], b[skip:n])
 		}
 		if err != nil || n < len(b) {
 			if done == len(p) {
@@ -76,11 +82,8 @@ func (a *alignedFile) WriteAt(p []byte, off int64) (int, error) {
 	done := 0
 	for done < len(p) {
 		pos := off + int64(done)
-		start, end := a.span(pos, len(p)-done)
-		if buf == nil {
-			buf = make([]byte, min(int64(alignedChunk), end-start))
-		}
-		b := buf[:end-start]
+		b, start := a.window(&buf, pos, len(p)-done)
+		end := start + int64(len(b))
 		k := int(min(int64(len(p)-done), end-pos))
 		if pos != start || int64(k) != end-start {
 			if err := readFull(a.f, b, start); err != nil {

@@ -42,7 +42,7 @@
 //	rep, err := journal.Undo(info.Path, volumeR, volumeW, sync) // rep.Results, rep.Summary()
 //	// fix TARGET with an interrupted journal: journal.Resume(info.Path, ...)
 //
-// # File format (version 1, little-endian)
+// # File format (version 2, little-endian)
 //
 // An 8-byte magic "WUOJRNL\x00", then frames. A frame is
 //

@@ -52,7 +52,8 @@ func safeName(s string) string {
 	return cut(s, 100)
 }
 
-// Find returns the journals in dir that belong to volume id, newest first.
+// Find returns the journals in dir that belong to volume id, newest first:
+// by [Header.Seq], then (version 1 journals) by [Header.Created].
 // A missing dir holds none. A journal whose name says it belongs to id but
 // whose header cannot be read is returned too, with State "" and Damage
 // set, so that it is reported rather than silently ignored.
@@ -85,6 +86,12 @@ func Find(dir string, id VolumeID) ([]*Info, error) {
 		}
 	}
 	sort.SliceStable(out, func(a, b int) bool {
+		// Seq first: it does not depend on the clock. Version 1 journals
+		// (Seq 0) fall back to their creation time, and sort after every
+		// version 2 one, which was necessarily created later.
+		if sa, sb := out[a].Header.Seq, out[b].Header.Seq; sa != sb {
+			return sa > sb
+		}
 		ta, tb := out[a].Header.Created, out[b].Header.Created
 		if !ta.Equal(tb) {
 			return ta.After(tb)
@@ -92,6 +99,21 @@ func Find(dir string, id VolumeID) ([]*Info, error) {
 		return out[a].Path > out[b].Path
 	})
 	return out, nil
+}
+
+// nextSeq returns the Seq a new journal of volume id in dir gets: one more
+// than the largest there. A journal whose header cannot be read counts as
+// 0; its name still keeps it apart.
+func nextSeq(dir string, id VolumeID) (uint64, error) {
+	infos, err := Find(dir, id)
+	if err != nil {
+		return 0, err
+	}
+	var top uint64
+	for _, in := range infos {
+		top = max(top, in.Header.Seq)
+	}
+	return top + 1, nil
 }
 
 // Undoable returns the journals of infos (as Find returns them, newest

@@ -18,8 +18,9 @@ import (
 // magic starts every journal file; the format version is in the header.
 const magic = "WUOJRNL\x00"
 
-// Version is the journal format version this package writes and reads.
-const Version = 1
+// Version is the journal format version this package writes. It also
+// reads version 1, whose header has no Seq (read as 0).
+const Version = 2
 
 // Frame types (see the package documentation).
 const (
@@ -78,7 +79,13 @@ type Header struct {
 	Offset  int64     // the volume's offset inside the target, for reports
 	Tool    string    // the tool and version that wrote the journal
 	Note    string    // what the change is ("fix services, wu-policies")
-	Created time.Time // when the journal was created (UTC)
+	Created time.Time // when the journal was created (UTC), by the rescue machine's clock
+	// Seq orders the journals of one volume: [Create] sets it to one more
+	// than the largest Seq among the volume's journals in the directory
+	// (a value given is ignored). Undo order relies on it, not on Created:
+	// the clock of a rescue system (WinPE, a live USB) is often wrong and
+	// may be set back between two fixes. 0 for a version 1 journal.
+	Seq uint64
 }
 
 // State is how far the change recorded in a journal went.
@@ -169,16 +176,23 @@ func Open(path string) (*Info, error) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
+	info, _, err := readOpen(f, path)
+	return info, err
+}
+
+// readOpen reads the whole of the open journal file f, named path, and
+// returns the file's size too (a torn tail lies between Info.End and it).
+func readOpen(f *os.File, path string) (*Info, int64, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("journal %s: %w", path, err)
+		return nil, 0, fmt.Errorf("journal %s: %w", path, err)
 	}
 	info, err := Read(f, st.Size())
 	if err != nil {
-		return nil, fmt.Errorf("journal %s: %w", path, err)
+		return nil, 0, fmt.Errorf("journal %s: %w", path, err)
 	}
 	info.Path = path
-	return info, nil
+	return info, st.Size(), nil
 }
 
 // frameError is damage found at a frame.
@@ -457,9 +471,16 @@ func (p *parser) zeroTail(pos int64) bool {
 	return true
 }
 
+// Fixed part of a header payload, per format version.
+const (
+	headerFixedV1 = 36
+	headerFixedV2 = headerFixedV1 + 8 // + seq u64
+)
+
 // encodeHeader lays out a header payload: version u16, reserved u16,
-// serial u64, size i64, offset i64, created i64 (Unix ns), then four
-// strings (u16 length + UTF-8): name, target, tool, note.
+// serial u64, size i64, offset i64, created i64 (Unix ns), seq u64 (from
+// version 2), then four strings (u16 length + UTF-8): name, target, tool,
+// note.
 func encodeHeader(h Header) []byte {
 	b := make([]byte, 0, 64)
 	b = binary.LittleEndian.AppendUint16(b, Version)
@@ -468,6 +489,7 @@ func encodeHeader(h Header) []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.ID.Size))
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.Offset))
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.Created.UnixNano()))
+	b = binary.LittleEndian.AppendUint64(b, h.Seq)
 	for _, s := range []string{h.ID.Name, h.Target, h.Tool, h.Note} {
 		s = cut(s, maxString)
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
@@ -489,17 +511,29 @@ func cut(s string, n int) string {
 
 func decodeHeader(b []byte) (Header, error) {
 	var h Header
-	if len(b) < 36 {
-		return h, fmt.Errorf("%d bytes, fewer than 36", len(b))
+	if len(b) < 2 {
+		return h, fmt.Errorf("%d bytes, no format version", len(b))
 	}
-	if v := binary.LittleEndian.Uint16(b); v != Version {
-		return h, fmt.Errorf("format version %d, this program reads %d", v, Version)
+	fixed := 0
+	switch v := binary.LittleEndian.Uint16(b); v {
+	case 1:
+		fixed = headerFixedV1
+	case 2:
+		fixed = headerFixedV2
+	default:
+		return h, fmt.Errorf("format version %d, this program reads 1 to %d", v, Version)
+	}
+	if len(b) < fixed {
+		return h, fmt.Errorf("%d bytes, fewer than %d", len(b), fixed)
 	}
 	h.ID.Serial = binary.LittleEndian.Uint64(b[4:])
 	h.ID.Size = int64(binary.LittleEndian.Uint64(b[12:]))
 	h.Offset = int64(binary.LittleEndian.Uint64(b[20:]))
 	h.Created = time.Unix(0, int64(binary.LittleEndian.Uint64(b[28:]))).UTC()
-	b = b[36:]
+	if fixed == headerFixedV2 {
+		h.Seq = binary.LittleEndian.Uint64(b[headerFixedV1:])
+	}
+	b = b[fixed:]
 	var strs [4]string
 	for i := range strs {
 		if len(b) < 2 {

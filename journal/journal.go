@@ -46,6 +46,11 @@ func Create(dir string, h Header) (*Journal, error) {
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("journal: %w: %s is not a directory", ErrNoJournalDir, dir)
 	}
+	seq, err := nextSeq(dir, h.ID)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w: %w", ErrNoJournalDir, err)
+	}
+	h.Seq = seq
 	var f *os.File
 	var path string
 	for i := 0; ; i++ {

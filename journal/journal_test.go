@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -601,7 +602,8 @@ func TestFind(t *testing.T) {
 	for _, in := range infos {
 		got = append(got, in.Path)
 	}
-	want := []string{p3, p2, p0, p0b, bad}
+	// p0b was created last, with a clock set back: it is the newest.
+	want := []string{p0b, p3, p2, p0, bad}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("Find =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -677,8 +679,66 @@ func TestHeaderRoundTrip(t *testing.T) {
 	if got.ID != h.ID || got.Target != h.Target || got.Created != h.Created || got.Note != cut(h.Note, maxString) {
 		t.Fatalf("round trip: %+v", got)
 	}
+	// Version 1 (no seq after the creation time) still reads, as Seq 0.
+	h.Seq = 7
+	b = encodeHeader(h)
+	if got, err := decodeHeader(b); err != nil || got.Seq != 7 {
+		t.Fatalf("seq round trip: %d, %v", got.Seq, err)
+	}
+	v1 := append(binary.LittleEndian.AppendUint16(nil, 1), b[2:headerFixedV1]...)
+	v1 = append(v1, b[headerFixedV2:]...)
+	if got, err := decodeHeader(v1); err != nil || got.Seq != 0 || got.ID != h.ID || got.Note != cut(h.Note, maxString) {
+		t.Fatalf("version 1 header: %+v, %v", got, err)
+	}
+	for _, v := range []uint16{0, 3} {
+		if _, err := decodeHeader(append(binary.LittleEndian.AppendUint16(nil, v), b[2:]...)); err == nil {
+			t.Errorf("format version %d accepted", v)
+		}
+	}
 	if name := FileName(h); strings.ContainsAny(name, `/\:*`) || !strings.HasPrefix(name, "a_b_c_.img.wuoffline-1234ABCD5678EF90-20261123T200000") {
 		t.Errorf("FileName = %q", name)
+	}
+}
+
+// TestUndoClockBackwards: the rescue machine's clock is set back between
+// two fixes of the same bytes. Find must still list the second fix first,
+// so that undoing in its order gives back the original bytes; ordering by
+// the creation time would undo the first fix first, find its range changed
+// since, skip it, and leave the first fix's bytes behind.
+func TestUndoClockBackwards(t *testing.T) {
+	dir := t.TempDir()
+	orig := randomBytes(3, imageSize)
+	img := newImage(t, dir, orig)
+	h := header()
+	for i, created := range []time.Time{h.Created, h.Created.Add(-time.Hour)} {
+		o := NewOverlay(img, imageSize)
+		if _, err := o.WriteAt(randomBytes(uint64(20+i), 4096), 0x8000); err != nil {
+			t.Fatal(err)
+		}
+		h.Created = created
+		if _, err := Commit(dir, h, o, img, img.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	infos, err := Find(dir, testID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	todo := Undoable(infos)
+	if len(todo) != 2 || todo[0].Header.Seq != 2 || todo[1].Header.Seq != 1 {
+		t.Fatalf("Undoable: %d journals, want seq 2 then 1", len(todo))
+	}
+	for _, in := range todo {
+		rep, err := Undo(in.Path, img, img, img.Sync)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Complete() || rep.Changed != 0 {
+			t.Fatalf("undo %s: %s", in.Path, rep.Summary())
+		}
+	}
+	if !bytes.Equal(fileBytes(t, img), orig) {
+		t.Fatal("image not original after undoing both fixes, newest first")
 	}
 }
 

@@ -127,15 +127,10 @@ func run(path string, r io.ReaderAt, w io.WriterAt, sync func() error, forward b
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	info, size, err := readOpen(f, path)
 	if err != nil {
-		return nil, fmt.Errorf("journal %s: %w", path, err)
+		return nil, err
 	}
-	info, err := Read(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("journal %s: %w", path, err)
-	}
-	info.Path = path
 	if forward {
 		switch {
 		case info.State == StatePlanned:
@@ -162,7 +157,7 @@ func run(path string, r io.ReaderAt, w io.WriterAt, sync func() error, forward b
 	if forward && rep.Changed > 0 {
 		return rep, nil // not finished: stays interrupted
 	}
-	if info.Torn && info.End < st.Size() {
+	if info.Torn && info.End < size {
 		// Cut the torn append off, or the new mark would follow garbage
 		// and never be read.
 		if err := f.Truncate(info.End); err != nil {

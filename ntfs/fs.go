@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+
+	ftime "wuoffline/internal/filetime" // ntfs/rename.go already has a func filetime
 )
 
 // FS returns a read-only io/fs view of the volume. Paths are fs.ValidPath
@@ -419,7 +421,7 @@ func (v *Volume) info(rec *rdRecord, name string) *rdInfo {
 		// $STANDARD_INFORMATION: times @0 (created), @8 (modified),
 		// file attributes @0x20.
 		if b, err := v.attrBytes(rec, a, 72); err == nil && len(b) >= 0x24 {
-			fi.mtime = rdFiletime(le64(b[8:]))
+			fi.mtime = ftime.ToTime(le64(b[8:]))
 			fi.stat.Attributes = le32(b[0x20:])
 		}
 	}
@@ -442,19 +444,6 @@ func (v *Volume) info(rec *rdRecord, name string) *rdInfo {
 		}
 	}
 	return fi
-}
-
-// rdFiletime converts a Windows FILETIME (100 ns since 1601) to time.Time.
-func rdFiletime(ft uint64) time.Time {
-	if ft == 0 {
-		return time.Time{}
-	}
-	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01 in 100 ns
-	if ft < epochDiff {
-		return time.Unix(0, 0).UTC()
-	}
-	ft -= epochDiff
-	return time.Unix(int64(ft/1e7), int64(ft%1e7)*100).UTC()
 }
 
 // Open implements fs.FS.

@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"wuoffline/internal/bytesize"
 )
 
 // Bounds of the file-system walks: SoftwareDistribution may hold gigabytes
@@ -352,20 +354,20 @@ func (c SoftwareDistribution) Diagnose(in *Installation) Result {
 		more = "+"
 	}
 	dirEv := fileEvidence("dir", "Windows/SoftwareDistribution", s.fi,
-		fmt.Sprintf("%d%s files, %s", s.files, more, humanSize(s.size)))
+		fmt.Sprintf("%d%s files, %s", s.files, more, bytesize.Format(s.size)))
 	dirEv.Size, dirEv.Count = s.size, s.files
 	dirEv.Want = asideName(in.FS, "Windows/SoftwareDistribution")
 	dirEv = dirEv.act("rename", "")
 	ev := in.installEvidence()
 	if len(ev) == 0 {
 		r.Status = StatusInfo
-		r.Summary = fmt.Sprintf("update cache: %d%s files, %s; no failure evidence", s.files, more, humanSize(s.size))
+		r.Summary = fmt.Sprintf("update cache: %d%s files, %s; no failure evidence", s.files, more, bytesize.Format(s.size))
 		r.Evidence = append(r.Evidence, dirEv)
 		return r
 	}
 	r.Status = StatusProblem
 	r.Evidence = append([]Evidence{dirEv}, ev...)
-	r.Summary = fmt.Sprintf("update cache (%d files, %s) with failed-installation evidence: %s", s.files, humanSize(s.size), ev[0].Detail)
+	r.Summary = fmt.Sprintf("update cache (%d files, %s) with failed-installation evidence: %s", s.files, bytesize.Format(s.size), ev[0].Detail)
 	r.Summary = clip(r.Summary, 300)
 	r.Fix = fmt.Sprintf(`rename Windows\SoftwareDistribution to %s (never deleted); Windows rebuilds the folder and downloads again`, dirEv.Want)
 	return r
@@ -410,7 +412,7 @@ func (c Catroot2) Diagnose(in *Installation) Result {
 		return nil
 	})
 	dirEv.Count, dirEv.Size = n, size
-	dirEv.Detail = fmt.Sprintf("catalog database: %d files, %s", n, humanSize(size))
+	dirEv.Detail = fmt.Sprintf("catalog database: %d files, %s", n, bytesize.Format(size))
 	dirEv.Want = asideName(in.FS, dir)
 	dirEv = dirEv.act("rename", "")
 	ev := in.installEvidence()
@@ -428,7 +430,7 @@ func (c Catroot2) Diagnose(in *Installation) Result {
 	}
 	if len(ev) == 0 {
 		r.Status = StatusInfo
-		r.Summary = fmt.Sprintf("catalog database: %d files, %s; no failure evidence", n, humanSize(size))
+		r.Summary = fmt.Sprintf("catalog database: %d files, %s; no failure evidence", n, bytesize.Format(size))
 		r.Evidence = append(r.Evidence, dirEv)
 		return r
 	}
@@ -507,19 +509,6 @@ func (c BITSQueue) Diagnose(in *Installation) Result {
 	}
 	r.Fix = "rename the qmgr files aside (.old); BITS starts with an empty queue (Microsoft's reset procedure deletes them)"
 	return r
-}
-
-// humanSize renders a byte count.
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // ---------------------------------------------------------------- hosts

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"wuoffline/hive"
+	"wuoffline/internal/filetime"
 )
 
 // needHive returns the hive or an error saying why it is missing.
@@ -158,8 +159,13 @@ func (c Services) Diagnose(in *Installation) Result {
 		}
 		r.Fix = fmt.Sprintf("set Start back to the Windows %s default (only Start=4 is changed; sources disagree between versions on the others)", familyOr10(in.Version.Family))
 	case len(missing) > 0:
-		r.Status = StatusProblem
-		r.Summary = "missing update services: " + strings.Join(missing, ", ")
+		// Only missing services: a fault, but not one fix repairs (the
+		// catalogue: "a missing service is reported, not invented"). It is
+		// info, not problem, so that exit 1 keeps meaning "fix would repair
+		// something" and a fixed disk diagnoses healthy; the summary and the
+		// evidence still say what is missing and how to restore it.
+		r.Status = StatusInfo
+		r.Summary = "missing update services: " + strings.Join(missing, ", ") + " (wuoffline cannot recreate them; see the fix line)"
 		r.Fix = "none offline: a missing service is reported, not invented; run `dism /Image:" + in.Letter + `\ /Cleanup-Image /RestoreHealth` + "` from WinPE"
 	default:
 		r.Summary = "update services are present and not disabled"
@@ -591,7 +597,7 @@ func (c Clock) Diagnose(in *Installation) Result {
 	if k != nil {
 		if v, err := value(k, "ShutdownTime"); err == nil && v != nil {
 			if b, err := v.Data(); err == nil && len(b) == 8 {
-				shutdown = filetime(binary.LittleEndian.Uint64(b))
+				shutdown = filetime.ToTime(binary.LittleEndian.Uint64(b))
 				ev := valueEvidence("SYSTEM", key, v, "last clean shutdown")
 				ev.Data = shutdown.Format(time.RFC3339)
 				ev.Time = timePtr(shutdown)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+
+	"wuoffline/internal/filetime"
 )
 
 // A small, bounded reader of Windows event log files (.evtx), enough to get
@@ -112,7 +114,7 @@ func readChunk(c []byte, fn func(*EVTXEvent) bool) (skipped int, stop bool) {
 		}
 		ev := &EVTXEvent{
 			RecordID: binary.LittleEndian.Uint64(c[off+8:]),
-			Written:  filetime(binary.LittleEndian.Uint64(c[off+16:])),
+			Written:  filetime.ToTime(binary.LittleEndian.Uint64(c[off+16:])),
 		}
 		p := &bxParser{chunk: c}
 		root := &xnode{}
@@ -127,19 +129,6 @@ func readChunk(c []byte, fn func(*EVTXEvent) bool) (skipped int, stop bool) {
 		off += sz
 	}
 	return skipped, false
-}
-
-// filetime converts 100 ns intervals since 1601 to time (UTC); 0 is zero.
-func filetime(ft uint64) time.Time {
-	if ft == 0 {
-		return time.Time{}
-	}
-	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01 in 100 ns
-	if ft < epochDiff {
-		return time.Time{}
-	}
-	d := ft - epochDiff
-	return time.Unix(int64(d/1e7), int64(d%1e7)*100).UTC()
 }
 
 // xnode is a decoded XML element.
@@ -257,6 +246,17 @@ func (p *bxParser) need(pos, n int) error {
 	return nil
 }
 
+// step counts one more token against evtxMaxSteps (hostile input may
+// loop through back-references) and checks that the token's first n bytes
+// at pos are in the chunk.
+func (p *bxParser) step(pos, n int) error {
+	p.steps++
+	if p.steps > evtxMaxSteps {
+		return p.bad(pos, "too many tokens")
+	}
+	return p.need(pos, n)
+}
+
 func (p *bxParser) u8(pos int) byte    { return p.chunk[pos] }
 func (p *bxParser) u16(pos int) int    { return int(binary.LittleEndian.Uint16(p.chunk[pos:])) }
 func (p *bxParser) u32(pos int) uint32 { return binary.LittleEndian.Uint32(p.chunk[pos:]) }
@@ -297,11 +297,7 @@ func (p *bxParser) fragment(pos int, parent *xnode, subs []subst, depth int) (in
 		return pos, p.bad(pos, "nesting too deep")
 	}
 	for {
-		p.steps++
-		if p.steps > evtxMaxSteps {
-			return pos, p.bad(pos, "too many tokens")
-		}
-		if err := p.need(pos, 1); err != nil {
+		if err := p.step(pos, 1); err != nil {
 			return pos, err
 		}
 		tok := p.u8(pos)
@@ -413,11 +409,7 @@ func (p *bxParser) element(pos int, parent *xnode, subs []subst, depth int) (int
 		if t&0x0f != 0x06 {
 			break
 		}
-		p.steps++
-		if p.steps > evtxMaxSteps {
-			return pos, p.bad(pos, "too many tokens")
-		}
-		if err := p.need(pos, 5); err != nil {
+		if err := p.step(pos, 5); err != nil {
 			return pos, err
 		}
 		aname, apos, err := p.nameRef(int(p.u32(pos+1)), pos+5)
@@ -456,11 +448,7 @@ func (p *bxParser) element(pos int, parent *xnode, subs []subst, depth int) (int
 		return pos, p.bad(pos, fmt.Sprintf("token %#x where an element's start should close", p.u8(pos)))
 	}
 	for {
-		p.steps++
-		if p.steps > evtxMaxSteps {
-			return pos, p.bad(pos, "too many tokens")
-		}
-		if err := p.need(pos, 1); err != nil {
+		if err := p.step(pos, 1); err != nil {
 			return pos, err
 		}
 		t := p.u8(pos)
@@ -641,7 +629,7 @@ func variantText(typ byte, b []byte) string {
 		}
 	case 0x11:
 		if len(b) >= 8 {
-			return filetime(le.Uint64(b)).Format("2006-01-02 15:04:05.000000")
+			return filetime.ToTime(le.Uint64(b)).Format("2006-01-02 15:04:05.000000")
 		}
 	case 0x13:
 		return sidText(b)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+
+	"wuoffline/internal/filetime"
 )
 
 // A test generator of .evtx files, written from the format description
@@ -21,6 +23,93 @@ type genEvent struct {
 	EventID  uint16
 	Written  time.Time
 	Data     [][2]string // Data elements: Name, value
+	// Typed are Data elements after Data whose values are substitutions
+	// of other types than string.
+	Typed []genValue
+	// Rich adds a UserData element with the rarer tokens: an attribute of
+	// several value tokens, CDATA, character and entity references, a
+	// processing instruction, an optional substitution, an empty element.
+	Rich bool
+}
+
+// genValue is a Data element whose value is a typed substitution.
+type genValue struct {
+	Name string
+	Type byte   // value type: 0x08 uint32, 0x13 SID, 0x21 Binary XML, ...
+	B    []byte // the value; ignored for 0x21, which holds <Inner>nested</Inner>
+}
+
+// genNested returns a Binary XML stream <Inner>nested</Inner> that lies
+// at chunk offset base (its inline offsets are absolute). Like every
+// stream Windows writes (and python-evtx expects), it is a template
+// instance with a resident definition and its own substitution count (0).
+func genNested(base int) []byte {
+	w := &bxw{base: base}
+	w.u8(0x0f)
+	w.u8(1)
+	w.u16(1)
+	w.u8(0x0c)
+	w.u8(0x01)
+	w.u32(0x21)        // template id
+	w.u32(w.pos() + 4) // resident definition follows
+	w.u32(0)           // next definition
+	w.b = append(w.b, make([]byte, 16)...)
+	sizeAt := len(w.b)
+	w.u32(0)
+	body := len(w.b)
+	w.u8(0x0f)
+	w.u8(1)
+	w.u16(1)
+	in := w.open("Inner", false)
+	w.u8(0x02)
+	w.text("nested")
+	w.u8(0x04)
+	w.patchSize(in)
+	w.u8(0x00)
+	binary.LittleEndian.PutUint32(w.b[sizeAt:], uint32(len(w.b)-body))
+	w.u32(0) // substitution count
+	return w.b
+}
+
+// genRich writes the UserData element of a Rich event; substitution 0 is
+// the provider.
+func genRich(w *bxw) {
+	ud := w.open("UserData", false)
+	w.u8(0x02)
+	r := w.open("Rich", true)
+	w.attr("A", true)
+	w.text("x")
+	w.u8(0x08) // character reference: a second value token of A
+	w.u16('&')
+	w.attr("B", false)
+	w.u8(0x09) // entity reference
+	w.u32(w.pos() + 4)
+	w.name("amp")
+	w.u8(0x02)
+	w.u8(0x07) // CDATA
+	w.u16(5)
+	w.utf16("cdata")
+	w.u8(0x08)
+	w.u16('!')
+	w.u8(0x09)
+	w.u32(w.pos() + 4)
+	w.name("lt")
+	w.u8(0x0a) // PI target, then PI data
+	w.u32(w.pos() + 4)
+	w.name("pi")
+	w.u8(0x0b)
+	w.u16(4)
+	w.utf16("data")
+	w.u8(0x0e) // optional substitution
+	w.u16(0)
+	w.u8(0x01)
+	w.u8(0x04)
+	w.patchSize(r)
+	em := w.open("Empty", false)
+	w.u8(0x03)
+	w.patchSize(em)
+	w.u8(0x04)
+	w.patchSize(ud)
 }
 
 type bxw struct {
@@ -106,8 +195,9 @@ func (w *bxw) subst(idx int, typ byte) {
 // genTemplateBody writes the template's XML: Event/System(Provider,
 // EventID, TimeCreated, EventRecordID, Channel)/EventData(Data*).
 // Substitutions: 0 provider (string), 1 event id (uint16), 2 time
-// (FILETIME), 3 record id (uint64), 4.. data values (string).
-func genTemplateBody(w *bxw, dataNames []string) {
+// (FILETIME), 3 record id (uint64), 4.. data values (string), then the
+// typed values.
+func genTemplateBody(w *bxw, dataNames []string, typed []genValue, rich bool) {
 	w.u8(0x0f)
 	w.u8(1)
 	w.u16(1)
@@ -155,15 +245,23 @@ func genTemplateBody(w *bxw, dataNames []string) {
 		w.u8(0x04)
 		w.patchSize(d)
 	}
+	for i, v := range typed {
+		d := w.open("Data", true)
+		w.attr("Name", false)
+		w.text(v.Name)
+		w.u8(0x02)
+		w.subst(4+len(dataNames)+i, v.Type)
+		w.u8(0x04)
+		w.patchSize(d)
+	}
 	w.u8(0x04)
 	w.patchSize(ed)
+	if rich {
+		genRich(w)
+	}
 	w.u8(0x04)
 	w.patchSize(ev)
 	w.u8(0x00) // end of stream
-}
-
-func toFiletime(t time.Time) uint64 {
-	return uint64(t.UnixNano()/100) + 116444736000000000
 }
 
 // genRecord writes one record at chunk offset off. When shared is
@@ -176,7 +274,7 @@ func genRecord(off int, id uint64, e genEvent, shared int) ([]byte, int) {
 	w.u32(0x00002a2a)
 	w.u32(0) // size, patched
 	w.u64(id)
-	w.u64(toFiletime(e.Written))
+	w.u64(filetime.FromTime(e.Written))
 	// BinXML
 	w.u8(0x0f)
 	w.u8(1)
@@ -201,7 +299,7 @@ func genRecord(off int, id uint64, e genEvent, shared int) ([]byte, int) {
 		for _, d := range e.Data {
 			names = append(names, d[0])
 		}
-		genTemplateBody(w, names)
+		genTemplateBody(w, names, e.Typed, e.Rich)
 		binary.LittleEndian.PutUint32(w.b[sizeAt:], uint32(len(w.b)-bodyStart))
 	}
 	// substitution array
@@ -219,11 +317,17 @@ func genRecord(off int, id uint64, e genEvent, shared int) ([]byte, int) {
 	vals := []val{
 		{0x01, u16s(e.Provider)},
 		{0x06, binary.LittleEndian.AppendUint16(nil, e.EventID)},
-		{0x11, binary.LittleEndian.AppendUint64(nil, toFiletime(e.Written))},
+		{0x11, binary.LittleEndian.AppendUint64(nil, filetime.FromTime(e.Written))},
 		{0x0a, binary.LittleEndian.AppendUint64(nil, id)},
 	}
 	for _, d := range e.Data {
 		vals = append(vals, val{0x01, u16s(d[1])})
+	}
+	for _, v := range e.Typed {
+		if v.Type == 0x21 {
+			v.B = genNested(0) // for its size: placed below
+		}
+		vals = append(vals, val{v.Type, v.B})
 	}
 	w.u32(len(vals))
 	for _, v := range vals {
@@ -232,6 +336,9 @@ func genRecord(off int, id uint64, e genEvent, shared int) ([]byte, int) {
 		w.u8(0)
 	}
 	for _, v := range vals {
+		if v.typ == 0x21 {
+			v.b = genNested(w.pos())
+		}
 		w.b = append(w.b, v.b...)
 	}
 	// size copy; pad the record to 8 bytes like Windows does
@@ -250,6 +357,13 @@ func shape(e genEvent) string {
 	for _, d := range e.Data {
 		b.WriteString(d[0])
 		b.WriteByte(0)
+	}
+	for _, v := range e.Typed {
+		b.WriteString(v.Name)
+		b.WriteByte(v.Type)
+	}
+	if e.Rich {
+		b.WriteString("\x00rich")
 	}
 	return b.String()
 }
@@ -327,4 +441,60 @@ func sampleEvents() []genEvent {
 		{Provider: "Microsoft-Windows-WindowsUpdateClient", EventID: 19, Written: t0.Add(time.Minute),
 			Data: [][2]string{{"updateTitle", "Security Intelligence Update for Microsoft Defender Antivirus - KB2267602"}, {"updateGuid", "{11111111-2222-3333-4444-555555555555}"}, {"updateRevisionNumber", "200"}, {"serviceGuid", "{7971F918-A847-4430-9279-4A52D1EFE18D}"}}},
 	}
+}
+
+// richValue is a typed value with the text the reader must render for it.
+type richValue struct {
+	genValue
+	Text string
+}
+
+// richValues covers every value type variantText knows, plus a value too
+// short for its type (rendered as hex).
+func richValues() []richValue {
+	le := binary.LittleEndian
+	u32 := func(v uint32) []byte { return le.AppendUint32(nil, v) }
+	u64 := func(v uint64) []byte { return le.AppendUint64(nil, v) }
+	guid := []byte{0x41, 0x2B, 0x5F, 0x8A, 0x8C, 0x2D, 0x2B, 0x4E, 0x9F, 0x1A, 0x3C, 0x7D, 0x5E, 0x6F, 0x7A, 0x8B}
+	when := time.Date(2024, 9, 12, 10, 15, 32, 500_000_000, time.UTC)
+	return []richValue{
+		{genValue{"null", 0x00, nil}, ""},
+		{genValue{"ansi", 0x02, []byte("ansi\x00")}, "ansi"},
+		{genValue{"int8", 0x03, []byte{0xff}}, "-1"},
+		{genValue{"uint8", 0x04, []byte{200}}, "200"},
+		{genValue{"int16", 0x05, []byte{0xfe, 0xff}}, "-2"},
+		{genValue{"uint16", 0x06, []byte{0xff, 0xff}}, "65535"},
+		{genValue{"int32", 0x07, u32(0xfffffffd)}, "-3"},
+		{genValue{"uint32", 0x08, u32(4_000_000_000)}, "4000000000"},
+		{genValue{"int64", 0x09, u64(0xfffffffffffffffc)}, "-4"},
+		{genValue{"uint64", 0x0a, u64(1 << 63)}, "9223372036854775808"},
+		{genValue{"float", 0x0b, u32(0x3fc00000)}, "1.5"},
+		{genValue{"double", 0x0c, u64(0x3fd0000000000000)}, "0.25"},
+		{genValue{"bool", 0x0d, u32(1)}, "true"},
+		{genValue{"binary", 0x0e, []byte{0xde, 0xad}}, "DEAD"},
+		{genValue{"guid", 0x0f, guid}, "{8A5F2B41-2D8C-4E2B-9F1A-3C7D5E6F7A8B}"},
+		{genValue{"size", 0x10, u32(0x1000)}, "0x1000"},
+		{genValue{"filetime", 0x11, u64(filetime.FromTime(when))}, "2024-09-12 10:15:32.500000"},
+		{genValue{"sid", 0x13, []byte{1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0}}, "S-1-5-18"},
+		{genValue{"hex32", 0x14, u32(0xC0000005)}, "0xc0000005"},
+		{genValue{"hex64", 0x15, u64(0x80070002)}, "0x0000000080070002"},
+		{genValue{"strings", 0x81, []byte{'a', 0, 0, 0, 'b', 0, 0, 0}}, "a, b"},
+		{genValue{"nested", 0x21, nil}, ""}, // its text is the child element's
+		{genValue{"short", 0x08, []byte{1, 2}}, "0102"},
+	}
+}
+
+// richEvents is two events of one rich shape (the second refers to the
+// first's template), between two plain sample events.
+func richEvents() []genEvent {
+	var typed []genValue
+	for _, v := range richValues() {
+		typed = append(typed, v.genValue)
+	}
+	s := sampleEvents()
+	rich := genEvent{Provider: "Rich-Provider", EventID: 4242, Written: s[0].Written,
+		Data: [][2]string{{"first", "plain"}}, Typed: typed, Rich: true}
+	again := rich
+	again.Provider, again.EventID = "Rich-Again", 4243
+	return []genEvent{s[0], rich, again, s[3]}
 }

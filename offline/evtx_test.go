@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,15 +173,83 @@ func TestReadEVTXDamaged(t *testing.T) {
 // FuzzEVTX feeds arbitrary chunk contents to the record walker and the
 // Binary XML evaluator: no panic, no hang, bounded work.
 func FuzzEVTX(f *testing.F) {
-	// Seeds are the used part of generated chunks (the rest is zeros,
-	// which the target pads back): small inputs keep mutation fast.
-	for _, c := range [][]byte{genChunk(1, sampleEvents()), genChunk(7, sampleEvents()[1:2])} {
-		used := int(binary.LittleEndian.Uint32(c[48:]))
-		f.Add(c[:used])
-	}
+	// Seeds are the used parts of generated chunks, one after another
+	// (the rest of each chunk is zeros, which the target pads back):
+	// small inputs keep mutation fast.
+	used := func(c []byte) []byte { return c[:binary.LittleEndian.Uint32(c[48:])] }
+	f.Add(used(genChunk(1, sampleEvents())))
+	f.Add(used(genChunk(7, sampleEvents()[1:2])))
+	f.Add(used(genChunk(1, richEvents())))
+	// Several chunks: record ids go on, templates are per chunk.
+	f.Add(slices.Concat(used(genChunk(1, sampleEvents())), used(genChunk(5, richEvents())), used(genChunk(9, sampleEvents()[2:]))))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := make([]byte, evtxChunkSize)
-		copy(c, data)
-		readChunk(c, func(*EVTXEvent) bool { return true })
+		file := fuzzEVTXFile(data)
+		n := 0
+		ReadEVTX(bytes.NewReader(file), int64(len(file)), func(*EVTXEvent) bool {
+			n++
+			return n < 1000 // and stop early sometimes: fn returning false
+		})
 	})
+}
+
+// fuzzEVTXFile turns fuzz data into an .evtx file: a file header, then a
+// chunk for each piece of data that starts with the chunk signature (and
+// one for what comes before the first), each padded to the chunk size; at
+// most 8 chunks.
+func fuzzEVTXFile(data []byte) []byte {
+	sig := []byte("ElfChnk\x00")
+	file := make([]byte, evtxHeaderSize, evtxHeaderSize+8*evtxChunkSize)
+	copy(file, "ElfFile\x00")
+	for i := 0; len(data) > 0 && i < 8; i++ {
+		end := bytes.Index(data[1:], sig) + 1
+		if end == 0 {
+			end = len(data)
+		}
+		c := make([]byte, evtxChunkSize)
+		copy(c, data[:end])
+		file = append(file, c...)
+		data = data[end:]
+	}
+	return file
+}
+
+// TestReadEVTXRich reads the rich events (every value type, the rarer
+// tokens, a nested Binary XML value, a shared template) and checks what
+// each value renders as.
+func TestReadEVTXRich(t *testing.T) {
+	want := richEvents()
+	got := readAll(t, genEVTX(want))
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	for _, i := range []int{1, 2} {
+		g := got[i]
+		if g.Provider != want[i].Provider || g.EventID != int(want[i].EventID) {
+			t.Errorf("event %d: %q/%d, want %q/%d", i, g.Provider, g.EventID, want[i].Provider, want[i].EventID)
+		}
+		if n := 1 + len(richValues()); len(g.Data) < n {
+			t.Fatalf("event %d: %d values, want at least %d: %q", i, len(g.Data), n, g.Data)
+		}
+		for _, v := range richValues() {
+			if got, ok := g.Named[v.Name]; !ok || got != v.Text {
+				t.Errorf("event %d: %s (type %#x) = %q, want %q", i, v.Name, v.Type, got, v.Text)
+			}
+		}
+		// UserData leaves: Rich's text is CDATA, a character reference,
+		// an entity reference (the processing instruction renders
+		// nothing) and the optional substitution of the provider.
+		if r := g.Named["Rich"]; r != "cdata!<"+want[i].Provider {
+			t.Errorf("event %d: UserData Rich = %q", i, r)
+		}
+		if e, ok := g.Named["Empty"]; !ok || e != "" {
+			t.Errorf("event %d: UserData Empty = %q, %v", i, e, ok)
+		}
+	}
+	// The same events spread over several chunks, as the fuzz target
+	// builds them, read in full too.
+	used := func(c []byte) []byte { return c[:binary.LittleEndian.Uint32(c[48:])] }
+	file := fuzzEVTXFile(slices.Concat(used(genChunk(1, sampleEvents())), used(genChunk(5, richEvents()))))
+	if evs := readAll(t, file); len(evs) != len(sampleEvents())+len(richEvents()) || evs[len(evs)-1].RecordID != 8 {
+		t.Errorf("two chunks: %d events", len(evs))
+	}
 }

@@ -129,6 +129,23 @@ func TestFixIndependentTools(t *testing.T) {
 		}
 	}
 
+	// The same, by libfsntfs (fsntfsinfo -F): the new paths resolve, the
+	// old ones do not.
+	if _, err := exec.LookPath("fsntfsinfo"); err != nil {
+		testutil.Unavailable(t, "fsntfsinfo not installed")
+	} else {
+		for _, a := range acts {
+			if a.Op != "rename" {
+				continue
+			}
+			newOut, errNew := exec.Command("fsntfsinfo", "-o", fmt.Sprint(vol.Offset), "-F", `\`+a.To, img).CombinedOutput()
+			_, errOld := exec.Command("fsntfsinfo", "-o", fmt.Sprint(vol.Offset), "-F", `\`+a.Path, img).CombinedOutput()
+			if errNew != nil || errOld == nil {
+				t.Errorf("fsntfsinfo: %s found: %v; %s found: %v\n%s", a.To, errNew == nil, a.Path, errOld == nil, newOut)
+			}
+		}
+	}
+
 	// Contents of the renamed folders, by an ntfs-3g mount.
 	treeAfter := mountedTree(t, img, vol, []string{"Windows/SoftwareDistribution.old.1", "Windows/System32/catroot2.old", "Windows/WinSxS/pending.xml.old"})
 	if treeBefore != nil {
@@ -141,6 +158,17 @@ func TestFixIndependentTools(t *testing.T) {
 			if treeAfter[nk] != sum {
 				t.Errorf("ntfs-3g: %s changed or missing after the rename (as %s)", k, nk)
 			}
+		}
+	}
+
+	// The whole volume, by ntfsprogs' own consistency pass (no writes).
+	if os.Geteuid() == 0 {
+		testutil.RequireTool(t, "ntfsfix")
+		loop := strings.TrimSpace(string(testutil.Run(t, "losetup", "-r", "-f", "--show", "-o", fmt.Sprint(vol.Offset), "--sizelimit", fmt.Sprint(vol.Size), img)))
+		out := testutil.Run(t, "ntfsfix", "-n", loop)
+		exec.Command("losetup", "-d", loop).Run()
+		if !strings.Contains(string(out), "processed successfully") {
+			t.Errorf("ntfsfix -n after fix:\n%s", out)
 		}
 	}
 

@@ -5,7 +5,9 @@
 #
 # Decompresses the committed test images (testimages/data/*.gz, nothing but
 # gzip needed), diagnoses a broken and a healthy Windows disk, and shows the
-# exit codes.  The temporary directory is removed on exit.
+# exit codes, then repairs the broken one: dry run, fix, diagnose again,
+# undo, and a sha256 comparison with the original. Exits 1 if anything is
+# not as expected. The temporary directory is removed on exit.
 set -uo pipefail
 
 BIN=${1:?usage: scripts/demo.sh path/to/wuoffline}
@@ -54,23 +56,44 @@ head -n 40 "$TMP/broken.json"
 [ -s "$TMP/broken.err" ] && { echo "(stderr:)"; head -n 10 "$TMP/broken.err"; }
 printf -- '-> exit code %s\n' "$(meaning "$jcode")"
 
-# ------------------------------------------------------------------ to come (issue 5)
-# Here the demo will go on with the repair, once the commands exist:
-#   sha256sum broken-gpt.img  > before.sha256
-#   wuoffline fix --dry-run broken-gpt.img     (the plan: every byte range it would change)
-#   wuoffline fix broken-gpt.img               (expect exit 0)
-#   wuoffline diagnose broken-gpt.img          (expect exit 0: nothing left)
-#   wuoffline undo broken-gpt.img              (expect exit 0)
-#   sha256sum -c before.sha256                 (the image is byte-identical to the original)
+# ------------------------------------------------------------------ the repair
+sha256sum "$TMP/broken-gpt.img" | sed "s|$TMP/||" >"$TMP/before.sha256"
+
+hr "wuoffline fix --dry-run broken-gpt.img   (the plan; nothing is written)"
+"$BIN" fix --dry-run "$TMP/broken-gpt.img"
+code[dryrun]=$?
+(cd "$TMP" && sha256sum --quiet -c before.sha256) && echo "-> image unchanged by the dry run" || code[dryrun]=99
+
+hr "wuoffline fix --yes broken-gpt.img   (journal beside the image, write, verify)"
+"$BIN" fix --yes "$TMP/broken-gpt.img"
+code[fix]=$?
+ls "$TMP" | grep -i journal | sed 's/^/   journal: /'
+
+hr "wuoffline diagnose broken-gpt.img   (again, after the fix)"
+"$BIN" diagnose "$TMP/broken-gpt.img"
+code[after]=$?
+printf -- '-> exit code %s\n' "$(meaning "${code[after]}")"
+
+hr "wuoffline undo broken-gpt.img   (the original bytes, from the journal)"
+"$BIN" undo "$TMP/broken-gpt.img"
+code[undo]=$?
+
+hr "sha256 of the image after undo, compared with the original"
+if (cd "$TMP" && sha256sum -c before.sha256); then code[same]=0; else code[same]=1; fi
 # ------------------------------------------------------------------
 
 hr "summary"
-printf '%-16s %s\n' "broken-gpt:" "$(meaning "${code[broken-gpt]}")"
-printf '%-16s %s\n' "healthy-gpt:" "$(meaning "${code[healthy-gpt]}")"
-# Expected once diagnose is complete: broken-gpt 1, healthy-gpt 0.
-if [ "${code[broken-gpt]}" = 1 ] && [ "${code[healthy-gpt]}" = 0 ]; then
-	echo "demo: as expected (broken 1, healthy 0)"
-else
-	echo "demo: expected broken 1 and healthy 0 (diagnose may still be incomplete)"
-fi
-exit 0
+ok=1
+expect() { # name got want what
+	if [ "$2" = "$3" ]; then printf '  ok    %-34s exit %s\n' "$4" "$2"; else printf '  FAIL  %-34s exit %s, expected %s\n' "$4" "$2" "$3"; ok=0; fi
+}
+expect broken "${code[broken-gpt]}" 1 "diagnose broken-gpt (problems)"
+expect healthy "${code[healthy-gpt]}" 0 "diagnose healthy-gpt (nothing)"
+expect dryrun "${code[dryrun]}" 1 "fix --dry-run (changes planned)"
+expect fix "${code[fix]}" 0 "fix (all fixed and verified)"
+expect after "${code[after]}" 0 "diagnose after fix (healthy)"
+expect undo "${code[undo]}" 0 "undo"
+expect same "${code[same]}" 0 "image byte-identical after undo"
+if [ $ok = 1 ]; then echo "demo: everything as expected"; exit 0; fi
+echo "demo: something was not as expected (see above)" >&2
+exit 1

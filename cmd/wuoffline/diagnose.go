@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"wuoffline/internal/bytesize"
 	"wuoffline/offline"
 )
 
@@ -425,14 +426,5 @@ func clipText(s string, n int) string {
 	return string(r[:n]) + "..."
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
+// humanBytes renders a byte count (fix.go uses it too).
+func humanBytes(n int64) string { return bytesize.Format(n) }
