@@ -38,6 +38,9 @@ type Options struct {
 	// Parallel bounds how many targets are read at once (0: the number
 	// of CPUs).
 	Parallel int
+	// JournalDir is where fix journals are looked for besides the default
+	// place (beside an image file, or the executable's directory).
+	JournalDir string
 }
 
 func (o *Options) progress(target, format string, args ...any) {
@@ -121,6 +124,11 @@ func DiagnoseTarget(path string, opts Options) (tr TargetReport) {
 	}
 	defer t.Close()
 	tr.Kind, tr.Format, tr.Table, tr.SectorSize, tr.Size = string(t.Kind), t.Format, t.Table, t.SectorSize, t.Size
+	// A fix interrupted on this target (journal prepared, never committed)
+	// may have left the volume half-made: every command says so, refuses
+	// (exit 3) and says how to roll back (undo) or finish (fix). The fix
+	// paths finish or roll back such a journal before they call this.
+	tr.Refusals = append(tr.Refusals, InterruptedRefusals(path, opts.JournalDir)...)
 
 	if t.Kind == image.KindDirectory {
 		tr.diagnoseDirectory(path, letter, opts)

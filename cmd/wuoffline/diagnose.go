@@ -15,7 +15,7 @@ import (
 	"wuoffline/offline"
 )
 
-const diagnoseHelp = `Usage: wuoffline diagnose [--json] [--letter X:] TARGET...
+const diagnoseHelp = `Usage: wuoffline diagnose [--json] [--letter X:] [--journal DIR] TARGET...
 
 Find every Windows installation on each TARGET and report what stops Windows
 Update (error 0x80070002 and friends) or stops Windows from starting after an
@@ -31,6 +31,10 @@ Options:
   --letter X:   the drive letter WinPE gives the Windows volume, used in the
                 printed sfc/dism commands (default: the TARGET's letter when
                 it is one, else D: as a placeholder)
+  --journal DIR where 'wuoffline fix' was told to keep its journals; an
+                interrupted fix found there (or in the default place: beside
+                an image file, or this program's directory) is reported as a
+                refusal with how to roll it back or finish it
 
 What it looks at (ids as in 'wuoffline fix'):
   failed startup:       pending-xml cbs-pending components-markers setup-execute
@@ -70,6 +74,7 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(io.Discard)
 	asJSON := fl.Bool("json", false, "")
 	letter := fl.String("letter", "", "")
+	journalDir := fl.String("journal", "", "")
 	help := fl.Bool("help", false, "")
 	fl.BoolVar(help, "h", false, "")
 	if err := fl.Parse(args); err != nil {
@@ -101,7 +106,7 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	opts := offline.Options{Letter: strings.ToUpper(strings.TrimRight(*letter, `\`))}
+	opts := offline.Options{Letter: strings.ToUpper(strings.TrimRight(*letter, `\`)), JournalDir: *journalDir}
 	if isTerminal(stderr) {
 		var mu sync.Mutex
 		opts.Progress = func(target, msg string) {

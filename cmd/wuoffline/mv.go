@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"wuoffline/ntfs"
+	"wuoffline/offline"
 )
 
 const mvHelp = `Usage: wuoffline mv [--yes] [--partition N] TARGET OLD NEW
@@ -51,6 +52,15 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	target, oldPath, newPath := pos[0], pos[1], pos[2]
+	// A fix interrupted on this target left it half-made: renaming on top
+	// of that would make the journal's undo report "changed since" instead
+	// of restoring. Refuse, and say how to roll back or finish.
+	if refusals := offline.InterruptedRefusals(target, ""); len(refusals) > 0 {
+		for _, r := range refusals {
+			fmt.Fprintf(stderr, "wuoffline mv: refused: %s\n  what to do: %s\n", r.Reason, r.Advice)
+		}
+		return exitRefused
+	}
 	v, err := ntOpen(target, *partition, !*dry)
 	if err != nil {
 		fmt.Fprintf(stderr, "wuoffline mv: %v\n", err)

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"wuoffline/internal/testutil"
+	"wuoffline/offline"
 )
 
 // ntTestVolume builds a bare NTFS volume with mkntfs and a few names made
@@ -142,5 +144,26 @@ func TestLsMvDisk(t *testing.T) {
 	}
 	if _, out, _ = ntRun("ls", img, "Windows/System32/drivers/etc"); !strings.Contains(out, "hosts.wuoffline-test") {
 		t.Errorf("ls after mv:\n%s", out)
+	}
+}
+
+// TestMvRefusesInterruptedFix: after a fix stopped half-way, mv must refuse
+// (exit 3, nothing written) and say how to roll back or finish.
+func TestMvRefusesInterruptedFix(t *testing.T) {
+	img := testutil.TestImage(t, "broken-gpt.img")
+	rep := offline.FixTarget(img, offline.FixOptions{WrapWriter: func(w io.WriterAt) io.WriterAt {
+		return testutil.NewFaultWriter(w, 2, testutil.FaultError)
+	}})
+	if rep.State == offline.FixDone {
+		t.Fatal("fix with a writer failing after 2 writes reported done")
+	}
+	before := testutil.Run(t, "sha256sum", img)
+	var out, errb bytes.Buffer
+	code := run([]string{"mv", "--yes", img, `Windows\System32\catroot2`, `Windows\System32\catroot2.x`}, &out, &errb)
+	if code != exitRefused || !strings.Contains(errb.String(), "undo") {
+		t.Fatalf("mv after an interrupted fix: exit %d, stderr %q; want exit 3 naming undo", code, errb.String())
+	}
+	if after := testutil.Run(t, "sha256sum", img); !bytes.Equal(before, after) {
+		t.Fatal("mv changed the image although it refused")
 	}
 }
