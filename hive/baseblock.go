@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf16"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // BaseBlockSize is the size of a primary hive file's base block ("regf"
@@ -97,7 +99,7 @@ func ParseBaseBlock(b []byte) (*BaseBlock, error) {
 	bb := &BaseBlock{
 		Sequence1:    le.Uint32(b[bbOffSequence1:]),
 		Sequence2:    le.Uint32(b[bbOffSequence2:]),
-		LastWritten:  regfFiletime(le.Uint64(b[bbOffLastWritten:])),
+		LastWritten:  ftime.ToTime(le.Uint64(b[bbOffLastWritten:])),
 		Major:        le.Uint32(b[bbOffMajor:]),
 		Minor:        le.Uint32(b[bbOffMinor:]),
 		FileType:     le.Uint32(b[bbOffFileType:]),
@@ -148,20 +150,6 @@ func Checksum(b []byte) uint32 {
 // putBaseBlockChecksum recomputes and stores the checksum of base block b.
 func putBaseBlockChecksum(b []byte) {
 	binary.LittleEndian.PutUint32(b[bbOffChecksum:], Checksum(b))
-}
-
-// regfFiletime converts a FILETIME (100 ns ticks since 1601-01-01 UTC)
-// into a time.Time; 0 becomes the zero time.
-func regfFiletime(ft uint64) time.Time {
-	if ft == 0 {
-		return time.Time{}
-	}
-	// 11644473600 s separate 1601-01-01 from 1970-01-01. Split into
-	// seconds and remainder so that no intermediate overflows int64.
-	const epochDelta = 11644473600
-	sec := int64(ft/10_000_000) - epochDelta
-	nsec := int64(ft%10_000_000) * 100
-	return time.Unix(sec, nsec).UTC()
 }
 
 // decodeBaseBlockName decodes the UTF-16LE file-name hint, stopping at the

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // Editor changes a hive in place: it creates and deletes keys and sets and
@@ -217,7 +219,7 @@ func (e *Editor) addSubkey(parent *Key, name string) (uint32, error) {
 	if comp {
 		flags |= KeyCompName
 	}
-	now := toFiletime(e.now())
+	now := ftime.FromTime(e.now())
 	le.PutUint16(nk[nkOffFlags:], flags)
 	le.PutUint64(nk[nkOffLastWrite:], now)
 	le.PutUint32(nk[nkOffParent:], parent.off)
@@ -261,7 +263,7 @@ func (e *Editor) addSubkey(parent *Key, name string) (uint32, error) {
 // touch sets a key's last-written time.
 func (e *Editor) touch(off uint32) error {
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], toFiletime(e.now()))
+	binary.LittleEndian.PutUint64(b[:], ftime.FromTime(e.now()))
 	return e.view.write(b[:], BaseBlockSize+int64(off)+cellSizeLen+nkOffLastWrite)
 }
 

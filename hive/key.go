@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // Key node ("nk") layout, offsets from the start of the cell data
@@ -145,9 +147,6 @@ func unitsString(u []uint16) string { return string(utf16.Decode(u)) }
 // stringUnits encodes a Go string as UTF-16 code units.
 func stringUnits(s string) []uint16 { return utf16.Encode([]rune(s)) }
 
-// filetime converts a FILETIME to time.Time (the zero time for 0).
-func filetime(ft uint64) time.Time { return regfFiletime(ft) }
-
 // Key is a registry key read from a hive.
 type Key struct {
 	h    *Hive
@@ -188,7 +187,7 @@ func (k *Key) Offset() uint32 { return k.off }
 func (k *Key) Flags() uint16 { return k.nk.flags }
 
 // LastWritten returns the key's last-write time.
-func (k *Key) LastWritten() time.Time { return filetime(k.nk.lastWritten) }
+func (k *Key) LastWritten() time.Time { return ftime.ToTime(k.nk.lastWritten) }
 
 // SubkeyCount returns the number of subkeys the key node declares.
 func (k *Key) SubkeyCount() int { return int(k.nk.subkeyCount) }

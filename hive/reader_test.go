@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // names returns the keys' names.
@@ -275,7 +277,7 @@ func TestDirty(t *testing.T) {
 	if want := time.Unix(0, 0).Add(0); fm.LastWritten().Equal(want) {
 		t.Error("no timestamp")
 	}
-	if got, want := fm.LastWritten(), filetime(131332436868856000); !got.Equal(want) {
+	if got, want := fm.LastWritten(), ftime.ToTime(131332436868856000); !got.Equal(want) {
 		t.Errorf("find_me_in_log written %v, want %v", got, want)
 	}
 	k, err = h.OpenKey(`key_with_many_subkeys\4500`)
@@ -449,7 +451,7 @@ func TestKeyMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := k.LastWritten(), filetime(131345184953072285); !got.Equal(want) {
+	if got, want := k.LastWritten(), ftime.ToTime(131345184953072285); !got.Equal(want) {
 		t.Errorf("1\\2 written %v, want %v", got, want)
 	}
 	p, err := k.Parent()

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"time"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // edPageSize is the granularity of the editor's copy-on-write view.
@@ -239,15 +240,9 @@ func (e *Editor) newBaseBlock() ([]byte, error) {
 	le := binary.LittleEndian
 	le.PutUint32(bb[bbOffSequence1:], e.seq)
 	le.PutUint32(bb[bbOffSequence2:], e.seq)
-	le.PutUint64(bb[bbOffLastWritten:], toFiletime(e.now()))
+	le.PutUint64(bb[bbOffLastWritten:], ftime.FromTime(e.now()))
 	le.PutUint32(bb[bbOffFileType:], fileTypePrimary)
 	le.PutUint32(bb[bbOffHiveBins:], e.binsSize)
 	putBaseBlockChecksum(bb)
 	return bb, nil
-}
-
-// toFiletime converts t to a FILETIME (100 ns ticks since 1601).
-func toFiletime(t time.Time) uint64 {
-	const epochDelta = 116444736000000000
-	return uint64(t.UnixNano()/100 + epochDelta)
 }

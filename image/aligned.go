@@ -83,14 +83,14 @@ func (a *alignedFile) WriteAt(p []byte, off int64) (int, error) {
 	for done < len(p) {
 		pos := off + int64(done)
 		b, start := a.window(&buf, pos, len(p)-done)
-		end := start + int64(len(b))
-		k := int(min(int64(len(p)-done), end-pos))
-		if pos != start || int64(k) != end-start {
+		skip := int(pos - start)
+		k := min(len(p)-done, len(b)-skip)
+		if skip != 0 || k != len(b) {
 			if err := readFull(a.f, b, start); err != nil {
 				return done, fmt.Errorf("image: reading sectors at %d before a partial write: %w", start, err)
 			}
 		}
-		copy(b[pos-start:], p[done:done+k])
+		copy(b[skip:], p[done:done+k])
 		if _, err := a.f.WriteAt(b, start); err != nil {
 			return done, err
 		}

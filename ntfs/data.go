@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // DataFile edits the unnamed $DATA of one file in place: overwrite bytes,
@@ -460,7 +462,7 @@ func (f *DataFile) makeNonResident(rec *Record, a Attr, data []byte) (Attr, erro
 
 // touchTimes sets the modification and MFT change times.
 func (f *DataFile) touchTimes(rec *Record) error {
-	f.t.setChangeTime(rec, filetime(f.w.now()), true)
+	f.t.setChangeTime(rec, ftime.FromTime(f.w.now()), true)
 	return nil
 }
 
@@ -474,7 +476,7 @@ func (f *DataFile) sizesChanged(rec *Record) error {
 	if err != nil {
 		return err
 	}
-	now := filetime(f.w.now())
+	now := ftime.FromTime(f.w.now())
 	for _, fn := range fns {
 		nv := f.t.refreshDupInfo(rec, fn.raw, now)
 		as, err := rec.Attrs()

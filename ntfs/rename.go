@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
-	"time"
 	"unicode/utf16"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // File name namespaces ($FILE_NAME byte 0x41).
@@ -196,11 +197,6 @@ func buildFileName(tmpl []byte, parent uint64, name []uint16, ns byte) []byte {
 	return v
 }
 
-// filetime converts a time to NTFS's 100 ns intervals since 1601.
-func filetime(t time.Time) uint64 {
-	return uint64(t.UnixNano()/100) + 116444736000000000
-}
-
 // PlanRename returns the byte ranges Rename would write, writing nothing.
 func (w *Writer) PlanRename(oldPath, newPath string) ([]Range, error) {
 	t := w.begin()
@@ -371,7 +367,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 		}
 	}
 
-	now := filetime(t.w.now())
+	now := ftime.FromTime(t.w.now())
 	tmplRaw := t.refreshDupInfo(rec, tmpl.raw, now)
 	parentRef := MakeRef(newParent, np.Seq())
 	type add struct {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	ftime "wuoffline/internal/filetime"
 )
 
 // Writer edits an NTFS volume in place: renames and moves, and file data.
@@ -321,20 +323,10 @@ func (w *Writer) List(path string) ([]DirEntry, error) {
 			out = append(out, DirEntry{
 				Name: string16(e.name), Namespace: e.key[0x41], Record: RefNum(e.ref), Seq: RefSeq(e.ref),
 				IsDir: le32(e.key[0x38:])&fileAttrDirIndex != 0, Size: int64(le64(e.key[0x30:])),
-				Modified: fromFiletime(le64(e.key[0x10:])),
+				Modified: ftime.ToTime(le64(e.key[0x10:])),
 			})
 		}
 		return nil
 	}
 	return out, walk(tr.root, 0)
-}
-
-// fromFiletime converts NTFS time (100 ns since 1601) to time.Time.
-func fromFiletime(ft uint64) time.Time {
-	const epochDiff = 116444736000000000
-	if ft < epochDiff {
-		return time.Time{}
-	}
-	d := ft - epochDiff
-	return time.Unix(int64(d/10000000), int64(d%10000000)*100).UTC()
 }
