@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"wuoffline/internal/bytesize"
 	"wuoffline/offline"
@@ -107,21 +105,11 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opts := offline.Options{Letter: strings.ToUpper(strings.TrimRight(*letter, `\`)), JournalDir: *journalDir}
-	if isTerminal(stderr) {
-		var mu sync.Mutex
-		opts.Progress = func(target, msg string) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintf(stderr, "wuoffline: %s: %s\n", target, msg)
-		}
-	}
+	opts.Progress = progressTo(stderr)
 	rep := offline.Diagnose(targets, opts)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "wuoffline diagnose: %v\n", err)
-			return exitError
+		if code := writeJSON(stdout, stderr, "diagnose", rep); code >= 0 {
+			return code
 		}
 	} else {
 		writeDiagnoseText(stdout, rep)

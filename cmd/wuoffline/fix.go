@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 
 	"wuoffline/offline"
 )
@@ -110,21 +108,11 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 			return a == "y" || a == "yes"
 		}
 	}
-	if isTerminal(stderr) {
-		var mu sync.Mutex
-		opts.Progress = func(target, msg string) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintf(stderr, "wuoffline: %s: %s\n", target, msg)
-		}
-	}
+	opts.Progress = progressTo(stderr)
 	rep := offline.Fix(targets, opts)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "wuoffline fix: %v\n", err)
-			return exitError
+		if code := writeJSON(stdout, stderr, "fix", rep); code >= 0 {
+			return code
 		}
 	} else {
 		for i, t := range rep.Targets {

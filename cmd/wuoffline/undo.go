@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -54,11 +53,8 @@ func runUndo(args []string, stdout, stderr io.Writer) int {
 	}
 	rep := offline.Undo(targets, offline.UndoOptions{JournalDir: *jdir, Last: *last})
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "wuoffline undo: %v\n", err)
-			return exitError
+		if code := writeJSON(stdout, stderr, "undo", rep); code >= 0 {
+			return code
 		}
 		return rep.Exit()
 	}
