@@ -2,20 +2,21 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
+	"wuoffline/journal"
 	"wuoffline/ntfs"
 	"wuoffline/offline"
 )
 
-const mvHelp = `Usage: wuoffline mv [--yes] [--partition N] TARGET OLD NEW
+const mvHelp = `Usage: wuoffline mv [--yes] [--dry-run] [--partition N] [--journal DIR] TARGET OLD NEW
 
 Rename or move a file or directory on an NTFS volume without mounting it,
 the way Windows and ntfs-3g do (index B-tree insert and delete, Win32 and
@@ -24,15 +25,19 @@ root, with \ or /; NEW's directory must exist and NEW must not.
 
 Before writing, mv refuses volumes that are not safe to write (hibernated,
 Fast Startup, unclean $LogFile, dirty), prints the exact byte ranges it will
-change and asks for confirmation on a terminal. It saves the current bytes
-of every block it changes to a backup file next to TARGET
-(TARGET.wuoffline-mv-TIME.bak) before writing, and checks the touched
-directories after writing.
+change and asks for confirmation on a terminal. The rename is planned in
+memory; the original and new bytes of every range are saved in a journal
+(beside an image file, or --journal DIR / this program's directory for a
+device) and flushed before the volume is written, exactly as 'wuoffline fix'
+does, and the touched directories are checked on the device afterwards.
+'wuoffline undo TARGET' takes the rename back byte for byte.
 
 Options:
   --yes           do not ask (required when stdin is not a terminal)
   --dry-run       only print what would change
   --partition N   the partition holding the volume (see 'wuoffline ls --help')
+  --journal DIR   where the undo journal goes (default: beside an image file,
+                  or this program's directory for a device)
 `
 
 func runMv(args []string, stdout, stderr io.Writer) int {
@@ -41,6 +46,7 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, mvHelp) }
 	yes := fs.Bool("yes", false, "")
 	dry := fs.Bool("dry-run", false, "")
+	journalFlag := fs.String("journal", "", "")
 	partition := fs.Int("partition", 0, "")
 	pos, err := ntArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -68,18 +74,21 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	}
 	defer v.target.Close()
 	r := v.target.ReaderAt(v.vol)
+	// The rename is made in an overlay of the volume (the dry run: nothing
+	// reaches the device), then journaled and written by journal.Commit.
+	ov := journal.NewOverlay(r, v.vol.Size)
 	var w *ntfs.Writer
-	var bw *ntBackupWriter
 	if *dry {
 		w, err = ntfs.OpenReadOnly(r, v.vol.Size)
 	} else {
-		dev, derr := v.target.WriterAt(v.vol)
-		if derr != nil {
-			fmt.Fprintf(stderr, "wuoffline mv: %v\n", derr)
-			return exitError
+		align := int64(v.target.SectorSize)
+		if bs, berr := ntfs.ReadBootSector(r); berr == nil && int64(bs.BytesPerSector) > align {
+			align = int64(bs.BytesPerSector)
 		}
-		bw = &ntBackupWriter{r: r, w: dev, path: fmt.Sprintf("%s.wuoffline-mv-%s.bak", strings.TrimSuffix(target, "/"), time.Now().UTC().Format("20060102T150405Z")), volOff: v.vol.Offset}
-		w, err = ntfs.OpenWriter(r, bw, v.vol.Size, ntfs.WriterOptions{})
+		if align > 0 {
+			ov.SetAlign(align) // raw devices refuse partial-sector writes
+		}
+		w, err = ntfs.OpenWriter(ov, ov, v.vol.Size, ntfs.WriterOptions{})
 	}
 	var ref *ntfs.RefusedError
 	if errors.As(err, &ref) {
@@ -124,19 +133,42 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-	_, err = w.Rename(oldPath, newPath)
-	if cerr := bw.close(); cerr != nil && err == nil {
-		err = cerr
-	}
-	if bw.n > 0 {
-		fmt.Fprintf(stdout, "backup of the %d changed blocks: %s\n", bw.n, bw.path)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: %s: %v\n", v.describe(), err)
+	if _, err = w.Rename(oldPath, newPath); err != nil {
+		fmt.Fprintf(stderr, "wuoffline mv: %s: planning: %v (nothing written)\n", v.describe(), err)
 		return exitError
 	}
-	if err := v.target.Sync(); err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: flushing %s: %v\n", target, err)
+	bs, err := ntfs.ReadBootSector(r)
+	if err != nil {
+		fmt.Fprintf(stderr, "wuoffline mv: %s: %v (nothing written)\n", v.describe(), err)
+		return exitError
+	}
+	jdir, err := offline.JournalDir(target, v.target.Device, *journalFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "wuoffline mv: refused, nothing written: no place for the undo journal: %v\n  what to do: pass --journal DIR (a writable directory that is not on %s)\n", err, target)
+		return exitRefused
+	}
+	dev, err := v.target.WriterAt(v.vol)
+	if err != nil {
+		fmt.Fprintf(stderr, "wuoffline mv: %v (nothing written)\n", err)
+		return exitError
+	}
+	h := journal.Header{ID: offline.JournalVolumeID(target, v.target.Device, bs.Serial, v.vol.Size),
+		Target: target, Offset: v.vol.Offset, Tool: offline.Tool,
+		Note: fmt.Sprintf("mv %s -> %s", oldPath, newPath), Created: time.Now().UTC()}
+	jpath, err := journal.Commit(jdir, h, ov, dev, v.target.Sync)
+	if err != nil {
+		if jpath != "" {
+			fmt.Fprintf(stderr, "wuoffline mv: writing failed: %v\n  the volume may be half-changed: `wuoffline undo %s` rolls it back (journal %s)\n", err, target, jpath)
+		} else {
+			fmt.Fprintf(stderr, "wuoffline mv: journaling failed, nothing written: %v\n", err)
+		}
+		return exitError
+	}
+	fmt.Fprintf(stdout, "journal: %s (take it back with: wuoffline undo %s)\n", jpath, target)
+	// Re-read from the device, not the overlay, and check what was touched.
+	rep, err := ntfs.Check(v.target.ReaderAt(v.vol), v.vol.Size, ntfs.CheckOptions{Paths: mvParents(oldPath, newPath)})
+	if err != nil || len(rep.Problems) > 0 {
+		fmt.Fprintf(stderr, "wuoffline mv: the check after writing failed: %v %v\n  `wuoffline undo %s` takes the rename back\n", err, mvProblems(rep), target)
 		return exitError
 	}
 	fmt.Fprintln(stdout, "renamed; the touched directories were re-read and checked")
@@ -156,52 +188,31 @@ func ntStdinTerminal() bool {
 	return true
 }
 
-// ntBackupWriter saves the bytes every write overwrites to a file (synced
-// before the write), until the repair journal takes over. The file is
-// "WUOFFLINE-MV-BACKUP v1\n", then per block: volume offset of the
-// partition (u64), offset within the volume (u64), length (u64), the old
-// bytes; all little-endian.
-type ntBackupWriter struct {
-	r      io.ReaderAt
-	w      io.WriterAt
-	path   string
-	volOff int64
-	f      *os.File
-	n      int
+// mvParents returns the directories a rename touches: the old and the new
+// name's parents, as volume paths.
+func mvParents(oldPath, newPath string) []string {
+	dir := func(p string) string {
+		p = strings.Trim(strings.ReplaceAll(p, `\`, "/"), "/")
+		if d := path.Dir(p); d != "." {
+			return d
+		}
+		return ""
+	}
+	a, b := dir(oldPath), dir(newPath)
+	if strings.EqualFold(a, b) {
+		return []string{a}
+	}
+	return []string{a, b}
 }
 
-func (b *ntBackupWriter) WriteAt(p []byte, off int64) (int, error) {
-	if b.f == nil {
-		f, err := os.OpenFile(b.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return 0, fmt.Errorf("creating backup: %w", err)
-		}
-		b.f = f
-		if _, err := f.WriteString("WUOFFLINE-MV-BACKUP v1\n"); err != nil {
-			return 0, err
-		}
+// mvProblems lists a check report's problems for an error message.
+func mvProblems(rep *ntfs.CheckReport) string {
+	if rep == nil {
+		return ""
 	}
-	old := make([]byte, len(p))
-	if _, err := b.r.ReadAt(old, off); err != nil {
-		return 0, fmt.Errorf("reading the bytes to back up at 0x%x: %w", off, err)
+	var b strings.Builder
+	for _, p := range rep.Problems {
+		fmt.Fprintf(&b, "\n  record %d: %s", p.Record, p.What)
 	}
-	var hdr [24]byte
-	binary.LittleEndian.PutUint64(hdr[0:], uint64(b.volOff))
-	binary.LittleEndian.PutUint64(hdr[8:], uint64(off))
-	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(p)))
-	if _, err := b.f.Write(append(hdr[:], old...)); err != nil {
-		return 0, fmt.Errorf("writing backup: %w", err)
-	}
-	if err := b.f.Sync(); err != nil {
-		return 0, fmt.Errorf("syncing backup: %w", err)
-	}
-	b.n++
-	return b.w.WriteAt(p, off)
-}
-
-func (b *ntBackupWriter) close() error {
-	if b == nil || b.f == nil {
-		return nil
-	}
-	return b.f.Close()
+	return b.String()
 }

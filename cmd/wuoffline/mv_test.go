@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,40 +86,16 @@ func TestLsMvCheck(t *testing.T) {
 	if !strings.Contains(fls, "Windows/Temp/hosts.old") || strings.Contains(fls, "Windows/hosts\n") {
 		t.Errorf("fls after mv:\n%s", fls)
 	}
-	// The backup restores the original image byte for byte.
-	baks, _ := filepath.Glob(img + ".wuoffline-mv-*.bak")
-	if len(baks) != 1 {
-		t.Fatalf("backups: %v", baks)
+	// The journal beside the image takes the rename back byte for byte,
+	// through the same undo as fix.
+	if js, _ := filepath.Glob(img + ".wuoffline-*.journal"); len(js) != 1 {
+		t.Fatalf("journals beside the image: %v", js)
 	}
-	b, err := os.ReadFile(baks[0])
-	if err != nil {
-		t.Fatal(err)
+	if code, out, errs = ntRun("undo", img); code != exitOK {
+		t.Fatalf("undo: %d\n%s%s", code, out, errs)
 	}
-	const magic = "WUOFFLINE-MV-BACKUP v1\n"
-	if !strings.HasPrefix(string(b), magic) {
-		t.Fatalf("backup header %q", b[:min(len(b), 30)])
-	}
-	cur, _ := os.ReadFile(img)
-	// Restore in reverse order so that a block written twice ends up with
-	// its first saved bytes.
-	type blk struct {
-		off  int64
-		data []byte
-	}
-	var blks []blk
-	for p := b[len(magic):]; len(p) > 0; {
-		if len(p) < 24 {
-			t.Fatal("truncated backup")
-		}
-		base, off, n := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:])
-		blks = append(blks, blk{int64(base + off), p[24 : 24+n]})
-		p = p[24+n:]
-	}
-	for i := len(blks) - 1; i >= 0; i-- {
-		copy(cur[blks[i].off:], blks[i].data)
-	}
-	if !bytes.Equal(cur, orig) {
-		t.Error("restoring the backup does not give the original image back")
+	if cur, _ := os.ReadFile(img); !bytes.Equal(cur, orig) {
+		t.Error("undo after mv does not give the original image back")
 	}
 }
 
