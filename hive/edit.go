@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -82,6 +83,13 @@ func NewEditor(h *Hive, w io.WriterAt, grow func(newSize int64) error, logs ...L
 		if rc, err := recoverHive(h.src, h.srcSize, logs); err == nil {
 			seq = max(seq, rc.maxLogSequence)
 		}
+	}
+	if seq == math.MaxUint32 {
+		// The written sequence must be above every sequence in the hive and
+		// its logs; past 0xFFFFFFFF it would wrap to 0 and stale log entries
+		// would look newer than the edit (formats.md, "What an offline
+		// writer must do"). Windows itself never gets there: refuse.
+		return nil, fmt.Errorf("hive: editor: sequence number 0xffffffff in the base block or a log: no higher one can be written; refusing to edit")
 	}
 	e.seq = seq + 1
 	e.view = newEdView(h.src, h.srcSize)
