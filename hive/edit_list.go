@@ -124,25 +124,9 @@ func (e *Editor) listInsert(k *Key, child uint32, name []uint16) (uint32, error)
 	// The leaf that takes it: the first whose last name sorts after name,
 	// else the last leaf.
 	idx := len(top.entries) - 1
-	lo, hi := 0, len(top.entries)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		leaf, err := k.readLeaf(top, m)
-		if err != nil {
-			return 0, err
-		}
-		if len(leaf.entries) == 0 {
-			return 0, cellErr(leaf.off, "subkey list", ErrRecord, "empty leaf in ri 0x%x", top.off)
-		}
-		last, err := k.nameAt(leaf.entries[len(leaf.entries)-1])
-		if err != nil {
-			return 0, err
-		}
-		if compareNames(last, name) < 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	lo, err := k.riLeafFor(top, name)
+	if err != nil {
+		return 0, err
 	}
 	if lo < len(top.entries) {
 		idx = lo

@@ -191,26 +191,9 @@ func (k *Key) lookup(units []uint16) (uint32, error) {
 	if top.sig != "ri" {
 		return k.lookupLeaf(top, units)
 	}
-	// Binary search for the first leaf whose last name is >= units.
-	lo, hi := 0, len(top.entries)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		leaf, err := k.readLeaf(top, m)
-		if err != nil {
-			return 0, err
-		}
-		if len(leaf.entries) == 0 {
-			return 0, cellErr(leaf.off, "subkey list", ErrRecord, "empty leaf in ri 0x%x", top.off)
-		}
-		last, err := k.nameAt(leaf.entries[len(leaf.entries)-1])
-		if err != nil {
-			return 0, err
-		}
-		if compareNames(last, units) < 0 {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	lo, err := k.riLeafFor(top, units)
+	if err != nil {
+		return 0, err
 	}
 	if lo == len(top.entries) {
 		return nilCell, nil
@@ -303,4 +286,33 @@ func (k *Key) lookupDecoded(units []uint16) (uint32, error) {
 		}
 	}
 	return nilCell, nil
+}
+
+// riLeafFor returns the index of the first leaf of the ri list top whose
+// last name sorts at or after name (len(top.entries) when none does): the
+// leaf where name is, or would be inserted. Leaves of an ri are sorted
+// across the whole list (formats.md, "Subkey lists"), so a binary search
+// over their last names finds it reading O(log n) leaves.
+func (k *Key) riLeafFor(top *subkeyList, name []uint16) (int, error) {
+	lo, hi := 0, len(top.entries)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		leaf, err := k.readLeaf(top, m)
+		if err != nil {
+			return 0, err
+		}
+		if len(leaf.entries) == 0 {
+			return 0, cellErr(leaf.off, "subkey list", ErrRecord, "empty leaf in ri 0x%x", top.off)
+		}
+		last, err := k.nameAt(leaf.entries[len(leaf.entries)-1])
+		if err != nil {
+			return 0, err
+		}
+		if compareNames(last, name) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, nil
 }
