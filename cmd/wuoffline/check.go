@@ -6,18 +6,23 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"strconv"
+	"strings"
 
+	"wuoffline/journal"
 	"wuoffline/ntfs"
+	"wuoffline/offline"
 )
 
 // iofsErrNotExist is fs.ErrNotExist (named so to keep ls.go's import alias).
 var iofsErrNotExist = iofs.ErrNotExist
 
-const checkHelp = `Usage: wuoffline check [--all] [--partition N] TARGET [PATH...]
+const checkHelp = `Usage: wuoffline check [--all] [--partition N] [--journal DIR] TARGET [PATH...]
 
 Check NTFS structures with wuoffline's own parsers: for each directory PATH
-(default: the root directory; --all: every directory and file of the
-volume) the index order under the volume's $UpCase, node flags and child
+(default: the directories the newest fix or mv on this volume touched, found
+from its journal, else the root directory; --all: every directory and file
+of the volume) the index order under the volume's $UpCase, node flags and child
 VCNs, END entries, the index bitmap, every index entry against the
 $FILE_NAME of the record it points to (sequence number included) and every
 $FILE_NAME against its entry, link counts, cluster ownership against $Bitmap
@@ -26,6 +31,7 @@ and the update sequence fixups of everything read. Read-only.
 Options:
   --all           the whole volume
   --partition N   the partition holding the volume (see 'wuoffline ls --help')
+  --journal DIR   where the journals are, when fix or mv was given --journal
 
 Exit codes: 0 no problem, 1 problems found, 2 usage, 4 the check could not run.
 `
@@ -36,6 +42,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, checkHelp) }
 	all := fs.Bool("all", false, "")
 	partition := fs.Int("partition", 0, "")
+	journalFlag := fs.String("journal", "", "")
 	pos, err := ntArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, checkHelp)
@@ -52,6 +59,19 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	defer v.target.Close()
 	opts := ntfs.CheckOptions{All: *all, Paths: pos[1:]}
+	if !*all && len(opts.Paths) == 0 {
+		dirs, from, err := checkTouchedDirs(v, *journalFlag)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "wuoffline check: %s: finding what the last fix touched: %v\n", v.describe(), err)
+			return exitError
+		case from == "":
+			fmt.Fprintf(stdout, "%s: no fix or mv journal found for this volume: checking the root directory (name directories, or use --all)\n", v.describe())
+		default:
+			fmt.Fprintf(stdout, "%s: checking the %d directories (MFT records %s) touched by %s\n", v.describe(), len(dirs), joinNums(dirs), from)
+			opts.Dirs = dirs // none: the root, as with no journal
+		}
+	}
 	rep, err := ntfs.Check(v.target.ReaderAt(v.vol), v.vol.Size, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "wuoffline check: %s: %v\n", v.describe(), err)
@@ -65,4 +85,49 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return exitProblem
 	}
 	return exitOK
+}
+
+// checkTouchedDirs finds the newest journal that fix or mv wrote for the
+// volume and returns the directories its ranges touched (by MFT record),
+// and a description of that journal; from is "" when there is none.
+func checkTouchedDirs(v *ntVolume, journalFlag string) (dirs []uint64, from string, err error) {
+	r := v.target.ReaderAt(v.vol)
+	jdir, err := offline.JournalDir(v.target.Path, v.target.Device, journalFlag)
+	if err != nil {
+		return nil, "", nil // no journal place: nothing was journaled there
+	}
+	bs, err := ntfs.ReadBootSector(r)
+	if err != nil {
+		return nil, "", err
+	}
+	infos, err := journal.Find(jdir, offline.JournalVolumeID(v.target.Path, v.target.Device, bs.Serial, v.vol.Size))
+	if err != nil || len(infos) == 0 {
+		return nil, "", err
+	}
+	newest := infos[0]
+	ranges := make([]ntfs.Range, 0, len(newest.Records))
+	for _, rec := range newest.Records {
+		ranges = append(ranges, ntfs.Range{Off: rec.Off, Len: rec.Len})
+	}
+	w, err := ntfs.OpenReadOnly(r, v.vol.Size)
+	if err != nil {
+		return nil, "", err
+	}
+	if dirs, err = w.DirsTouchedBy(ranges); err != nil {
+		return nil, "", err
+	}
+	what := newest.Header.Note
+	if what == "" {
+		what = "a fix"
+	}
+	return dirs, fmt.Sprintf("%q (journal %s)", what, newest.Path), nil
+}
+
+// joinNums formats record numbers as "5, 37, 1234".
+func joinNums(nums []uint64) string {
+	parts := make([]string, len(nums))
+	for i, n := range nums {
+		parts[i] = strconv.FormatUint(n, 10)
+	}
+	return strings.Join(parts, ", ")
 }
