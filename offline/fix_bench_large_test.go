@@ -157,7 +157,7 @@ func manualRegFiles(b *testing.B, dir string, acts []FixAction) map[string]strin
 			if a.Type == "REG_DWORD" {
 				fmt.Fprintf(sb, "[%s]\n\"%s\"=dword:%08x\n\n", key, a.Value, mustAtoi(a.New))
 			} else {
-				fmt.Fprintf(sb, "[%s]\n\"%s\"=hex(3):%s\n\n", key, a.Value, strings.ReplaceAll(hexBytes(WinHTTPDirect), " ", ","))
+				fmt.Fprintf(sb, "[%s]\n\"%s\"=hex(3):%s\n\n", key, a.Value, strings.ReplaceAll(hexBytes(WinHTTPDirect()), " ", ","))
 			}
 		}
 	}

@@ -237,7 +237,7 @@ func expectedRegistry(before regExport, acts []FixAction, hiveName string) regEx
 			case "REG_DWORD":
 				line = fmt.Sprintf(`"%s"=dword:%08x`, a.Value, mustAtoi(a.New))
 			case "REG_BINARY":
-				line = fmt.Sprintf(`"%s"=hex(3):%s`, a.Value, strings.ReplaceAll(hexBytes(WinHTTPDirect), " ", ","))
+				line = fmt.Sprintf(`"%s"=hex(3):%s`, a.Value, strings.ReplaceAll(hexBytes(WinHTTPDirect()), " ", ","))
 			}
 			want[k][strings.ToLower(a.Value)] = line
 		}

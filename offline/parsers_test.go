@@ -31,7 +31,7 @@ func TestParseWinHTTPSettings(t *testing.T) {
 		dead   bool
 		proxy  string
 	}{
-		{name: "direct", in: WinHTTPDirect},
+		{name: "direct", in: WinHTTPDirect()},
 		{name: "loopback", in: winhttp(3, "127.0.0.1:8888", "<local>"), manual: true, dead: true, proxy: "127.0.0.1:8888"},
 		{name: "any", in: winhttp(3, "0.0.0.0:80", ""), manual: true, dead: true, proxy: "0.0.0.0:80"},
 		{name: "per-scheme-loopback", in: winhttp(3, "http=localhost:3128;https=[::1]:3128", ""), manual: true, dead: true},
@@ -62,7 +62,7 @@ func TestParseWinHTTPSettings(t *testing.T) {
 }
 
 func FuzzWinHTTPSettings(f *testing.F) {
-	f.Add(WinHTTPDirect)
+	f.Add(WinHTTPDirect())
 	f.Add(winhttp(3, "127.0.0.1:8888", "<local>"))
 	f.Add(winhttp(7, "http=a:1;https=b:2", "<local>"))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -146,8 +146,8 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 	case "set":
 		switch {
 		case strings.EqualFold(ev.Value, "WinHttpSettings"):
-			a.newType, a.newRaw = hive.RegBinary, append([]byte(nil), WinHTTPDirect...)
-			a.New = "direct access (" + hexBytes(WinHTTPDirect) + ")"
+			a.newType, a.newRaw = hive.RegBinary, WinHTTPDirect()
+			a.New = "direct access (" + hexBytes(WinHTTPDirect()) + ")"
 		case ev.Type == "REG_DWORD" || ev.Type == "":
 			n, err := strconv.ParseUint(strings.TrimSpace(ev.Want), 10, 32)
 			if err != nil {

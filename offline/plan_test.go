@@ -54,7 +54,7 @@ func TestPlanOptIns(t *testing.T) {
 			for _, a := range acts {
 				switch a.Value {
 				case "WinHttpSettings":
-					if string(a.newRaw) != string(WinHTTPDirect) {
+					if string(a.newRaw) != string(WinHTTPDirect()) {
 						t.Errorf("proxy reset to % x", a.newRaw)
 					}
 				case "AllowOSUpgrade":

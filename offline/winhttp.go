@@ -32,7 +32,10 @@ const (
 
 // WinHTTPDirect is the 20-byte value of "direct access (no proxy)" that
 // `netsh winhttp reset proxy` writes and fix restores.
-var WinHTTPDirect = []byte{0x18, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+func WinHTTPDirect() []byte { return []byte(winHTTPDirect) }
+
+// winHTTPDirect is kept as a string constant so that no caller can change it.
+const winHTTPDirect = "\x18\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 // maxWinHTTPString bounds one string of the value (the value is small;
 // a length beyond the data is damage, not a reason to allocate).
