@@ -268,17 +268,24 @@ func (h *Hive) OpenKey(path string) (*Key, error) {
 var SkipKey = errors.New("skip this key's subkeys")
 
 // Walk calls fn for the root and every key below it, depth first in stored
-// order. Each key node is visited at most once (a damaged hive can list a
-// key under two parents) and never deeper than Windows' 512 levels, so a
-// hostile hive cannot make it loop; memory is one bit per 8 bytes of hive
-// plus the pending siblings. fn may return SkipKey to skip a key's
-// subkeys; any other error stops the walk and is returned. Errors reading
-// subkeys stop the walk too.
+// order (see Key.Walk).
 func (h *Hive) Walk(fn func(k *Key) error) error {
 	root, err := h.Root()
 	if err != nil {
 		return err
 	}
+	return root.Walk(fn)
+}
+
+// Walk calls fn for k and every key below it, depth first in stored order.
+// Each key node is visited at most once (a damaged hive can list a key
+// under two parents) and never deeper than Windows' 512 levels below k, so
+// a hostile hive cannot make it loop or blow up; memory is one bit per 8
+// bytes of hive plus the pending siblings. fn may return SkipKey to skip a
+// key's subkeys; any other error stops the walk and is returned. Errors
+// reading subkeys stop the walk too.
+func (k *Key) Walk(fn func(k *Key) error) error {
+	h, root := k.h, k
 	size, err := h.HiveBinsSize()
 	if err != nil {
 		return err

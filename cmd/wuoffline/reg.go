@@ -322,11 +322,10 @@ func (c *regCmd) export(key string) int {
 		return c.fail(exitError, "%v", err)
 	}
 	fmt.Fprint(c.stdout, "Windows Registry Editor Version 5.00\n\n")
-	var walk func(k *hive.Key, depth int) error
-	walk = func(k *hive.Key, depth int) error {
-		if depth > 512 {
-			return fmt.Errorf("key %q: deeper than 512 levels", k.Path())
-		}
+	// Key.Walk visits each key once and bounds the depth, so a damaged hive
+	// that lists a key under two parents cannot make the export repeat or
+	// explode.
+	err = k.Walk(func(k *hive.Key) error {
 		fmt.Fprintf(c.stdout, "[\\%s]\n", k.Path())
 		vs, err := k.Values()
 		if err != nil {
@@ -340,18 +339,9 @@ func (c *regCmd) export(key string) int {
 			fmt.Fprintln(c.stdout, line)
 		}
 		fmt.Fprintln(c.stdout)
-		subs, err := k.Subkeys()
-		if err != nil {
-			return err
-		}
-		for _, s := range subs {
-			if err := walk(s, depth+1); err != nil {
-				return err
-			}
-		}
 		return nil
-	}
-	if err := walk(k, 0); err != nil {
+	})
+	if err != nil {
 		return c.fail(exitError, "%v", err)
 	}
 	return exitOK
@@ -803,25 +793,12 @@ func (c *regCmd) planDeleteKey(e *hive.Editor, ed regEdit) ([]string, error) {
 		return nil, err
 	}
 	keys, values := 0, 0
-	var count func(k *hive.Key, depth int) error
-	count = func(k *hive.Key, depth int) error {
-		if depth > 512 {
-			return fmt.Errorf("key %q: deeper than 512 levels", k.Path())
-		}
+	err = k.Walk(func(k *hive.Key) error {
 		keys++
 		values += k.ValueCount()
-		subs, err := k.Subkeys()
-		if err != nil {
-			return err
-		}
-		for _, s := range subs {
-			if err := count(s, depth+1); err != nil {
-				return err
-			}
-		}
 		return nil
-	}
-	if err := count(k, 0); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	if err := e.DeleteKey(ed.key); err != nil {
