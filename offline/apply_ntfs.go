@@ -262,19 +262,10 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 				tr.refuse("interrupted", fmt.Sprintf("volume %d: an earlier fix was interrupted (journal %s)", v.Index, info.Path), info.Advice(path))
 				continue
 			}
-			jo := JournalOutcome{Journal: info.Path, Volume: v.Index, Action: "resume"}
-			w, err := t.WriterAt(v)
-			if err == nil {
-				var rep *journal.Report
-				rep, err = journal.Resume(info.Path, t.ReaderAt(v), w, t.Sync)
-				if rep != nil {
-					jo.fill(rep)
-				}
-			}
-			if err != nil {
-				jo.Error = err.Error()
+			jo := replayJournal(t, v, info.Path, "resume", journal.Resume)
+			if jo.Error != "" {
 				tr.Resumed = append(tr.Resumed, jo)
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("finishing the interrupted fix failed: %v; roll it back with `wuoffline undo %s`", err, path)
+				tr.State, tr.Error = FixFailed, fmt.Sprintf("finishing the interrupted fix failed: %s; roll it back with `wuoffline undo %s`", jo.Error, path)
 				return
 			}
 			tr.Resumed = append(tr.Resumed, jo)
@@ -437,6 +428,26 @@ func volumeByIndex(t *image.Target, idx int) (image.Volume, bool) {
 }
 
 // fill copies a journal report into an outcome.
+// replayJournal runs journal.Undo or journal.Resume (replay) for the
+// journal at path on volume v of t, and reports the outcome; a failure is
+// in the outcome's Error.
+func replayJournal(t *image.Target, v image.Volume, path, action string,
+	replay func(path string, r io.ReaderAt, w io.WriterAt, sync func() error) (*journal.Report, error)) JournalOutcome {
+	jo := JournalOutcome{Journal: path, Volume: v.Index, Action: action}
+	w, err := t.WriterAt(v)
+	if err == nil {
+		var rep *journal.Report
+		rep, err = replay(path, t.ReaderAt(v), w, t.Sync)
+		if rep != nil {
+			jo.fill(rep)
+		}
+	}
+	if err != nil {
+		jo.Error = err.Error()
+	}
+	return jo
+}
+
 func (jo *JournalOutcome) fill(rep *journal.Report) {
 	jo.Summary = rep.Summary()
 	jo.Complete = rep.Complete()

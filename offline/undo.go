@@ -126,19 +126,7 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 			todo = todo[:1]
 		}
 		for _, info := range todo {
-			jo := JournalOutcome{Journal: info.Path, Volume: v.Index, Action: "undo"}
-			w, err := t.WriterAt(v)
-			if err == nil {
-				var rep *journal.Report
-				rep, err = journal.Undo(info.Path, t.ReaderAt(v), w, t.Sync)
-				if rep != nil {
-					jo.fill(rep)
-				}
-			}
-			if err != nil {
-				jo.Error = err.Error()
-			}
-			ur.Journals = append(ur.Journals, jo)
+			ur.Journals = append(ur.Journals, replayJournal(t, v, info.Path, "undo", journal.Undo))
 		}
 	}
 	ur.Nothing = len(ur.Journals) == 0
