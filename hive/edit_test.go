@@ -161,16 +161,7 @@ func openEditBase(t testing.TB, memBase bool, path string, logPaths ...string) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs []Log
-	for _, lp := range logPaths {
-		lf, err := os.Open(lp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { lf.Close() })
-		lst, _ := lf.Stat()
-		logs = append(logs, Log{Name: filepath.Base(lp), R: lf, Size: lst.Size()})
-	}
+	logs := openLogs(t, logPaths...)
 	var base io.ReaderAt = f
 	if memBase {
 		// Read through a snapshot in memory: the editor writes the file,

@@ -20,8 +20,14 @@ func openFile(t testing.TB, path string, logPaths ...string) (*Hive, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return Open(f, st.Size(), openLogs(t, logPaths...)...)
+}
+
+// openLogs opens log files for a test, closed when it ends.
+func openLogs(t testing.TB, paths ...string) []Log {
+	t.Helper()
 	var logs []Log
-	for _, lp := range logPaths {
+	for _, lp := range paths {
 		lf, err := os.Open(lp)
 		if err != nil {
 			t.Fatal(err)
@@ -33,7 +39,7 @@ func openFile(t testing.TB, path string, logPaths ...string) (*Hive, error) {
 		}
 		logs = append(logs, Log{Name: filepath.Base(lp), R: lf, Size: lst.Size()})
 	}
-	return Open(f, st.Size(), logs...)
+	return logs
 }
 
 // yarp returns the path of a yarp fixture.

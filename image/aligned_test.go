@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"wuoffline/internal/testutil"
 )
 
 // TestAlignedFile checks the sector-aligning wrapper used for Windows and
@@ -58,7 +60,7 @@ func TestAlignedFile(t *testing.T) {
 		if err := a.Sync(); err != nil {
 			t.Fatal(err)
 		}
-		if sha256File(t, pa) != sha256File(t, pb) {
+		if testutil.SHA256File(t, pa) != testutil.SHA256File(t, pb) {
 			t.Errorf("ss %d: files differ after the same writes", ss)
 		}
 	}

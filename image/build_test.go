@@ -6,8 +6,6 @@ package image
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"os"
 	"os/exec"
@@ -245,21 +243,6 @@ func loopAttach(t testing.TB, path string, opts ...string) string {
 		}
 	})
 	return dev
-}
-
-// sha256File returns the hex SHA-256 of a file's bytes.
-func sha256File(t testing.TB, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // toFixedVHD converts a raw image to a fixed VHD with qemu-img, keeping the

@@ -69,7 +69,7 @@ func TestUnsupportedFormats(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.make(t)
-			before := sha256File(t, p)
+			before := testutil.SHA256File(t, p)
 			tg, err := Open(p, Options{})
 			if err == nil {
 				tg.Close()
@@ -90,7 +90,7 @@ func TestUnsupportedFormats(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.format) {
 				t.Errorf("message %q does not name %s", err, tc.format)
 			}
-			if sha256File(t, p) != before {
+			if testutil.SHA256File(t, p) != before {
 				t.Error("the file changed")
 			}
 		})

@@ -335,7 +335,7 @@ func TestReadOnlyNeverWrites(t *testing.T) {
 	d := buildGPT512(t)
 	vhd := toFixedVHD(t, d.path)
 	for _, p := range []string{d.path, vhd} {
-		before := sha256File(t, p)
+		before := testutil.SHA256File(t, p)
 		st0, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -362,7 +362,7 @@ func TestReadOnlyNeverWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if after := sha256File(t, p); after != before || !st1.ModTime().Equal(st0.ModTime()) {
+		if after := testutil.SHA256File(t, p); after != before || !st1.ModTime().Equal(st0.ModTime()) {
 			t.Errorf("%s changed: sha256 %s -> %s, mtime %v -> %v", p, before, after, st0.ModTime(), st1.ModTime())
 		}
 	}

@@ -179,14 +179,14 @@ func TestSafetyBuiltVolumes(t *testing.T) {
 					t.Fatalf("ntfsinfo does not see the dirty flag:\n%s", out)
 				}
 			}
-			before := rdSHA256File(t, img)
+			before := testutil.SHA256File(t, img)
 			v := rdOpenImage(t, img)
 			s := v.Safety()
 			if s.Version != "3.1" || s.Label != "built" || !s.LogFileClean || !s.LogFileEmpty || s.Dirty != tt.dirty || s.Hibernation != tt.wantHiber {
 				t.Errorf("Safety = %+v", s)
 			}
 			rdCheckRefusals(t, s, tt.refusals...)
-			if after := rdSHA256File(t, img); after != before {
+			if after := testutil.SHA256File(t, img); after != before {
 				t.Error("Open changed the image")
 			}
 		})

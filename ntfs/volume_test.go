@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -49,20 +48,6 @@ func rdOpenImage(t testing.TB, path string) *Volume {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
 	return v
-}
-
-func rdSHA256File(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func rdSHA256(b []byte) string {
@@ -159,7 +144,7 @@ func TestOpenWindowsFixtures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
 			img := rdFixtureImage(t, tt.fixture)
-			before := rdSHA256File(t, img)
+			before := testutil.SHA256File(t, img)
 			v := rdOpenImage(t, img)
 			opened := v.BytesRead()
 			s := *v.Safety()
@@ -203,7 +188,7 @@ func TestOpenWindowsFixtures(t *testing.T) {
 					t.Errorf("Stat(%s) = %v, %v; want size %d record %d", p, st, err, len(ref), rec)
 				}
 			}
-			if after := rdSHA256File(t, img); after != before {
+			if after := testutil.SHA256File(t, img); after != before {
 				t.Errorf("image changed by reading: sha256 %s -> %s", before, after)
 			}
 		})

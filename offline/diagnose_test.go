@@ -3,7 +3,6 @@ package offline
 import (
 	"archive/tar"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -354,22 +353,6 @@ func checkProfile(t *testing.T, f *findings, profile string, in InstallationRepo
 	}
 }
 
-func sha256File(t *testing.T, p string) [32]byte {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	var s [32]byte
-	copy(s[:], h.Sum(nil))
-	return s
-}
-
 // evidenceText is everything a result says, for matching planted evidence.
 func evidenceText(r Result) string {
 	var b strings.Builder
@@ -401,10 +384,10 @@ func TestDiagnoseImages(t *testing.T) {
 				testutil.Unavailable(t, "test image %s not built: %v", name, err)
 			}
 			p := testutil.TestImage(t, name)
-			before := sha256File(t, p)
+			before := testutil.SHA256File(t, p)
 			st, _ := os.Stat(p)
 			tr := DiagnoseTarget(p, Options{Now: f.FixedTime})
-			if after := sha256File(t, p); after != before {
+			if after := testutil.SHA256File(t, p); after != before {
 				t.Fatal("diagnose changed the image")
 			}
 			if st2, _ := os.Stat(p); !st2.ModTime().Equal(st.ModTime()) {

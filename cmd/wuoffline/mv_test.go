@@ -132,13 +132,13 @@ func TestMvRefusesInterruptedFix(t *testing.T) {
 	if rep.State == offline.FixDone {
 		t.Fatal("fix with a writer failing after 2 writes reported done")
 	}
-	before := testutil.Run(t, "sha256sum", img)
+	before := testutil.SHA256File(t, img)
 	var out, errb bytes.Buffer
 	code := run([]string{"mv", "--yes", img, `Windows\System32\catroot2`, `Windows\System32\catroot2.x`}, &out, &errb)
 	if code != exitRefused || !strings.Contains(errb.String(), "undo") {
 		t.Fatalf("mv after an interrupted fix: exit %d, stderr %q; want exit 3 naming undo", code, errb.String())
 	}
-	if after := testutil.Run(t, "sha256sum", img); !bytes.Equal(before, after) {
+	if after := testutil.SHA256File(t, img); after != before {
 		t.Fatal("mv changed the image although it refused")
 	}
 }

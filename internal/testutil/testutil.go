@@ -12,6 +12,8 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -176,4 +178,21 @@ func TestImage(t testing.TB, name string) string {
 		t.Fatalf("testutil: test image %s missing (run make testimages): %v", name, err)
 	}
 	return Decompress(t, src, "")
+}
+
+// SHA256File returns the hex SHA-256 of a file's bytes: the usual proof
+// that a read-only operation, a refusal or an undo left an image exactly
+// as it was.
+func SHA256File(t testing.TB, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("testutil: %v", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatalf("testutil: hashing %s: %v", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
