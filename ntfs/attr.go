@@ -2,6 +2,7 @@ package ntfs
 
 import (
 	"fmt"
+	"slices"
 	"unicode/utf16"
 )
 
@@ -17,11 +18,16 @@ func (r *Record) setUsed(newEnd int) {
 	putLE32(r.Data[recUsed:], uint32(newEnd+8))
 }
 
-// endOffset is the offset of the end marker.
-func (r *Record) endOffset() (int, error) {
+// endOffset is the offset of the end marker. When at is not -1 it must be
+// the offset of one of the record's attributes (the one about to be
+// resized or removed).
+func (r *Record) endOffset(at int) (int, error) {
 	as, err := r.Attrs()
 	if err != nil {
 		return 0, err
+	}
+	if at >= 0 && !slices.ContainsFunc(as, func(a Attr) bool { return a.Off == at }) {
+		return 0, fmt.Errorf("ntfs: record %d: no attribute starts at 0x%x", r.Num, at)
 	}
 	if len(as) == 0 {
 		return int(le16(r.Data[recAttrsOff:])), nil
@@ -38,7 +44,7 @@ func (r *Record) ResizeAttr(off, newLen int) error {
 	if newLen < 0x18 || newLen%8 != 0 {
 		return fmt.Errorf("ntfs: record %d: attribute length %d invalid", r.Num, newLen)
 	}
-	end, err := r.endOffset()
+	end, err := r.endOffset(off)
 	if err != nil {
 		return err
 	}
@@ -65,6 +71,9 @@ func (r *Record) SetResidentValue(a Attr, v []byte) error {
 	if a.NonResident {
 		return fmt.Errorf("ntfs: record %d: attribute 0x%x is not resident", r.Num, a.Type)
 	}
+	if err := r.stillAt(a); err != nil {
+		return err
+	}
 	vo := int(le16(r.Data[a.Off+0x14:]))
 	if err := r.ResizeAttr(a.Off, align8(vo+len(v))); err != nil {
 		return err
@@ -77,7 +86,7 @@ func (r *Record) SetResidentValue(a Attr, v []byte) error {
 
 // RemoveAttr deletes the attribute at off.
 func (r *Record) RemoveAttr(off int) error {
-	end, err := r.endOffset()
+	end, err := r.endOffset(off)
 	if err != nil {
 		return err
 	}
@@ -157,6 +166,9 @@ func (r *Record) SetRuns(a Attr, runs []Run) error {
 	if err != nil {
 		return err
 	}
+	if err := r.stillAt(a); err != nil {
+		return err
+	}
 	ro := int(le16(r.Data[a.Off+0x20:]))
 	if err := r.ResizeAttr(a.Off, align8(ro+len(rl))); err != nil {
 		return err
@@ -175,6 +187,23 @@ func (r *Record) SetSizes(a Attr, alloc, data, init int64) {
 	putLE64(r.Data[a.Off+0x38:], uint64(init))
 }
 
+// stillAt checks that the view a still names an attribute of the record
+// where it was found (views go stale when the record is edited): the
+// editors resize at a.Off and must never do so in the middle of another
+// attribute.
+func (r *Record) stillAt(a Attr) error {
+	as, err := r.Attrs()
+	if err != nil {
+		return err
+	}
+	for _, x := range as {
+		if x.Off == a.Off && x.Type == a.Type && x.NonResident == a.NonResident {
+			return nil
+		}
+	}
+	return fmt.Errorf("ntfs: record %d: attribute 0x%x at 0x%x is gone (stale view after an edit)", r.Num, a.Type, a.Off)
+}
+
 // takeAttrID returns next_attr_id and increments it.
 func (r *Record) takeAttrID() uint16 {
 	id := le16(r.Data[recNextAttrID:])
@@ -190,7 +219,7 @@ func (r *Record) insertSpace(t uint32, name string, total int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	end, err := r.endOffset()
+	end, err := r.endOffset(-1)
 	if err != nil {
 		return 0, err
 	}

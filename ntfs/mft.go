@@ -1,6 +1,7 @@
 package ntfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -120,14 +121,17 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 		return nil, fmt.Errorf("ntfs: $MFT record 0 has no non-resident $DATA (%v)", err)
 	}
 	if g.mftRuns, err = a.Runs(); err != nil {
-		return nil, fmt.Errorf("ntfs: $MFT run list: %w", err)
+		return nil, mftRunsRefused("$MFT (MFT record 0)", fmt.Sprintf("its run list cannot be decoded: %v", err))
+	}
+	if err := g.runsInside(g.mftRuns); err != nil {
+		return nil, mftRunsRefused("$MFT (MFT record 0)", err.Error())
 	}
 	g.mftBytes = a.DataSize()
 	if g.mftBytes > g.size {
-		return nil, fmt.Errorf("ntfs: $MFT data size %d exceeds the volume's %d bytes", g.mftBytes, g.size)
+		return nil, mftRunsRefused("$MFT (MFT record 0)", fmt.Sprintf("its data size %d exceeds the volume's %d bytes", g.mftBytes, g.size))
 	}
 	if runsClusters(g.mftRuns)*g.cluster < g.mftBytes || g.mftBytes < 16*g.recSize {
-		return nil, fmt.Errorf("ntfs: $MFT runs cover %d clusters for %d bytes", runsClusters(g.mftRuns), g.mftBytes)
+		return nil, mftRunsRefused("$MFT (MFT record 0)", fmt.Sprintf("its runs cover %d clusters for %d bytes", runsClusters(g.mftRuns), g.mftBytes))
 	}
 	mirr, err := g.readRecord(r, mftRecMFTMirr)
 	if err != nil {
@@ -135,7 +139,10 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 	}
 	if a, ok, err := mirr.FindAttr(AttrData, ""); err == nil && ok && a.NonResident {
 		if g.mirrRuns, err = a.Runs(); err != nil {
-			return nil, fmt.Errorf("ntfs: $MFTMirr run list: %w", err)
+			return nil, mftRunsRefused("$MFTMirr (MFT record 1)", fmt.Sprintf("its run list cannot be decoded: %v", err))
+		}
+		if err := g.runsInside(g.mirrRuns); err != nil {
+			return nil, mftRunsRefused("$MFTMirr (MFT record 1)", err.Error())
 		}
 		g.mirrCount = uint64(a.DataSize() / g.recSize)
 		if c := uint64(runsClusters(g.mirrRuns) * g.cluster / g.recSize); c < g.mirrCount {
@@ -143,6 +150,107 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 		}
 	}
 	return g, nil
+}
+
+// runsInside checks that runs have no holes and lie inside the volume:
+// what $MFT and $MFTMirr need to be readable at all.
+func (g *geometry) runsInside(runs []Run) error {
+	total := int64(g.boot.TotalClusters())
+	for _, r := range runs {
+		if r.Sparse {
+			return fmt.Errorf("its run list has a hole of %d clusters", r.Length)
+		}
+		if r.LCN+r.Length > total || r.LCN+r.Length < r.LCN {
+			return fmt.Errorf("its run at cluster %d (+%d) lies outside the volume's %d clusters", r.LCN, r.Length, total)
+		}
+	}
+	return nil
+}
+
+func mftRunsRefused(structure, reason string) *RefusedError {
+	return &RefusedError{Refusals: []Refusal{{ID: RefusalMFTRunList, Structure: structure,
+		Reason: structure + ": " + reason, Advice: adviceChkdsk}}}
+}
+
+// metadataRefusals checks the invariants ntfs-3g checks before it mounts a
+// volume at all: $MFT's run list decodes and lies inside the volume, and
+// $MFTMirr holds the same first records as $MFT. The NTFS version is
+// checked with $Volume (checkVolumeInfo).
+func metadataRefusals(r io.ReaderAt, size int64) []Refusal {
+	g, err := loadGeometry(r, size)
+	if err != nil {
+		var re *RefusedError
+		if errors.As(err, &re) {
+			return re.Refusals
+		}
+		return []Refusal{{ID: RefusalUnreadable, Structure: "$MFT (MFT record 0)", Reason: err.Error(), Advice: adviceChkdsk}}
+	}
+	if ref := g.mirrorRefusal(r); ref != nil {
+		return []Refusal{*ref}
+	}
+	return nil
+}
+
+// mirrorSize is how many records ntfs-3g compares between $MFT and
+// $MFTMirr: four, or a whole cluster's worth when a cluster holds more
+// (ntfs-3g bootsect.c), and never more than $MFTMirr holds.
+func (g *geometry) mirrorSize() uint64 {
+	n := uint64(4)
+	if g.cluster > 4*g.recSize {
+		n = uint64(g.cluster / g.recSize)
+	}
+	return min(n, g.mirrCount)
+}
+
+// mirrorRefusal compares $MFTMirr with $MFT the way ntfs-3g does at mount
+// (volume.c, ntfs_device_mount): for each mirrored record, a copy marked in
+// use must carry FILE and intact fixups, and the bytes in use of the $MFT
+// copy (after fixups) must equal the mirror's.
+func (g *geometry) mirrorRefusal(r io.ReaderAt) *Refusal {
+	refuse := func(structure, reason string) *Refusal {
+		return &Refusal{ID: RefusalMFTMirr, Structure: structure, Reason: reason, Advice: adviceChkdsk}
+	}
+	if g.mirrCount == 0 {
+		return refuse("$MFTMirr (MFT record 1)", "$MFTMirr holds no copy of $MFT's first records")
+	}
+	read := func(runs []Run, i uint64) ([]byte, bool, error) {
+		b := make([]byte, g.recSize)
+		if err := readRuns(r, g, runs, int64(i)*g.recSize, b); err != nil {
+			return nil, false, err
+		}
+		torn := applyFixups(b) != nil
+		return b, torn, nil
+	}
+	for i := uint64(0); i < g.mirrorSize(); i++ {
+		m, mTorn, err := read(g.mftRuns, i)
+		if err != nil {
+			return refuse("$MFT", fmt.Sprintf("$MFT record %d cannot be read: %v", i, err))
+		}
+		mm, mmTorn, err := read(g.mirrRuns, i)
+		if err != nil {
+			return refuse("$MFTMirr (MFT record 1)", fmt.Sprintf("$MFTMirr copy of record %d cannot be read: %v", i, err))
+		}
+		for _, c := range []struct {
+			where string
+			b     []byte
+			torn  bool
+		}{{"$MFT", m, mTorn}, {"$MFTMirr", mm, mmTorn}} {
+			if le16(c.b[recFlags:])&RecordInUse == 0 {
+				continue
+			}
+			if c.torn || string(c.b[:4]) != "FILE" {
+				return refuse(c.where, fmt.Sprintf("%s copy of record %d is marked in use but is torn or not a FILE record", c.where, i))
+			}
+		}
+		used := 0
+		if string(m[:4]) == "FILE" && !mTorn {
+			used = int(le32(m[recUsed:]))
+		}
+		if used > len(m) || !bytes.Equal(m[:used], mm[:used]) {
+			return refuse("$MFTMirr (MFT record 1)", fmt.Sprintf("$MFTMirr does not match $MFT (record %d)", i))
+		}
+	}
+	return nil
 }
 
 // records is the number of MFT records $MFT holds.

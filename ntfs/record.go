@@ -168,26 +168,31 @@ func (r *Record) Attrs() ([]Attr, error) {
 			return nil, fmt.Errorf("attribute 0x%x at 0x%x: length %d out of range", t, off, l)
 		}
 		a := Attr{Off: off, Type: t, Len: l, NonResident: b[off+8] != 0, Flags: le16(b[off+0xC:]), ID: le16(b[off+0xE:]), rec: r}
-		nl, no := int(b[off+9]), int(le16(b[off+0xA:]))
-		if nl > 0 {
-			if no+2*nl > l {
-				return nil, fmt.Errorf("attribute 0x%x at 0x%x: name runs past the attribute", t, off)
-			}
-			a.Name = decodeUTF16(b[off+no : off+no+2*nl])
-		}
+		// The name sits between the header and the value (resident) or
+		// the run list (non-resident): Windows and ntfs-3g always lay it
+		// out so, and the editor resizes the value or run list in place,
+		// which keeps a name there valid and would cut one placed after.
+		hdr, body := 0x18, 0
 		if a.NonResident {
 			if l < 0x40 {
 				return nil, fmt.Errorf("attribute 0x%x at 0x%x: non-resident header of %d bytes", t, off, l)
 			}
-			ro := int(le16(b[off+0x20:]))
-			if ro < 0x40 || ro > l {
-				return nil, fmt.Errorf("attribute 0x%x at 0x%x: run list offset 0x%x out of range", t, off, ro)
+			hdr, body = 0x40, int(le16(b[off+0x20:]))
+			if body < hdr || body > l {
+				return nil, fmt.Errorf("attribute 0x%x at 0x%x: run list offset 0x%x out of range", t, off, body)
 			}
 		} else {
 			vl, vo := int(le32(b[off+0x10:])), int(le16(b[off+0x14:]))
 			if vo < 0x18 || vo > l || vl > l-vo {
 				return nil, fmt.Errorf("attribute 0x%x at 0x%x: value (offset 0x%x, %d bytes) outside the attribute", t, off, vo, vl)
 			}
+			body = vo
+		}
+		if nl, no := int(b[off+9]), int(le16(b[off+0xA:])); nl > 0 {
+			if no < hdr || no+2*nl > body {
+				return nil, fmt.Errorf("attribute 0x%x at 0x%x: name (offset 0x%x, %d characters) is not between the header and the value", t, off, no, nl)
+			}
+			a.Name = decodeUTF16(b[off+no : off+no+2*nl])
 		}
 		if len(out) >= len(b)/0x18 {
 			return nil, errors.New("too many attributes")

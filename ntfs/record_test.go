@@ -299,3 +299,28 @@ func FuzzIndx(f *testing.F) {
 		}
 	})
 }
+
+// TestAttrNameAfterValueRejected: a name placed after (or over) the value
+// parses as damage. FuzzRecordEdit found that SetResidentValue on such an
+// attribute shrank the attribute under its name; the parser now refuses
+// the layout the editor cannot keep valid.
+func TestAttrNameAfterValueRejected(t *testing.T) {
+	b := append([]byte(nil), wtSeeds(t, "mft-record-5-root.bin")["mft-record-5-root.bin"]...)
+	if err := applyFixups(b); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseRecord(5, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok, err := r.FindAttr(AttrIndexRoot, i30)
+	if err != nil || !ok {
+		t.Fatalf("$INDEX_ROOT $I30: %v %v", ok, err)
+	}
+	// Point the name at the value: it now overlaps what SetResidentValue
+	// rewrites.
+	putLE16(b[a.Off+0xA:], le16(b[a.Off+0x14:]))
+	if _, err := ParseRecord(5, b); err == nil {
+		t.Fatal("a record whose attribute name overlaps its value parsed")
+	}
+}

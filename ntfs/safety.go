@@ -16,6 +16,32 @@ const (
 	RefusalLogFileUnclean = "logfile-unclean"
 	RefusalDirty          = "dirty"
 	RefusalUnreadable     = "unreadable"
+
+	// The volume's own invariants, checked as ntfs-3g checks them at
+	// mount (it refuses even a read-only mount when one fails).
+
+	// RefusalMFTMirr: $MFTMirr differs from the first records of $MFT.
+	RefusalMFTMirr = "mftmirr-mismatch"
+	// RefusalMFTRunList: $MFT's (or $MFTMirr's) run list cannot be
+	// decoded, has holes, or points outside the volume.
+	RefusalMFTRunList = "mft-runlist"
+	// RefusalVersion: the NTFS version in $Volume is not one Windows
+	// writes (1.2, 3.0, 3.1).
+	RefusalVersion = "ntfs-version"
+
+	// Refusals of the writer's preflight: the structures a plan touches.
+
+	// RefusalIndex: a directory index the plan would change does not check
+	// clean (order, names, back-links, INDX fixups, index bitmap).
+	RefusalIndex = "index-damaged"
+	// RefusalClusterConflict: a cluster is claimed by two records the plan
+	// read (cross-linked), a run list of one of them cannot be decoded or
+	// lies outside the volume.
+	RefusalClusterConflict = "cluster-conflict"
+	// RefusalBitmap: $Bitmap marks free a cluster that a record the plan
+	// read uses (a damaged or zeroed $Bitmap): allocating from it could
+	// overwrite live data.
+	RefusalBitmap = "bitmap-inconsistent"
 )
 
 // Safety is a volume's state as far as writing to it is concerned,
@@ -37,9 +63,10 @@ type Safety struct {
 // Refusal is one reason not to write to the volume and what the user
 // should do about it.
 type Refusal struct {
-	ID     string // RefusalHibernated, ...
-	Reason string // what was found, for the report
-	Advice string // what the user should do
+	ID        string // RefusalHibernated, ...
+	Structure string // the damaged structure, e.g. "$MFTMirr (MFT record 1)"; "" for states such as hibernation
+	Reason    string // what was found, for the report
+	Advice    string // what the user should do
 }
 
 // Refused reports whether the refusal with the given ID was recorded.
@@ -61,13 +88,27 @@ const (
 		"(holding Shift while clicking Shut down also works), or turn hibernation and Fast Startup off for good " +
 		"with `powercfg /h off`; then run wuoffline again. Writing now would be lost or would corrupt the volume when Windows resumes."
 	rdAdviceChkdsk     = "run `chkdsk /f D:` on this volume (use its drive letter; in WinPE/WinRE first), or boot Windows and let it check the disk; then run wuoffline again."
+	// adviceChkdsk is for damage only Windows' own checker can repair.
+	// ntfsfix is not named: it only resets $LogFile and copies $MFT over
+	// $MFTMirr, which hides the damage instead of repairing it.
+	adviceChkdsk = "the NTFS metadata is damaged: run `chkdsk /f X:` on this volume from WinPE/WinRE " +
+		"(X: is its drive letter there), then run wuoffline again. Do not use ntfsfix: it is not a repair. " +
+		"If chkdsk fails too, image the disk before anything else."
 	rdAdviceUnreadable = "the volume's metadata is damaged: run `chkdsk /f D:` on it from WinPE/WinRE (use its drive letter), " +
 		"and if it still fails, image the disk before any repair."
 )
 
+// knownVersion reports whether major.minor is an NTFS version Windows
+// writes: 1.2 (NT 4), 3.0 (Windows 2000) and 3.1 (XP and later). ntfs-3g
+// refuses to mount any other.
+func knownVersion(major, minor byte) bool {
+	return major == 1 && minor == 2 || major == 3 && (minor == 0 || minor == 1)
+}
+
 // computeSafety fills v.safety; every check records its own failure.
 func (v *Volume) computeSafety() {
 	s := v.safety
+	s.Refusals = append(s.Refusals, metadataRefusals(v.r, v.size)...)
 	if err := v.checkVolumeInfo(); err != nil {
 		s.refuse(RefusalUnreadable, fmt.Sprintf("$Volume (record 3) is unreadable: %v; its dirty flag is unknown", err), rdAdviceUnreadable)
 	}
@@ -106,6 +147,11 @@ func (v *Volume) checkVolumeInfo() error {
 		return fmt.Errorf("$VOLUME_INFORMATION has %d bytes, want 12", len(b))
 	}
 	s.Version = fmt.Sprintf("%d.%d", b[8], b[9])
+	if !knownVersion(b[8], b[9]) {
+		s.Refusals = append(s.Refusals, Refusal{ID: RefusalVersion, Structure: "$Volume (MFT record 3) $VOLUME_INFORMATION",
+			Reason: fmt.Sprintf("NTFS version %s is not one Windows writes (1.2, 3.0 or 3.1): the volume is damaged or not made by Windows", s.Version),
+			Advice: adviceChkdsk})
+	}
 	s.VolumeFlags = le16(b[10:])
 	s.Dirty = s.VolumeFlags&1 != 0
 	if s.Dirty {

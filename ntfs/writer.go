@@ -36,8 +36,13 @@ type WriterOptions struct {
 	NoVerify bool
 }
 
-// RefusedError is returned by OpenWriter when the volume is not safe to
-// write (hibernated, Fast Startup, unclean $LogFile, dirty, ...).
+// RefusedError is returned when the volume, or a structure a plan would
+// change, is not safe to write: by OpenWriter (hibernated, Fast Startup,
+// unclean $LogFile, dirty, $MFTMirr differing, $MFT run list damaged,
+// unknown NTFS version) and by the Plan*/Rename/data methods before they
+// stage anything (a damaged directory index, a cluster claimed twice, a
+// $Bitmap that disagrees with the records read). Nothing has been written
+// when it is returned. Callers map it to "refused" (exit 3).
 type RefusedError struct {
 	Refusals []Refusal
 }
@@ -50,12 +55,24 @@ func (e *RefusedError) Error() string {
 	return "ntfs: refusing to write: " + strings.Join(parts, "; ")
 }
 
+// refused builds a RefusedError with one refusal.
+func refused(id, structure, reason, advice string) *RefusedError {
+	return &RefusedError{Refusals: []Refusal{{ID: id, Structure: structure, Reason: reason, Advice: advice}}}
+}
+
 // OpenWriter opens a volume for writing. r and w are the same volume (w is
 // typically the repair journal wrapping the device). It refuses every
-// Safety refusal of the read side; nothing is written by opening.
+// Safety refusal of the read side, which includes the volume invariants
+// ntfs-3g checks at mount ($MFTMirr, $MFT's run list, the NTFS version);
+// nothing is written by opening.
 func OpenWriter(r io.ReaderAt, w io.WriterAt, size int64, opts WriterOptions) (*Writer, error) {
 	v, err := Open(r, size)
 	if err != nil {
+		// The read side could not open it at all; when the reason is one
+		// of the invariants, say so with its refusal.
+		if refs := metadataRefusals(r, size); len(refs) > 0 {
+			return nil, &RefusedError{Refusals: refs}
+		}
 		return nil, err
 	}
 	if s := v.Safety(); s == nil {
