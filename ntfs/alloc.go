@@ -57,19 +57,30 @@ func (c *clusterBitmap) set(lcn int64, on bool) {
 // (the end of the structure being extended) and then from the start of
 // the volume; when no run of n is free it takes the first free clusters
 // in pieces. It returns the runs taken.
+//
+// A cluster is taken only when $Bitmap marks it free and no record this
+// operation has read claims it (claims.go); the metadata files are read
+// first, and the claims must agree with $Bitmap, or it refuses.
 func (t *tx) allocClusters(n, near int64) ([]Run, error) {
+	if err := t.claimMetadata(); err != nil {
+		return nil, err
+	}
 	c, err := t.clusters()
 	if err != nil {
+		return nil, err
+	}
+	if err := t.soundClusters(); err != nil {
 		return nil, err
 	}
 	total := int64(t.g.boot.TotalClusters())
 	if near < 0 || near >= total {
 		near = 0
 	}
+	taken := func(l int64) bool { return c.used(l) || t.claims.overlap(l, l+1) != nil }
 	find := func(from, to int64) int64 {
 		run := int64(0)
 		for l := from; l < to; l++ {
-			if c.used(l) {
+			if taken(l) {
 				run = 0
 				continue
 			}
@@ -90,7 +101,7 @@ func (t *tx) allocClusters(n, near int64) ([]Run, error) {
 	} else {
 		left := n
 		for l := int64(0); l < total && left > 0; l++ {
-			if !c.used(l) {
+			if !taken(l) {
 				runs = appendRun(runs, l, 1)
 				left--
 			}
@@ -103,14 +114,19 @@ func (t *tx) allocClusters(n, near int64) ([]Run, error) {
 		for l := r.LCN; l < r.LCN+r.Length; l++ {
 			c.set(l, true)
 		}
+		t.claims.add(ownerPlan, r.LCN, r.Length, total)
 	}
 	return runs, nil
 }
 
-// freeClusters returns clusters to $Bitmap.
+// freeClusters returns clusters to $Bitmap. They stay claimed: this
+// operation never hands out again what it freed.
 func (t *tx) freeClusters(runs []Run) error {
 	c, err := t.clusters()
 	if err != nil {
+		return err
+	}
+	if err := t.soundClusters(); err != nil {
 		return err
 	}
 	for _, r := range runs {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 )
 
 // CheckOptions selects what Check verifies.
@@ -450,4 +451,63 @@ func slicesEqual16(a, b []uint16) bool {
 		}
 	}
 	return true
+}
+
+// soundIndex is the preflight of a directory index: before an operation
+// first changes the index of dir, the whole directory is checked as
+// Check does (B-tree order under $UpCase, names, node flags, INDX fixups,
+// the index $BITMAP, every entry's back-link to a $FILE_NAME of its
+// record, and its clusters against $Bitmap), on the bytes as they are
+// before the change. Any problem refuses the change: editing a damaged
+// B-tree spreads the damage, and a later check could not tell it from
+// what was there. Directories the operation only reads are not checked.
+func (t *tx) soundIndex(dir uint64) error {
+	if t.checked[dir] {
+		return nil
+	}
+	ct := &tx{w: t.w, g: t.g, up: t.up, o: t.o, recs: map[uint64]*Record{}, dirtyR: map[uint64]bool{}, trees: map[uint64]*ixTree{}, cbm: t.cbm}
+	c := &checker{t: ct, rep: &CheckReport{}, seenRec: map[uint64]bool{}}
+	c.dir(dir, nil)
+	if t.cbm == nil && ct.cbm != nil && len(ct.cbm.dirty) == 0 {
+		// Read from the same bytes and unchanged: no need to read $Bitmap twice.
+		t.cbm = ct.cbm
+	}
+	if n := len(c.rep.Problems); n > 0 {
+		what := fmt.Sprintf("directory %s", dirName(ct, dir))
+		var first []string
+		for i, p := range c.rep.Problems {
+			if i == 3 {
+				first = append(first, "...")
+				break
+			}
+			first = append(first, p.String())
+		}
+		return refused(RefusalIndex, what+" $I30 index",
+			fmt.Sprintf("the index of %s, which this change would edit, has %d problems: %s", what, n, strings.Join(first, "; ")),
+			adviceChkdsk)
+	}
+	if t.checked == nil {
+		t.checked = map[uint64]bool{}
+	}
+	t.checked[dir] = true
+	return nil
+}
+
+// dirName names a directory record for a message: its Win32 (or any) name
+// and record number.
+func dirName(t *tx, dir uint64) string {
+	if dir == mftRecRoot {
+		return "\\ (MFT record 5)"
+	}
+	rec, err := t.g.readRecord(t.o, dir)
+	if err == nil {
+		if fns, err := rec.fileNames(); err == nil {
+			for _, f := range fns {
+				if f.ns != NamespaceDOS {
+					return fmt.Sprintf("%q (MFT record %d)", string16(f.name), dir)
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("MFT record %d", dir)
 }

@@ -386,6 +386,9 @@ func (tr *ixTree) lookup(name []uint16) (*ixEntry, error) {
 
 // insert adds an entry (key = $FILE_NAME value) and rebalances the tree.
 func (tr *ixTree) insert(ref uint64, key []byte) error {
+	if err := tr.t.soundIndex(tr.dir); err != nil {
+		return err
+	}
 	e, err := newEntry(ref, key)
 	if err != nil {
 		return err
@@ -421,6 +424,9 @@ func (tr *ixTree) insertLeaf(e *ixEntry) error {
 
 // remove deletes the entry with this exact name and reference.
 func (tr *ixTree) remove(name []uint16, ref uint64) error {
+	if err := tr.t.soundIndex(tr.dir); err != nil {
+		return err
+	}
 	p, found, err := tr.descend(name, tr.t.up.Compare)
 	if err != nil {
 		return err

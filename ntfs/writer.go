@@ -121,6 +121,13 @@ type tx struct {
 	cbm    *clusterBitmap
 	// touched lists the directories whose index changed, for the check.
 	touched []uint64
+	// claims are the clusters of every record read (see claims.go);
+	// metaClaimed is set once the metadata files' records are in it.
+	claims      claimSet
+	metaClaimed bool
+	// checked lists the directories whose index was checked whole before
+	// this operation first changed it (see soundIndex).
+	checked map[uint64]bool
 }
 
 func (w *Writer) begin() *tx {
@@ -137,6 +144,7 @@ func (t *tx) record(num uint64) (*Record, error) {
 		return nil, err
 	}
 	t.recs[num] = r
+	t.claimRecord(r)
 	return r, nil
 }
 
@@ -167,6 +175,11 @@ func (t *tx) touch(dir uint64) {
 // flush stages everything changed: index nodes first (they change their
 // directory's record and the cluster bitmap), then records, then $Bitmap.
 func (t *tx) flush() error {
+	// Nothing is staged unless the clusters of every record read agree
+	// with each other and with $Bitmap.
+	if err := t.soundClusters(); err != nil {
+		return err
+	}
 	dirs := make([]uint64, 0, len(t.trees))
 	for d := range t.trees {
 		dirs = append(dirs, d)
