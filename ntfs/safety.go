@@ -87,7 +87,7 @@ const (
 	rdAdviceShutdown = "boot this Windows and shut it down fully: `shutdown /s /t 0` from a command prompt " +
 		"(holding Shift while clicking Shut down also works), or turn hibernation and Fast Startup off for good " +
 		"with `powercfg /h off`; then run wuoffline again. Writing now would be lost or would corrupt the volume when Windows resumes."
-	rdAdviceChkdsk     = "run `chkdsk /f D:` on this volume (use its drive letter; in WinPE/WinRE first), or boot Windows and let it check the disk; then run wuoffline again."
+	rdAdviceChkdsk = "run `chkdsk /f D:` on this volume (use its drive letter; in WinPE/WinRE first), or boot Windows and let it check the disk; then run wuoffline again."
 	// adviceChkdsk is for damage only Windows' own checker can repair.
 	// ntfsfix is not named: it only resets $LogFile and copies $MFT over
 	// $MFTMirr, which hides the damage instead of repairing it.
