@@ -76,7 +76,7 @@ func (t *tx) allocClusters(n, near int64) ([]Run, error) {
 	if near < 0 || near >= total {
 		near = 0
 	}
-	taken := func(l int64) bool { return c.used(l) || t.claims.overlap(l, l+1) != nil }
+	taken := func(l int64) bool { return c.used(l) || t.claims.taken(l) }
 	find := func(from, to int64) int64 {
 		run := int64(0)
 		for l := from; l < to; l++ {

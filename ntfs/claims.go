@@ -67,6 +67,38 @@ type claimSet struct {
 	maxLen   int64
 	problems []Refusal // cross-links, undecodable or out-of-volume run lists
 	seen     map[uint64]bool
+	// scanned are the runs of every in-use record of $MFT, gathered once
+	// before the first allocation (scanMFT): they are avoided, but damage
+	// among them is not this operation's to refuse.
+	scanned []span
+	// busy is the union of list and scanned, merged and sorted, for the
+	// allocator's lookups; nil when it must be rebuilt.
+	busy []span
+}
+
+// span is a run of clusters [lcn, end).
+type span struct{ lcn, end int64 }
+
+// taken reports whether cluster l is claimed by anyone.
+func (c *claimSet) taken(l int64) bool {
+	if c.busy == nil {
+		all := make([]span, 0, len(c.list)+len(c.scanned))
+		for _, x := range c.list {
+			all = append(all, span{x.lcn, x.lcn + x.n})
+		}
+		all = append(all, c.scanned...)
+		sort.Slice(all, func(i, j int) bool { return all[i].lcn < all[j].lcn })
+		c.busy = []span{}
+		for _, s := range all {
+			if k := len(c.busy); k > 0 && s.lcn <= c.busy[k-1].end {
+				c.busy[k-1].end = max(c.busy[k-1].end, s.end)
+				continue
+			}
+			c.busy = append(c.busy, s)
+		}
+	}
+	i := sort.Search(len(c.busy), func(i int) bool { return c.busy[i].end > l })
+	return i < len(c.busy) && c.busy[i].lcn <= l
 }
 
 // add records a run for owner; overlaps with another owner's run, and runs
@@ -90,6 +122,7 @@ func (c *claimSet) add(o claimOwner, lcn, n, total int64) {
 	copy(c.list[i+1:], c.list[i:])
 	c.list[i] = claim{lcn: lcn, n: n, owner: o, verified: o == ownerPlan}
 	c.maxLen = max(c.maxLen, n)
+	c.busy = nil
 }
 
 // overlap returns a claim overlapping [lo, hi), or nil.
@@ -168,6 +201,55 @@ func (t *tx) claimMetadata() error {
 		t.claims.add(boot, b, 1, total)
 	}
 	t.metaClaimed = true
+	return t.scanMFT()
+}
+
+// scanMFT gathers the clusters of every in-use record of $MFT, so that the
+// allocator also avoids files this operation never opened when $Bitmap
+// wrongly calls their clusters free. It reads $MFT once, sequentially, in
+// 1 MiB pieces; records that do not parse are skipped (their damage is
+// reported by Check, not refused here: the allocation does not touch them).
+func (t *tx) scanMFT() error {
+	g := t.g
+	total := int64(g.boot.TotalClusters())
+	const chunk = 1 << 20
+	per := max(1, chunk/g.recSize)
+	buf := make([]byte, per*g.recSize)
+	var out []span
+	for first := uint64(0); first < g.records(); first += uint64(per) {
+		n := min(uint64(per), g.records()-first)
+		b := buf[:int64(n)*g.recSize]
+		if err := readRuns(t.o, g, g.mftRuns, int64(first)*g.recSize, b); err != nil {
+			return refused(RefusalClusterConflict, "$MFT (MFT record 0)", fmt.Sprintf("$MFT cannot be read at record %d: %v", first, err), adviceChkdsk)
+		}
+		for i := uint64(0); i < n; i++ {
+			rb := b[int64(i)*g.recSize : int64(i+1)*g.recSize]
+			if string(rb[:4]) != "FILE" || le16(rb[recFlags:])&RecordInUse == 0 || applyFixups(rb) != nil {
+				continue
+			}
+			r, err := ParseRecord(first+i, rb)
+			if err != nil {
+				continue
+			}
+			as, _ := r.Attrs()
+			for _, a := range as {
+				if !a.NonResident {
+					continue
+				}
+				runs, err := a.Runs()
+				if err != nil {
+					continue
+				}
+				for _, run := range runs {
+					if !run.Sparse && run.LCN >= 0 && run.LCN < total {
+						out = append(out, span{run.LCN, min(run.LCN+run.Length, total)})
+					}
+				}
+			}
+		}
+	}
+	t.claims.scanned = out
+	t.claims.busy = nil
 	return nil
 }
 
@@ -175,6 +257,14 @@ func (t *tx) claimMetadata() error {
 // of every flush: it refuses when the claims conflict, or when $Bitmap
 // marks free a cluster that a record read by this operation uses.
 func (t *tx) soundClusters() error {
+	if len(t.claims.problems) > 0 {
+		return &RefusedError{Refusals: append([]Refusal(nil), t.claims.problems...)}
+	}
+	// Read $Bitmap's record first: reading it adds its own claims, which
+	// must not happen while the loop below walks the list.
+	if _, err := t.record(mftRecBitmap); err != nil {
+		return refused(RefusalBitmap, "$Bitmap (MFT record 6)", fmt.Sprintf("$Bitmap cannot be read: %v", err), adviceChkdsk)
+	}
 	if len(t.claims.problems) > 0 {
 		return &RefusedError{Refusals: append([]Refusal(nil), t.claims.problems...)}
 	}

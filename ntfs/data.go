@@ -66,6 +66,11 @@ func (f *DataFile) reset() error {
 	if err != nil {
 		return err
 	}
+	// Preflight (claims.go): the file's clusters must agree with $Bitmap
+	// and with every other record read before anything is planned.
+	if err := t.soundClusters(); err != nil {
+		return fmt.Errorf("ntfs: %q: %w", f.path, err)
+	}
 	if rec.IsDir() {
 		return fmt.Errorf("ntfs: %q is a directory", f.path)
 	}
