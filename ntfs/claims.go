@@ -174,7 +174,6 @@ func (t *tx) claimRecord(r *Record) {
 // ($Boot) and of the bad cluster list ($BadClus, whose $Bad stream maps
 // every bad cluster).
 const (
-	mftRecLogFile = 2
 	mftRecBoot    = 7
 	mftRecBadClus = 8
 )

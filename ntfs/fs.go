@@ -38,14 +38,6 @@ type FileStat struct {
 	ReparseTag uint32 // reparse point tag, 0 if none
 }
 
-// File-name namespaces ($FILE_NAME @0x41).
-const (
-	rdNsPOSIX    = 0
-	rdNsWin32    = 1
-	rdNsDOS      = 2
-	rdNsWin32DOS = 3
-)
-
 // rdMaxDepth bounds B-tree descent and directory nesting walked in one
 // lookup: real B-trees of file names are a few levels deep; more means a
 // loop or damage.
@@ -53,21 +45,13 @@ const rdMaxDepth = 64
 
 type rdFS struct{ v *Volume }
 
-// rdEntry is one $I30 index entry.
-type rdEntry struct {
-	ref   uint64 // MFT record number (48 bits)
-	seq   uint16 // sequence number of the reference
-	child int64  // VCN of the child node, -1 if none
-	last  bool   // the END entry (no key)
-	ns    byte
-	name  []uint16
-}
-
-// rdIndex is a directory's $I30 index, ready to read nodes.
+// rdIndex is a directory's $I30 index, ready to read nodes. Its nodes are
+// parsed by the writer's parsers (parseIndexRoot, parseIndx): one parser
+// for the index on both sides.
 type rdIndex struct {
 	v         *Volume
 	rec       *rdRecord
-	root      []rdEntry
+	root      []*ixEntry
 	blockSize uint32
 	alloc     *rdStream // nil when the index has no $INDEX_ALLOCATION
 	vcnUnit   int64
@@ -75,7 +59,7 @@ type rdIndex struct {
 
 func (v *Volume) openIndex(rec *rdRecord) (*rdIndex, error) {
 	where := fmt.Sprintf("directory (MFT record %d): $I30", rec.num)
-	a := rec.find(rdAttrTypeIndexRoot, "$I30")
+	a := rec.find(AttrIndexRoot, i30)
 	if a == nil {
 		return nil, fmt.Errorf("ntfs: %s: no $INDEX_ROOT", where)
 	}
@@ -88,17 +72,17 @@ func (v *Volume) openIndex(rec *rdRecord) (*rdIndex, error) {
 	if len(b) < 32 {
 		return nil, fmt.Errorf("ntfs: %s: $INDEX_ROOT of %d bytes is too short", where, len(b))
 	}
-	if t := le32(b); t != rdAttrTypeFileName {
+	if t := le32(b); t != AttrFileName {
 		return nil, fmt.Errorf("ntfs: %s: $INDEX_ROOT indexes attribute 0x%x, not $FILE_NAME", where, t)
 	}
 	if c := le32(b[4:]); c != 1 {
 		return nil, fmt.Errorf("ntfs: %s: collation rule %d, want 1 (file name)", where, c)
 	}
 	ix := &rdIndex{v: v, rec: rec, blockSize: le32(b[8:])}
-	if ix.root, err = rdParseIndexNode(b[16:], 0, len(b)-16); err != nil {
-		return nil, fmt.Errorf("ntfs: %s: $INDEX_ROOT: %w", where, err)
+	if ix.root, _, err = parseIndexRoot(b); err != nil {
+		return nil, fmt.Errorf("ntfs: %s: %w", where, err)
 	}
-	if aa := rec.find(rdAttrTypeIndexAlloc, "$I30"); aa != nil {
+	if aa := rec.find(AttrIndexAllocation, i30); aa != nil {
 		if ix.blockSize < 512 || ix.blockSize > 65536 || !isPow2(ix.blockSize) {
 			return nil, fmt.Errorf("ntfs: %s: index block size %d is not a power of two from 512 to 64 KiB", where, ix.blockSize)
 		}
@@ -116,7 +100,7 @@ func (v *Volume) openIndex(rec *rdRecord) (*rdIndex, error) {
 }
 
 // node reads the INDX block at vcn and returns its entries.
-func (ix *rdIndex) node(vcn int64) ([]rdEntry, error) {
+func (ix *rdIndex) node(vcn int64) ([]*ixEntry, error) {
 	where := fmt.Sprintf("directory (MFT record %d): $I30 block at VCN %d", ix.rec.num, vcn)
 	if ix.alloc == nil {
 		return nil, fmt.Errorf("ntfs: %s: entry has a child but there is no $INDEX_ALLOCATION", where)
@@ -132,98 +116,27 @@ func (ix *rdIndex) node(vcn int64) ([]rdEntry, error) {
 	if _, err := ix.alloc.ReadAt(b, off); err != nil {
 		return nil, fmt.Errorf("ntfs: %s: %w", where, err)
 	}
-	// INDX header: magic, USA offset @4 and count @6, LSN @8, own VCN
-	// @16, node header @24.
-	if string(b[:4]) != "INDX" {
-		return nil, fmt.Errorf("ntfs: %s: no INDX signature", where)
-	}
-	usaOfs, usaCount := int(le16(b[4:])), int(le16(b[6:]))
-	if usaCount != int(ix.blockSize)/rdLogBlockSize+1 || usaOfs < 0x28 || usaOfs+2*usaCount > rdLogBlockSize {
-		return nil, fmt.Errorf("ntfs: %s: bad update sequence array (offset 0x%x, count %d)", where, usaOfs, usaCount)
-	}
-	if err := rdApplyFixups(b, usaOfs, usaCount); err != nil {
-		return nil, fmt.Errorf("ntfs: %s: %w", where, err)
-	}
-	if own := int64(le64(b[16:])); own != vcn {
-		return nil, fmt.Errorf("ntfs: %s: block says it is VCN %d", where, own)
-	}
-	entries, err := rdParseIndexNode(b[24:], 24, len(b)-24)
+	n, err := parseIndx(b, vcn)
 	if err != nil {
 		return nil, fmt.Errorf("ntfs: %s: %w", where, err)
 	}
-	return entries, nil
+	return n.entries, nil
 }
 
-// rdParseIndexNode decodes the entries of an index node whose header starts
-// b (entries offset @0, used size @4, allocated size @8, flags @12, all
-// relative to the header). base is only for error offsets; limit caps the
-// used size.
-func rdParseIndexNode(b []byte, base, limit int) ([]rdEntry, error) {
-	if len(b) < 16 {
-		return nil, fmt.Errorf("node header at 0x%x truncated", base)
-	}
-	start, used := int(le32(b)), int(le32(b[4:]))
-	if start < 16 || start > used || used > limit || used > len(b) || start&7 != 0 {
-		return nil, fmt.Errorf("node header at 0x%x: entries 0x%x..0x%x do not fit %d bytes", base, start, used, limit)
-	}
-	var out []rdEntry
-	for off := start; ; {
-		if off+16 > used {
-			return nil, fmt.Errorf("entry at 0x%x: no END entry before 0x%x", base+off, base+used)
-		}
-		e := b[off:used]
-		eLen, kLen, flags := int(le16(e[8:])), int(le16(e[10:])), le16(e[12:])
-		if eLen < 16 || eLen&7 != 0 || eLen > len(e) {
-			return nil, fmt.Errorf("entry at 0x%x: length %d invalid", base+off, eLen)
-		}
-		ent := rdEntry{child: -1, last: flags&2 != 0}
-		if flags&1 != 0 {
-			if eLen < 24 || 16+kLen > eLen-8 {
-				return nil, fmt.Errorf("entry at 0x%x: no room for the child VCN", base+off)
-			}
-			ent.child = int64(le64(e[eLen-8:]))
-			if ent.child < 0 {
-				return nil, fmt.Errorf("entry at 0x%x: child VCN %d invalid", base+off, ent.child)
-			}
-		}
-		if !ent.last {
-			// The key is a $FILE_NAME value: name length @0x40, namespace
-			// @0x41, UTF-16 name @0x42.
-			if kLen < 0x42 || 16+kLen > eLen {
-				return nil, fmt.Errorf("entry at 0x%x: key of %d bytes cannot hold a file name", base+off, kLen)
-			}
-			k := e[16 : 16+kLen]
-			n := int(k[0x40])
-			if 0x42+2*n > kLen {
-				return nil, fmt.Errorf("entry at 0x%x: name of %d characters overflows its key", base+off, n)
-			}
-			ref := le64(e)
-			ent.ref, ent.seq = ref&(1<<48-1), uint16(ref>>48)
-			ent.ns = k[0x41]
-			ent.name = make([]uint16, n)
-			for i := range ent.name {
-				ent.name[i] = le16(k[0x42+2*i:])
-			}
-		}
-		out = append(out, ent)
-		if ent.last {
-			return out, nil
-		}
-		off += eLen
-	}
-}
+// entryNS is an index entry's name space (its key is a $FILE_NAME value,
+// which parseEntries checked holds at least the 0x42-byte header).
+func entryNS(e *ixEntry) byte { return e.key[0x41] }
 
 // find descends the B-tree to the entry named name (compared with $UpCase,
 // ignoring case). It returns nil when there is none.
-func (ix *rdIndex) find(name []uint16) (*rdEntry, error) {
+func (ix *rdIndex) find(name []uint16) (*ixEntry, error) {
 	up := ix.v.upcase
 	entries := ix.root
 	seen := map[int64]bool{}
 	for depth := 0; ; depth++ {
 		var next int64 = -1
-		for i := range entries {
-			e := &entries[i]
-			if !e.last {
+		for _, e := range entries {
+			if !e.end {
 				c := up.CompareFold(name, e.name)
 				if c == 0 {
 					return e, nil
@@ -232,7 +145,7 @@ func (ix *rdIndex) find(name []uint16) (*rdEntry, error) {
 					continue
 				}
 			}
-			next = e.child
+			next = e.childVCN
 			break
 		}
 		if next < 0 {
@@ -250,18 +163,18 @@ func (ix *rdIndex) find(name []uint16) (*rdEntry, error) {
 }
 
 // all returns every entry of the index in B-tree (collation) order.
-func (ix *rdIndex) all() ([]rdEntry, error) {
-	var out []rdEntry
+func (ix *rdIndex) all() ([]*ixEntry, error) {
+	var out []*ixEntry
 	seen := map[int64]bool{}
-	var walk func(entries []rdEntry, depth int) error
-	walk = func(entries []rdEntry, depth int) error {
+	var walk func(entries []*ixEntry, depth int) error
+	walk = func(entries []*ixEntry, depth int) error {
 		for _, e := range entries {
-			if e.child >= 0 {
-				if seen[e.child] || depth >= rdMaxDepth {
-					return fmt.Errorf("ntfs: directory (MFT record %d): $I30 B-tree loops at VCN %d", ix.rec.num, e.child)
+			if e.childVCN >= 0 {
+				if seen[e.childVCN] || depth >= rdMaxDepth {
+					return fmt.Errorf("ntfs: directory (MFT record %d): $I30 B-tree loops at VCN %d", ix.rec.num, e.childVCN)
 				}
-				seen[e.child] = true
-				sub, err := ix.node(e.child)
+				seen[e.childVCN] = true
+				sub, err := ix.node(e.childVCN)
 				if err != nil {
 					return err
 				}
@@ -269,7 +182,7 @@ func (ix *rdIndex) all() ([]rdEntry, error) {
 					return err
 				}
 			}
-			if !e.last {
+			if !e.end {
 				out = append(out, e)
 			}
 		}
@@ -281,8 +194,8 @@ func (ix *rdIndex) all() ([]rdEntry, error) {
 	return out, nil
 }
 
-// rdValidName reports whether an on-disk name can be an fs path element.
-func rdValidName(u []uint16) (string, bool) {
+// fsValidName reports whether an on-disk name can be an fs path element.
+func fsValidName(u []uint16) (string, bool) {
 	if len(u) == 0 || slices.Contains(u, 0) || slices.Contains(u, '/') {
 		return "", false
 	}
@@ -299,7 +212,7 @@ func (v *Volume) lookup(op, name string) (*rdRecord, string, error) {
 	if !fs.ValidPath(name) {
 		return nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
-	rec, err := v.record(rdRecordRoot, 0)
+	rec, err := v.record(mftRecRoot, 0)
 	if err != nil {
 		return nil, "", &fs.PathError{Op: op, Path: name, Err: err}
 	}
@@ -323,11 +236,11 @@ func (v *Volume) lookup(op, name string) (*rdRecord, string, error) {
 			return nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
 		}
 		parent := rec.num
-		if rec, err = v.record(e.ref, e.seq); err != nil {
+		if rec, err = v.record(RefNum(e.ref), RefSeq(e.ref)); err != nil {
 			return nil, "", &fs.PathError{Op: op, Path: name, Err: err}
 		}
 		base = string(utf16.Decode(e.name))
-		if e.ns == rdNsDOS {
+		if entryNS(e) == NamespaceDOS {
 			if long, ok := v.longName(rec, parent); ok {
 				base = long
 			}
@@ -339,8 +252,8 @@ func (v *Volume) lookup(op, name string) (*rdRecord, string, error) {
 // longName returns rec's Win32 or POSIX name in directory parent.
 func (v *Volume) longName(rec *rdRecord, parent uint64) (string, bool) {
 	for _, fn := range v.fileNames(rec) {
-		if fn.parent == parent && fn.ns != rdNsDOS {
-			if s, ok := rdValidName(fn.name); ok {
+		if RefNum(fn.parent) == parent && fn.ns != NamespaceDOS {
+			if s, ok := fsValidName(fn.name); ok {
 				return s, true
 			}
 		}
@@ -348,38 +261,31 @@ func (v *Volume) longName(rec *rdRecord, parent uint64) (string, bool) {
 	return "", false
 }
 
-type rdFileName struct {
-	parent uint64
-	ns     byte
-	name   []uint16
-}
-
-// fileNames decodes rec's $FILE_NAME attributes, skipping damaged ones.
-func (v *Volume) fileNames(rec *rdRecord) []rdFileName {
-	var out []rdFileName
+// fileNames decodes rec's $FILE_NAME attributes with the writer's parser
+// (parseFileName), skipping damaged ones.
+func (v *Volume) fileNames(rec *rdRecord) []fileName {
+	var out []fileName
 	for i := range rec.attrs {
 		a := &rec.attrs[i]
-		if a.typ != rdAttrTypeFileName || !a.resident {
+		if a.typ != AttrFileName || !a.resident {
 			continue
 		}
-		b, err := v.attrBytes(rec, a, 0x42+2*255)
-		if err != nil || len(b) < 0x42 || 0x42+2*int(b[0x40]) > len(b) {
+		b, err := v.attrBytes(rec, a, fnMinLen+2*255)
+		if err != nil {
 			continue
 		}
-		fn := rdFileName{parent: le64(b) & (1<<48 - 1), ns: b[0x41], name: make([]uint16, b[0x40])}
-		for j := range fn.name {
-			fn.name[j] = le16(b[0x42+2*j:])
+		if fn, err := parseFileName(b); err == nil {
+			out = append(out, fn)
 		}
-		out = append(out, fn)
 	}
 	return out
 }
 
-// rdOnlyParent reports whether every name in fns is in directory parent
+// onlyParent reports whether every name in fns is in directory parent
 // (and there is at least one).
-func rdOnlyParent(fns []rdFileName, parent uint64) bool {
+func onlyParent(fns []fileName, parent uint64) bool {
 	for _, fn := range fns {
-		if fn.parent != parent {
+		if RefNum(fn.parent) != parent {
 			return false
 		}
 	}
@@ -406,7 +312,6 @@ func (i *rdInfo) Info() (fs.FileInfo, error) { return i, nil }
 func (i *rdInfo) String() string             { return fs.FormatFileInfo(i) }
 
 const (
-	rdAttrTypeReparse = 0xC0
 	// rdReparseTagNameSurrogate marks reparse tags that name another file
 	// (junctions 0xA0000003, symbolic links 0xA000000C), unlike e.g. WOF
 	// compression (0x80000017) whose file is still a regular file.
@@ -417,7 +322,7 @@ const (
 // info builds the FileInfo of a record.
 func (v *Volume) info(rec *rdRecord, name string) *rdInfo {
 	fi := &rdInfo{name: name, stat: &FileStat{Record: rec.num, Sequence: rec.seq}}
-	if a := rec.find(rdAttrTypeStandardInfo, ""); a != nil {
+	if a := rec.find(AttrStandardInformation, ""); a != nil {
 		// $STANDARD_INFORMATION: times @0 (created), @8 (modified),
 		// file attributes @0x20.
 		if b, err := v.attrBytes(rec, a, 72); err == nil && len(b) >= 0x24 {
@@ -425,7 +330,7 @@ func (v *Volume) info(rec *rdRecord, name string) *rdInfo {
 			fi.stat.Attributes = le32(b[0x20:])
 		}
 	}
-	if a := rec.find(rdAttrTypeReparse, ""); a != nil && a.resident && a.size >= 4 {
+	if a := rec.find(AttrReparsePoint, ""); a != nil && a.resident && a.size >= 4 {
 		// $REPARSE_POINT: reparse tag @0.
 		if b, err := v.attrBytes(rec, a, rdMaxResident); err == nil {
 			fi.stat.ReparseTag = le32(b)
@@ -439,7 +344,7 @@ func (v *Volume) info(rec *rdRecord, name string) *rdInfo {
 		fi.mode = fs.ModeDir | 0o555
 	default:
 		fi.mode = 0o444
-		if a := rec.find(rdAttrTypeData, ""); a != nil {
+		if a := rec.find(AttrData, ""); a != nil {
 			fi.size = a.size
 		}
 	}
@@ -457,7 +362,7 @@ func (f *rdFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("WOF-compressed (Compact OS) file: its data is in the WofCompressedData stream, which this reader does not decode")}
 	}
 	if !rec.isDir() {
-		if a := rec.find(rdAttrTypeData, ""); a != nil {
+		if a := rec.find(AttrData, ""); a != nil {
 			if file.data, err = f.v.stream(rec, a); err != nil {
 				return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 			}
@@ -503,23 +408,23 @@ func (v *Volume) readDir(path string, rec *rdRecord) ([]fs.DirEntry, error) {
 	}
 	var out []fs.DirEntry
 	for _, e := range entries {
-		if e.ns == rdNsDOS {
+		if entryNS(e) == NamespaceDOS {
 			continue
 		}
-		name, ok := rdValidName(e.name)
+		name, ok := fsValidName(e.name)
 		if !ok {
-			if !(len(e.name) == 1 && e.name[0] == '.' && e.ref == rec.num) { // the root's "." entry is expected
+			if !(len(e.name) == 1 && e.name[0] == '.' && RefNum(e.ref) == rec.num) { // the root's "." entry is expected
 				v.noteSkipped(path, e.name)
 			}
 			continue
 		}
-		sub, err := v.record(e.ref, e.seq)
+		sub, err := v.record(RefNum(e.ref), RefSeq(e.ref))
 		if err != nil || sub.num == rec.num {
 			v.noteSkipped(path, e.name)
 			continue
 		}
 		fns := v.fileNames(sub)
-		if sub.isDir() && !rdOnlyParent(fns, rec.num) {
+		if sub.isDir() && !onlyParent(fns, rec.num) {
 			// NTFS has no hard links to directories: a directory listed
 			// here whose $FILE_NAME names another parent is damage, and
 			// following it could make a walk loop forever.
@@ -528,7 +433,7 @@ func (v *Volume) readDir(path string, rec *rdRecord) ([]fs.DirEntry, error) {
 		}
 		fi := v.info(sub, name)
 		for _, fn := range fns {
-			if fn.parent == rec.num && fn.ns == rdNsDOS {
+			if RefNum(fn.parent) == rec.num && fn.ns == NamespaceDOS {
 				fi.stat.ShortName = string(utf16.Decode(fn.name))
 			}
 		}

@@ -211,14 +211,9 @@ func (t *tx) loadTree(dir uint64) (*ixTree, error) {
 			if tr.blockSize != int64(t.g.boot.IndexBlockSize) {
 				return nil, fmt.Errorf("ntfs: directory %d: index block size %d differs from the boot sector's %d", dir, tr.blockSize, t.g.boot.IndexBlockSize)
 			}
-			eo, il := int(le32(v[0x10:])), int(le32(v[0x14:]))
-			if eo < 0x10 || 0x10+il > len(v) || eo > il {
-				return nil, fmt.Errorf("ntfs: directory %d: $INDEX_ROOT node header (entries 0x%x, length %d) out of range", dir, eo, il)
-			}
-			internal := v[0x1C]&indexNodeLarge != 0
-			es, err := parseEntries(v[0x10+eo:0x10+il], internal)
+			es, internal, err := parseIndexRoot(v)
 			if err != nil {
-				return nil, fmt.Errorf("ntfs: directory %d: $INDEX_ROOT: %w", dir, err)
+				return nil, fmt.Errorf("ntfs: directory %d: %w", dir, err)
 			}
 			tr.root = &ixNode{vcn: -1, entries: es, internal: internal}
 			haveRoot = true
@@ -288,6 +283,26 @@ func (tr *ixTree) load(vcn int64) (*ixNode, error) {
 	}
 	tr.nodes[vcn] = n
 	return n, nil
+}
+
+// parseIndexRoot decodes the entries of an $I30 $INDEX_ROOT value: the
+// 16-byte root header (indexed type, collation, block size), then the node
+// header at 0x10 (entries offset, used length, flags at 0x1C), both
+// relative to the node header. The reader and the writer both use it.
+func parseIndexRoot(v []byte) ([]*ixEntry, bool, error) {
+	if len(v) < 0x20 {
+		return nil, false, fmt.Errorf("%w: $INDEX_ROOT of %d bytes", errIndex, len(v))
+	}
+	eo, il := int(le32(v[0x10:])), int(le32(v[0x14:]))
+	if eo < 0x10 || 0x10+il > len(v) || eo > il {
+		return nil, false, fmt.Errorf("%w: $INDEX_ROOT node header (entries 0x%x, length %d) out of range", errIndex, eo, il)
+	}
+	internal := v[0x1C]&indexNodeLarge != 0
+	es, err := parseEntries(v[0x10+eo:0x10+il], internal)
+	if err != nil {
+		return nil, false, fmt.Errorf("$INDEX_ROOT: %w", err)
+	}
+	return es, internal, nil
 }
 
 // parseIndx validates an INDX block and decodes its entries.

@@ -54,7 +54,7 @@ func ReadLogFileRestart(r io.ReaderAt, size int64) (*LogFileRestart, error) {
 	)
 	// Probe 0, 512, 1024, 2048, ... : the second restart page sits at the
 	// system page size, which is only known from a valid first page.
-	for pos := int64(0); pos+rdLogBlockSize <= size && pos <= rdLogMaxPageSize; pos = rdNextLogProbe(pos) {
+	for pos := int64(0); pos+rdLogBlockSize <= size && pos <= rdLogMaxPageSize; pos = nextLogProbe(pos) {
 		if _, err := r.ReadAt(block, pos); err != nil {
 			return nil, fmt.Errorf("$LogFile: block at 0x%x: %w", pos, err)
 		}
@@ -72,7 +72,7 @@ func ReadLogFileRestart(r io.ReaderAt, size int64) (*LogFileRestart, error) {
 		if magic != "RSTR" && magic != "CHKD" {
 			continue
 		}
-		p, err := rdReadRestartPage(r, size, pos, block)
+		p, err := readRestartPage(r, size, pos, block)
 		if err != nil {
 			lastErr = err
 			continue
@@ -90,7 +90,7 @@ func ReadLogFileRestart(r io.ReaderAt, size int64) (*LogFileRestart, error) {
 			return nil, fmt.Errorf("$LogFile: block at 0x%x: %w", p.PageSize, err)
 		}
 		if m := string(block[:4]); m == "RSTR" || m == "CHKD" {
-			if p2, err := rdReadRestartPage(r, size, int64(p.PageSize), block); err == nil {
+			if p2, err := readRestartPage(r, size, int64(p.PageSize), block); err == nil {
 				pages = append(pages, p2)
 			}
 		}
@@ -112,16 +112,16 @@ func ReadLogFileRestart(r io.ReaderAt, size int64) (*LogFileRestart, error) {
 	return best, nil
 }
 
-func rdNextLogProbe(pos int64) int64 {
+func nextLogProbe(pos int64) int64 {
 	if pos == 0 {
 		return rdLogBlockSize
 	}
 	return pos * 2
 }
 
-// rdReadRestartPage validates and decodes the restart page at pos, whose
+// readRestartPage validates and decodes the restart page at pos, whose
 // first block is head.
-func rdReadRestartPage(r io.ReaderAt, size, pos int64, head []byte) (*LogFileRestart, error) {
+func readRestartPage(r io.ReaderAt, size, pos int64, head []byte) (*LogFileRestart, error) {
 	where := fmt.Sprintf("restart page at 0x%x", pos)
 	sps := le32(head[0x10:])
 	lps := le32(head[0x14:])
@@ -160,7 +160,7 @@ func rdReadRestartPage(r io.ReaderAt, size, pos int64, head []byte) (*LogFileRes
 		if usaOfs < rdLogHeaderUSNOffset || usaEnd > rdLogBlockSize-2 {
 			return nil, fmt.Errorf("%s: update sequence array at 0x%x does not fit the first sector", where, usaOfs)
 		}
-		if err := rdApplyFixups(page, usaOfs, usaCount); err != nil {
+		if err := applyFixups(page); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -178,22 +178,4 @@ func rdReadRestartPage(r io.ReaderAt, size, pos int64, head []byte) (*LogFileRes
 		return nil, fmt.Errorf("%s: client lists (free %d, in use %d) overflow the %d client records", where, free, p.ClientInUse, clients)
 	}
 	return p, nil
-}
-
-// rdApplyFixups undoes the update-sequence protection of a multi-sector
-// record in place: the last two bytes of every 512-byte stride must equal
-// the sequence number at usa[0]; the saved originals follow it.
-func rdApplyFixups(b []byte, usaOfs, usaCount int) error {
-	if usaCount < 1 || usaOfs+2*usaCount > len(b) || (usaCount-1)*rdLogBlockSize > len(b) {
-		return fmt.Errorf("update sequence array (offset 0x%x, count %d) does not fit %d bytes", usaOfs, usaCount, len(b))
-	}
-	usn := b[usaOfs : usaOfs+2]
-	for i := 1; i < usaCount; i++ {
-		end := i*rdLogBlockSize - 2
-		if b[end] != usn[0] || b[end+1] != usn[1] {
-			return fmt.Errorf("update sequence mismatch at 0x%x (torn write?)", end)
-		}
-		b[end], b[end+1] = b[usaOfs+2*i], b[usaOfs+2*i+1]
-	}
-	return nil
 }

@@ -13,6 +13,8 @@ import (
 const (
 	mftRecMFT     = 0
 	mftRecMFTMirr = 1
+	mftRecLogFile = 2
+	mftRecVolume  = 3
 	mftRecBitmap  = 6
 	mftRecRoot    = 5
 	mftRecUpCase  = 10

@@ -23,16 +23,18 @@ const (
 	RecordIsDir = 0x0002
 )
 
-// Attribute types used by the writer.
+// Attribute types (layout.h ATTR_TYPES) used by the reader and the writer.
 const (
 	AttrStandardInformation = 0x10
 	AttrAttributeList       = 0x20
 	AttrFileName            = 0x30
+	AttrVolumeName          = 0x60
 	AttrVolumeInformation   = 0x70
 	AttrData                = 0x80
 	AttrIndexRoot           = 0x90
 	AttrIndexAllocation     = 0xA0
 	AttrBitmap              = 0xB0
+	AttrReparsePoint        = 0xC0
 	attrEnd                 = 0xFFFFFFFF
 )
 

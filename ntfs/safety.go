@@ -3,7 +3,6 @@ package ntfs
 import (
 	"errors"
 	"fmt"
-	"unicode/utf16"
 )
 
 // Refusal IDs: why writing to a volume would be refused. The same reasons
@@ -125,17 +124,17 @@ func (v *Volume) computeSafety() {
 // minor @9, flags u16 @0x0A; flag 0x0001 is VOLUME_IS_DIRTY (layout.h).
 func (v *Volume) checkVolumeInfo() error {
 	s := v.safety
-	rec, err := v.record(rdRecordVolume, 0)
+	rec, err := v.record(mftRecVolume, 0)
 	if err != nil {
 		return err
 	}
-	if a := rec.find(rdAttrTypeVolumeName, ""); a != nil {
+	if a := rec.find(AttrVolumeName, ""); a != nil {
 		// At most 128 UTF-16 code units ($AttrDef: 2-256 bytes).
 		if b, err := v.attrBytes(rec, a, 256); err == nil {
-			s.Label = rdDecodeUTF16LE(b)
+			s.Label = decodeUTF16(b)
 		}
 	}
-	a := rec.find(rdAttrTypeVolumeInfo, "")
+	a := rec.find(AttrVolumeInformation, "")
 	if a == nil {
 		return errors.New("no $VOLUME_INFORMATION attribute")
 	}
@@ -163,11 +162,11 @@ func (v *Volume) checkVolumeInfo() error {
 // checkLogFile reads the restart pages of $LogFile.
 func (v *Volume) checkLogFile() error {
 	s := v.safety
-	rec, err := v.record(rdRecordLogFile, 0)
+	rec, err := v.record(mftRecLogFile, 0)
 	if err != nil {
 		return err
 	}
-	a := rec.find(rdAttrTypeData, "")
+	a := rec.find(AttrData, "")
 	if a == nil {
 		return errors.New("no $DATA attribute")
 	}
@@ -195,14 +194,4 @@ func (v *Volume) checkLogFile() error {
 		s.refuse(RefusalLogFileUnclean, fmt.Sprintf("$LogFile is not clean (client in use %d, restart flags 0x%04x): Windows did not unmount this volume cleanly and has changes to replay", rs.ClientInUse, rs.Flags), rdAdviceShutdown+" If Windows cannot boot, run `chkdsk /f D:` from WinPE/WinRE instead.")
 	}
 	return nil
-}
-
-// rdDecodeUTF16LE decodes little-endian UTF-16 (an odd trailing byte is
-// ignored; unpaired surrogates become U+FFFD).
-func rdDecodeUTF16LE(b []byte) string {
-	u := make([]uint16, len(b)/2)
-	for i := range u {
-		u[i] = le16(b[2*i:])
-	}
-	return string(utf16.Decode(u))
 }

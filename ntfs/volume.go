@@ -11,33 +11,6 @@ import (
 	"www.velocidex.com/golang/go-ntfs/parser"
 )
 
-// Well-known MFT record numbers (the first 16 records are reserved for the
-// file system's own metadata files).
-const (
-	rdRecordLogFile = 2
-	rdRecordVolume  = 3
-	rdRecordRoot    = 5
-	rdRecordUpCase  = 10
-)
-
-// NTFS attribute type codes used by the read side (layout.h ATTR_TYPES).
-const (
-	rdAttrTypeStandardInfo = 0x10
-	rdAttrTypeFileName     = 0x30
-	rdAttrTypeVolumeName   = 0x60
-	rdAttrTypeVolumeInfo   = 0x70
-	rdAttrTypeData         = 0x80
-	rdAttrTypeIndexRoot    = 0x90
-	rdAttrTypeIndexAlloc   = 0xA0
-)
-
-// Attribute header flags (layout.h ATTR_FLAGS).
-const (
-	rdAttrFlagCompressed = 0x0001
-	rdAttrFlagEncrypted  = 0x4000
-	rdAttrFlagSparse     = 0x8000
-)
-
 // Volume is an NTFS volume opened for reading. Open computes its safety
 // state once; FS gives a read-only file system view. A Volume is safe for
 // concurrent use: every call into the third-party parser is serialised.
@@ -107,13 +80,13 @@ func Open(r io.ReaderAt, size int64) (*Volume, error) {
 	}
 	// The root directory is needed for everything else; without it the
 	// volume is not usable at all.
-	if _, err := v.record(rdRecordRoot, 0); err != nil {
+	if _, err := v.record(mftRecRoot, 0); err != nil {
 		return nil, fmt.Errorf("ntfs: root directory: %w", err)
 	}
 	if err := v.loadUpCase(); err != nil {
 		// Lookups still work for ASCII names with a fallback table, but
 		// the writer must not use it: record why.
-		v.upcase = rdASCIIUpCase()
+		v.upcase = asciiUpCase()
 		v.safety.refuse(RefusalUnreadable, fmt.Sprintf("$UpCase (record 10) is unreadable (%v); names are compared with ASCII case folding only", err), rdAdviceUnreadable)
 	}
 	v.computeSafety()
@@ -270,7 +243,7 @@ func (v *Volume) record(num uint64, seq uint16) (*rdRecord, error) {
 					return fmt.Errorf("attribute 0x%x: negative size", ra.typ)
 				case ra.vcnStart == 0 && ra.size > ra.allocated:
 					return fmt.Errorf("attribute 0x%x: data size %d exceeds allocated size %d", ra.typ, ra.size, ra.allocated)
-				case ra.flags&(rdAttrFlagSparse|rdAttrFlagCompressed) == 0 && ra.allocated > v.size:
+				case ra.flags&(AttrFlagSparse|AttrFlagCompressed) == 0 && ra.allocated > v.size:
 					return fmt.Errorf("attribute 0x%x: allocated size %d exceeds the volume (%d bytes)", ra.typ, ra.allocated, v.size)
 				}
 			}
@@ -322,7 +295,7 @@ type rdStream struct {
 // the later ones found through $ATTRIBUTE_LIST).
 func (v *Volume) stream(rec *rdRecord, a *rdAttr) (*rdStream, error) {
 	what := fmt.Sprintf("MFT record %d: attribute 0x%x %q", rec.num, a.typ, a.name)
-	if a.flags&rdAttrFlagEncrypted != 0 {
+	if a.flags&AttrFlagEncrypted != 0 {
 		return nil, fmt.Errorf("ntfs: %s: encrypted (EFS) data cannot be read offline", what)
 	}
 	s := &rdStream{v: v, what: what, size: a.size}
@@ -385,11 +358,11 @@ func (s *rdStream) ReadAt(p []byte, off int64) (int, error) {
 
 // loadUpCase reads record 10's unnamed $DATA and parses it.
 func (v *Volume) loadUpCase() error {
-	rec, err := v.record(rdRecordUpCase, 0)
+	rec, err := v.record(mftRecUpCase, 0)
 	if err != nil {
 		return err
 	}
-	a := rec.find(rdAttrTypeData, "")
+	a := rec.find(AttrData, "")
 	if a == nil {
 		return errors.New("no $DATA attribute")
 	}
@@ -408,9 +381,9 @@ func (v *Volume) loadUpCase() error {
 	return nil
 }
 
-// rdASCIIUpCase is the fallback when $UpCase is unreadable: identity except
+// asciiUpCase is the fallback when $UpCase is unreadable: identity except
 // a-z.
-func rdASCIIUpCase() *UpCase {
+func asciiUpCase() *UpCase {
 	u := &UpCase{}
 	for i := range u.table {
 		u.table[i] = uint16(i)
