@@ -11,8 +11,10 @@ import (
 // the records on the paths it resolved, and the metadata files it needs
 // before allocating ($MFT, $MFTMirr, $LogFile, $Bitmap, $BadClus, $UpCase,
 // the boot sectors). $Bitmap alone is not trusted: a cluster is handed out
-// only when it is free in $Bitmap AND claimed by none of these, and before
-// anything is staged the claims must agree with $Bitmap and with each other.
+// only when it is free in $Bitmap AND claimed by none of these, nor by any
+// in-use record of $MFT (scanned once, before the first allocation), and
+// before anything is staged the claims must agree with $Bitmap and with
+// each other.
 // A damaged $Bitmap (a live cluster marked free, or all zeros) or a
 // cross-linked cluster is then a refusal, never a write over live data.
 

@@ -497,6 +497,11 @@ func (f *DataFile) sizesChanged(rec *Record) error {
 		if err != nil {
 			return err
 		}
+		// The entry's copy of the sizes is about to change: the parent's
+		// index must check clean first (check.go, soundIndex).
+		if err := f.t.soundIndex(tr.dir); err != nil {
+			return fmt.Errorf("ntfs: %q: %w", f.path, err)
+		}
 		p, ok, err := tr.descend(fn.name, f.t.up.Compare)
 		if err != nil {
 			return err

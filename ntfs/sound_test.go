@@ -156,6 +156,65 @@ func (im *sdImage) clearBit(t *testing.T, lcn int64) {
 	im.patchAt(t, runs, lcn/8, b)
 }
 
+// damageIndex renames one entry of the directory's index in place (bytes
+// only, fixups kept valid), so that it no longer matches its record and,
+// in a block, breaks the order: the leftmost leaf's last entry in an INDX
+// block (its names sort first, so lookups of the test's targets still find
+// their way), or the first entry of an $INDEX_ROOT-only directory.
+func (im *sdImage) damageIndex(t *testing.T, dir string) {
+	t.Helper()
+	w, err := newWriter(im.f, nil, im.size, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := w.begin()
+	nums, err := tx.resolve(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	num := nums[len(nums)-1]
+	tr, err := tx.tree(num)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.root.internal {
+		e := tr.root.entries[0]
+		if string16(e.name) == "SYSTEM" {
+			t.Fatal("the first entry is the hive itself")
+		}
+		name := utf16ToBytes(e.name)
+		im.editRecord(t, num, false, func(b []byte) {
+			r, _ := ParseRecord(num, b)
+			a, _, _ := r.FindAttr(AttrIndexRoot, i30)
+			at := bytes.Index(b[a.Off:a.Off+a.Len], name)
+			if at < 0 {
+				t.Fatal("name not found in $INDEX_ROOT")
+			}
+			b[a.Off+at], b[a.Off+at+1] = '!', 0
+		})
+		return
+	}
+	leaf := tr.root
+	for leaf.internal {
+		if leaf, err = tr.childOf(leaf.entries[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := leaf.entries[len(leaf.entries)-2]
+	name := utf16ToBytes(e.name)
+	raw := append([]byte(nil), leaf.raw...)
+	at := bytes.Index(raw[0x18+leaf.entriesOff:], name)
+	if at < 0 {
+		t.Fatal("name not found in its block")
+	}
+	at += 0x18 + leaf.entriesOff
+	raw[at], raw[at+1] = '~', 0
+	if err := protectFixups(raw); err != nil {
+		t.Fatal(err)
+	}
+	im.patchAt(t, tr.allocRuns, leaf.vcn*tr.vcnUnit, raw)
+}
+
 // sdWantRefused checks err is a RefusedError with a refusal of one of the
 // ids, naming a structure and advising chkdsk.
 func sdWantRefused(t *testing.T, err error, ids ...string) *RefusedError {
@@ -273,46 +332,11 @@ func TestWriterRefusesDamage(t *testing.T) {
 			})
 		}, opOpen, []string{RefusalMFTRunList}, true},
 		{"damaged index in Windows", func(t *testing.T, im *sdImage) {
-			w, err := newWriter(im.f, nil, im.size, WriterOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tx := w.begin()
-			nums, err := tx.resolve("Windows")
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr, err := tx.tree(nums[len(nums)-1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tr.root.internal {
-				t.Fatal("\\Windows has no INDX blocks")
-			}
-			// The leftmost leaf: its names sort before SoftwareDistribution,
-			// so lookups of the rename still find their way.
-			leaf := tr.root
-			for leaf.internal {
-				if leaf, err = tr.childOf(leaf.entries[0]); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// Rename its last name to sort after everything: the order
-			// breaks, and the entry no longer matches its record.
-			e := leaf.entries[len(leaf.entries)-2]
-			name := utf16ToBytes(e.name)
-			raw := append([]byte(nil), leaf.raw...)
-			at := bytes.Index(raw[0x18+leaf.entriesOff:], name)
-			if at < 0 {
-				t.Fatal("name not found in its block")
-			}
-			at += 0x18 + leaf.entriesOff
-			raw[at], raw[at+1] = 0x7E, 0 // '~'
-			if err := protectFixups(raw); err != nil {
-				t.Fatal(err)
-			}
-			im.patchAt(t, tr.allocRuns, leaf.vcn*tr.vcnUnit, raw)
+			im.damageIndex(t, "Windows")
 		}, opRename, []string{RefusalIndex}, false},
+		{"damaged index in config, hive write", func(t *testing.T, im *sdImage) {
+			im.damageIndex(t, "Windows/System32/config")
+		}, opHive, []string{RefusalIndex}, false},
 		{"SYSTEM hive cluster free in $Bitmap", func(t *testing.T, im *sdImage) {
 			_, runs := im.fileRuns(t, "Windows/System32/config/SYSTEM")
 			im.clearBit(t, runs[0].LCN)
@@ -363,7 +387,18 @@ func TestWriterRefusesDamage(t *testing.T) {
 				if err != nil {
 					t.Fatalf("OpenWriter: %v", err)
 				}
-				_, err := w.OpenData("Windows/System32/config/SYSTEM")
+				// Grow the hive by a page, as a hive editor that adds a
+				// bin does: the data, the record and the parent's index
+				// entry all change.
+				d, err := w.OpenData("Windows/System32/config/SYSTEM")
+				if err == nil {
+					var size int64
+					if size, err = d.Size(); err == nil {
+						if _, err = d.WriteAt(make([]byte, 4096), size); err == nil {
+							_, err = d.Plan()
+						}
+					}
+				}
 				sdWantRefused(t, err, tc.ids...)
 			}
 			if cw.n != 0 {
@@ -395,11 +430,26 @@ func TestUndamagedVolumeNotRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	size, err := d.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A write in place and a growth (which allocates and changes the
+	// parent's index entry) both plan.
 	if _, err := d.WriteAt([]byte("x"), 4096); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Plan(); err != nil {
+	if _, err := d.WriteAt(make([]byte, 4096), size); err != nil {
 		t.Fatal(err)
+	}
+	rs, err := d.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Off < 8192 {
+			t.Errorf("planned a write at 0x%x, in the boot area", r.Off)
+		}
 	}
 	if sdNtfs3gRefusesRO(t, im.path) {
 		t.Error("ntfs-3g refuses the undamaged volume")
