@@ -299,42 +299,35 @@ func (t *tx) soundClusters() error {
 }
 
 // freeIn counts the clusters of [lcn, lcn+n) that $Bitmap marks free and
-// returns the first. It reads only the bitmap bytes it needs unless the
-// whole bitmap is already loaded.
+// returns the first. Unless the whole bitmap is already loaded it reads
+// only the 4 KiB pages of $Bitmap it needs, once per operation.
 func (t *tx) freeIn(lcn, n int64) (int64, int64, error) {
-	var bits []byte
-	base := lcn / 8
-	if t.cbm != nil {
-		bits = t.cbm.bits
-		base = 0
-	} else {
-		rec, err := t.record(mftRecBitmap)
-		if err != nil {
-			return 0, 0, err
-		}
-		a, ok, err := rec.FindAttr(AttrData, "")
-		if err != nil || !ok || !a.NonResident {
-			return 0, 0, fmt.Errorf("no non-resident $DATA (%v)", err)
-		}
-		runs, err := a.Runs()
-		if err != nil {
-			return 0, 0, err
-		}
-		hi := (lcn + n + 7) / 8
-		if hi > a.DataSize() {
-			return 0, 0, fmt.Errorf("$Bitmap holds %d bytes, cluster %d needs %d", a.DataSize(), lcn+n-1, hi)
-		}
-		bits = make([]byte, hi-base)
-		if base < a.InitSize() {
-			if err := readRuns(t.o, t.g, runs, base, bits[:min(int64(len(bits)), a.InitSize()-base)]); err != nil {
-				return 0, 0, err
-			}
-		}
-	}
+	const page = 4096
 	var free, first int64 = 0, -1
+	var bits []byte
+	var base int64 = -1
 	for l := lcn; l < lcn+n; l++ {
-		i := l/8 - base
-		if i >= int64(len(bits)) || bits[i]&(1<<(l%8)) == 0 {
+		byteAt := l / 8
+		var b byte
+		if t.cbm != nil {
+			if byteAt >= int64(len(t.cbm.bits)) {
+				return 0, 0, fmt.Errorf("$Bitmap holds %d bytes, cluster %d is beyond", len(t.cbm.bits), l)
+			}
+			b = t.cbm.bits[byteAt]
+		} else {
+			if base < 0 || byteAt < base || byteAt >= base+int64(len(bits)) {
+				var err error
+				base = byteAt / page * page
+				if bits, err = t.bitmapPage(base / page); err != nil {
+					return 0, 0, err
+				}
+				if byteAt >= base+int64(len(bits)) {
+					return 0, 0, fmt.Errorf("$Bitmap has no byte for cluster %d", l)
+				}
+			}
+			b = bits[byteAt-base]
+		}
+		if b&(1<<(l%8)) == 0 {
 			if first < 0 {
 				first = l
 			}
@@ -342,4 +335,39 @@ func (t *tx) freeIn(lcn, n int64) (int64, int64, error) {
 		}
 	}
 	return free, first, nil
+}
+
+// bitmapPage returns page i (4 KiB, shorter at the end) of $Bitmap's data.
+func (t *tx) bitmapPage(i int64) ([]byte, error) {
+	const page = 4096
+	if b, ok := t.bmPages[i]; ok {
+		return b, nil
+	}
+	rec, err := t.record(mftRecBitmap)
+	if err != nil {
+		return nil, err
+	}
+	a, ok, err := rec.FindAttr(AttrData, "")
+	if err != nil || !ok || !a.NonResident {
+		return nil, fmt.Errorf("no non-resident $DATA (%v)", err)
+	}
+	runs, err := a.Runs()
+	if err != nil {
+		return nil, err
+	}
+	lo := i * page
+	if lo >= a.DataSize() {
+		return nil, fmt.Errorf("page %d is past its %d bytes", i, a.DataSize())
+	}
+	b := make([]byte, min(page, a.DataSize()-lo))
+	if lo < a.InitSize() {
+		if err := readRuns(t.o, t.g, runs, lo, b[:min(int64(len(b)), a.InitSize()-lo)]); err != nil {
+			return nil, err
+		}
+	}
+	if t.bmPages == nil {
+		t.bmPages = map[int64][]byte{}
+	}
+	t.bmPages[i] = b
+	return b, nil
 }

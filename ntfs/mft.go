@@ -116,7 +116,7 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 		return nil, err
 	}
 	if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
-		return nil, errors.New("ntfs: $MFT has an $ATTRIBUTE_LIST (heavily fragmented MFT); the writer does not support it")
+		return nil, errMFTAttrList
 	}
 	a, ok, err := rec.FindAttr(AttrData, "")
 	if err != nil || !ok || !a.NonResident {
@@ -154,6 +154,10 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 	return g, nil
 }
 
+// errMFTAttrList: $MFT describes itself through an $ATTRIBUTE_LIST. That
+// is not damage (a heavily fragmented MFT), but the writer cannot follow it.
+var errMFTAttrList = errors.New("ntfs: $MFT has an $ATTRIBUTE_LIST (heavily fragmented MFT); the writer does not support it")
+
 // runsInside checks that runs have no holes and lie inside the volume:
 // what $MFT and $MFTMirr need to be readable at all.
 func (g *geometry) runsInside(runs []Run) error {
@@ -184,6 +188,11 @@ func metadataRefusals(r io.ReaderAt, size int64) []Refusal {
 		var re *RefusedError
 		if errors.As(err, &re) {
 			return re.Refusals
+		}
+		if errors.Is(err, errMFTAttrList) {
+			// Not damage: the read side still works; the writer says why
+			// it cannot write when it is opened.
+			return nil
 		}
 		return []Refusal{{ID: RefusalUnreadable, Structure: "$MFT (MFT record 0)", Reason: err.Error(), Advice: adviceChkdsk}}
 	}

@@ -125,6 +125,7 @@ type tx struct {
 	// metaClaimed is set once the metadata files' records are in it.
 	claims      claimSet
 	metaClaimed bool
+	bmPages     map[int64][]byte // $Bitmap pages read to verify claims (claims.go)
 	// checked lists the directories whose index was checked whole before
 	// this operation first changed it (see soundIndex).
 	checked map[uint64]bool
