@@ -337,6 +337,36 @@ func TestWriterRefusesDamage(t *testing.T) {
 		{"damaged index in config, hive write", func(t *testing.T, im *sdImage) {
 			im.damageIndex(t, "Windows/System32/config")
 		}, opHive, []string{RefusalIndex}, false},
+		{"SYSTEM hive cross-linked with the Windows index", func(t *testing.T, im *sdImage) {
+			w, err := newWriter(im.f, nil, im.size, WriterOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx := w.begin()
+			nums, err := tx.resolve("Windows")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := tx.tree(nums[len(nums)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := tr.allocRuns[0].LCN
+			hive, _ := im.fileRuns(t, "Windows/System32/config/SYSTEM")
+			im.editRecord(t, hive.Num, false, func(b []byte) {
+				r, _ := ParseRecord(hive.Num, b)
+				a, _, _ := r.FindAttr(AttrData, "")
+				runs, _ := a.Runs()
+				runs[0].LCN = target
+				rl, err := EncodeRunList(runs)
+				ro := a.Off + int(le16(b[a.Off+0x20:]))
+				if err != nil || len(rl) > a.Off+a.Len-ro {
+					t.Fatalf("re-encoded run list does not fit (%v)", err)
+				}
+				clear(b[ro : a.Off+a.Len])
+				copy(b[ro:], rl)
+			})
+		}, opHive, []string{RefusalClusterConflict}, false},
 		{"SYSTEM hive cluster free in $Bitmap", func(t *testing.T, im *sdImage) {
 			_, runs := im.fileRuns(t, "Windows/System32/config/SYSTEM")
 			im.clearBit(t, runs[0].LCN)
@@ -507,5 +537,35 @@ func TestRefusedErrorNamesStructure(t *testing.T) {
 	e := refused(RefusalMFTMirr, "$MFTMirr (MFT record 1)", "$MFTMirr does not match $MFT (record 3)", adviceChkdsk)
 	if s := e.Error(); !strings.Contains(s, RefusalMFTMirr) || !strings.Contains(s, "record 3") {
 		t.Errorf("Error() = %q", s)
+	}
+}
+
+// TestClaimSet: overlapping runs of two owners are a conflict naming the
+// cluster and both; taken answers for every claimed cluster and no other.
+func TestClaimSet(t *testing.T) {
+	var c claimSet
+	a := claimOwner{rec: 40, typ: AttrData}
+	b := claimOwner{rec: 41, typ: AttrIndexAllocation, name: i30}
+	c.add(a, 100, 10, 1000)
+	c.add(a, 300, 1, 1000)
+	if len(c.problems) != 0 {
+		t.Fatalf("problems without overlap: %+v", c.problems)
+	}
+	for l, want := range map[int64]bool{99: false, 100: true, 109: true, 110: false, 300: true, 301: false} {
+		if got := c.taken(l); got != want {
+			t.Errorf("taken(%d) = %v, want %v", l, got, want)
+		}
+	}
+	c.add(b, 105, 20, 1000)
+	if len(c.problems) != 1 || !strings.Contains(c.problems[0].Reason, "cluster 105") ||
+		!strings.Contains(c.problems[0].Reason, "MFT record 40") || !strings.Contains(c.problems[0].Reason, "MFT record 41") {
+		t.Fatalf("cross-link: %+v", c.problems)
+	}
+	if !c.taken(124) || c.taken(125) {
+		t.Error("taken does not follow the added run")
+	}
+	c.add(b, 995, 10, 1000)
+	if len(c.problems) != 2 || c.problems[1].ID != RefusalClusterConflict {
+		t.Fatalf("run outside the volume: %+v", c.problems)
 	}
 }
