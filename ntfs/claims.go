@@ -172,14 +172,6 @@ func (t *tx) claimRecord(r *Record) {
 	}
 }
 
-// mftRecBoot and mftRecBadClus are the records of the boot sectors
-// ($Boot) and of the bad cluster list ($BadClus, whose $Bad stream maps
-// every bad cluster).
-const (
-	mftRecBoot    = 7
-	mftRecBadClus = 8
-)
-
 // claimMetadata reads the metadata records whose clusters must never be
 // handed out, and claims the boot sector and its backup directly (they
 // hold whatever $Boot says or not).

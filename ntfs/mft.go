@@ -16,6 +16,8 @@ const (
 	mftRecLogFile = 2
 	mftRecVolume  = 3
 	mftRecBitmap  = 6
+	mftRecBoot    = 7 // $Boot: the boot sectors
+	mftRecBadClus = 8 // $BadClus: its $Bad stream maps every bad cluster
 	mftRecRoot    = 5
 	mftRecUpCase  = 10
 )
