@@ -2,9 +2,6 @@ package offline
 
 import (
 	"fmt"
-	"io"
-	"io/fs"
-	"path"
 	"strings"
 
 	"wuoffline/hive"
@@ -142,41 +139,6 @@ func freeAsideName(ed volumeEditor, from, want string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: no free .old name", from)
-}
-
-// hiveLogs opens NAME.LOG1 and NAME.LOG2 beside the hive at p (slash path)
-// in fsys, case-insensitively. The returned closers must be closed.
-func hiveLogs(fsys fs.FS, p string) ([]hive.Log, []io.Closer) {
-	dir, name := path.Dir(p), path.Base(p)
-	ents, _ := fs.ReadDir(fsys, dir)
-	var logs []hive.Log
-	var cl []io.Closer
-	for _, suffix := range []string{".LOG1", ".LOG2"} {
-		for _, e := range ents {
-			if !strings.EqualFold(e.Name(), name+suffix) || !e.Type().IsRegular() {
-				continue
-			}
-			f, err := fsys.Open(dir + "/" + e.Name())
-			if err != nil {
-				break
-			}
-			ra, ok := f.(io.ReaderAt)
-			fi, err := f.Stat()
-			if !ok || err != nil {
-				f.Close()
-				break
-			}
-			cl = append(cl, f)
-			logs = append(logs, hive.Log{Name: e.Name(), R: ra, Size: fi.Size()})
-			break
-		}
-	}
-	return logs, cl
-}
-
-// slashPath turns a volume path with `\` into an fs.FS path.
-func slashPath(p string) string {
-	return strings.Trim(strings.ReplaceAll(p, `\`, "/"), "/")
 }
 
 // hivePathsOf maps "SYSTEM", "SOFTWARE", "COMPONENTS" to their volume paths.

@@ -9,6 +9,8 @@ import (
 
 	"wuoffline/hive"
 	"wuoffline/internal/testutil"
+
+	"wuoffline/session"
 )
 
 // countKeys counts the keys of a hive below k, k included.
@@ -42,7 +44,7 @@ func TestEditDirtyHive(t *testing.T) {
 		os.WriteFile(filepath.Join(cfg, to), b, 0o644)
 	}
 	orig, _ := os.ReadFile(filepath.Join(cfg, "COMPONENTS"))
-	logs, closers := hiveLogs(os.DirFS(root), "Windows/System32/config/COMPONENTS")
+	logs, closers := session.HiveLogs(os.DirFS(root), "Windows/System32/config/COMPONENTS")
 	defer func() {
 		for _, c := range closers {
 			c.Close()

@@ -3,13 +3,13 @@ package offline
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"wuoffline/image"
 	"wuoffline/journal"
+	"wuoffline/session"
 )
 
 // How `wuoffline fix` works (FixTarget):
@@ -306,15 +306,8 @@ func FixTarget(path string, opts FixOptions) (tr FixTargetReport) {
 		}
 		tr.Exit = tr.exitCode()
 	}()
-	probe, err := image.Open(path, image.Options{})
-	if err != nil {
-		tr.State, tr.Error = FixFailed, err.Error()
-		return tr
-	}
-	kind := probe.Kind
-	tr.Kind, tr.Format, tr.Table = string(probe.Kind), probe.Format, probe.Table
-	probe.Close()
-	if kind == image.KindDirectory {
+	if session.IsDirectory(path) {
+		tr.Kind, tr.Format = string(image.KindDirectory), image.FormatDirectory
 		fixDirectory(&tr, path, opts)
 		return tr
 	}
@@ -361,16 +354,6 @@ func (tr *FixTargetReport) refuse(id, reason, advice string) {
 // journalDirFor applies journal.ChooseDir.
 func journalDirFor(path string, device bool, flagDir string) (string, error) {
 	return journal.ChooseDir(path, !device, flagDir)
-}
-
-// volumeID identifies a volume for its journals: the NTFS serial, the size
-// and, for an image file, the file's base name (journal.VolumeID).
-func volumeID(path string, device bool, serial uint64, size int64) journal.VolumeID {
-	id := journal.VolumeID{Serial: serial, Size: size}
-	if !device {
-		id.Name = filepath.Base(path)
-	}
-	return id
 }
 
 // containsFold reports whether list holds s (case-insensitive).
