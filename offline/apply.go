@@ -20,7 +20,9 @@ type volumeEditor interface {
 	editFile(label, p string, fn func([]byte) ([]byte, error)) ([]ByteRange, error)
 	// editHive opens the hive at p (recovering a dirty one from its logs),
 	// runs fn with an editor of it, and flushes it.
-	editHive(label, p string, fn func(*hive.Editor) error) ([]ByteRange, error)
+	// keys are the registry keys the edit touches (a lazy check after
+	// writing re-reads them).
+	editHive(label, p string, keys []string, fn func(*hive.Editor) error) ([]ByteRange, error)
 }
 
 // maxTextEdit bounds a text file fix rewrites (the hosts file is a few KiB).
@@ -75,7 +77,11 @@ func executePlan(ed volumeEditor, acts []*plannedAction, hivePaths map[string]st
 				a.Error = err.Error()
 				return err
 			}
-			rs, err := ed.editHive("hive "+strings.ToUpper(a.Hive), p, func(e *hive.Editor) error {
+			var keys []string
+			for _, g := range group {
+				keys = append(keys, g.Key)
+			}
+			rs, err := ed.editHive("hive "+strings.ToUpper(a.Hive), p, keys, func(e *hive.Editor) error {
 				for _, g := range group {
 					if err := applyRegistry(e, g); err != nil {
 						g.Error = err.Error()

@@ -37,8 +37,8 @@ func (e ntfsEditor) editFile(label, p string, fn func([]byte) ([]byte, error)) (
 	return toRanges(rs, label), err
 }
 
-func (e ntfsEditor) editHive(label, p string, fn func(*hive.Editor) error) ([]ByteRange, error) {
-	rs, err := e.p.EditHive(label, p, fn)
+func (e ntfsEditor) editHive(label, p string, keys []string, fn func(*hive.Editor) error) ([]ByteRange, error) {
+	rs, err := e.p.EditHive(label, p, keys, fn)
 	return toRanges(rs, label), err
 }
 
@@ -94,6 +94,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 		return
 	}
 	defer s.Close()
+	defer func() { tr.count(s.Stats()) }()
 	tr.Kind, tr.Format, tr.Table = string(s.Target.Kind), s.Target.Format, s.Target.Table
 	for _, r := range s.Refusals() {
 		tr.refuse(r.ID, r.Reason, r.Advice)
@@ -177,9 +178,9 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 				return
 			}
 			fv.Ranges, fv.Bytes = planRanges(p)
-			vp.before = p.Baseline()
 			// The plan must check clean before anything is written.
-			if bad := p.Check(vp.before); len(bad) > 0 {
+			var bad []string
+			if vp.before, bad = p.Check(); len(bad) > 0 {
 				tr.Volumes = append(tr.Volumes, fv)
 				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: the planned state fails the NTFS check, nothing written: %s", v.Index, strings.Join(bad, "; "))
 				return
@@ -279,6 +280,7 @@ func verifyImage(tr *FixTargetReport, s *session.Session, plans []*volumePlan, o
 		return
 	}
 	defer rs.Close()
+	defer func() { tr.count(rs.Stats()) }()
 	for _, vp := range plans {
 		if vp.plan == nil {
 			continue

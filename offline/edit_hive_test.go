@@ -59,7 +59,7 @@ func TestEditDirtyHive(t *testing.T) {
 
 	ed := newDirEditor(root)
 	ed.now = func() time.Time { return fixedNow }
-	if _, err := ed.editHive("hive COMPONENTS", `Windows\System32\config\COMPONENTS`, func(e *hive.Editor) error {
+	if _, err := ed.editHive("hive COMPONENTS", `Windows\System32\config\COMPONENTS`, nil, func(e *hive.Editor) error {
 		return e.SetValue("", "WuofflineTest", hive.RegDWORD, []byte{1, 0, 0, 0})
 	}); err != nil {
 		t.Fatal(err)

@@ -151,9 +151,28 @@ type FixTargetReport struct {
 	// before planning (fix) — what every later command must do first.
 	Resumed []JournalOutcome `json:"resumed,omitempty"`
 	Volumes []FixVolume      `json:"volumes"`
-	Error   string           `json:"error,omitempty"`
-	Hint    string           `json:"hint,omitempty"`
-	Exit    int              `json:"exit"`
+	// IO counts what fix read from the target: opens (one to plan and
+	// write, one to verify), reads and bytes that reached the medium.
+	IO    *IOStats `json:"io,omitempty"`
+	Error string   `json:"error,omitempty"`
+	Hint  string   `json:"hint,omitempty"`
+	Exit  int      `json:"exit"`
+}
+
+// IOStats counts what a command read from its target.
+type IOStats struct {
+	Opens     int   `json:"opens"`
+	Reads     int64 `json:"reads"`
+	BytesRead int64 `json:"bytes_read"`
+}
+
+func (tr *FixTargetReport) count(st session.Stats) {
+	if tr.IO == nil {
+		tr.IO = &IOStats{}
+	}
+	tr.IO.Opens += st.Opens
+	tr.IO.Reads += st.Reads
+	tr.IO.BytesRead += st.Bytes
 }
 
 // FixVolume is the plan (and its outcome) for one Windows installation.

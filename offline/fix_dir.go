@@ -197,7 +197,7 @@ func (m *memFile) grow(n int64) error {
 	return nil
 }
 
-func (d *dirEditor) editHive(label, p string, fn func(*hive.Editor) error) ([]ByteRange, error) {
+func (d *dirEditor) editHive(label, p string, _ []string, fn func(*hive.Editor) error) ([]ByteRange, error) {
 	rel, old, err := d.read(p)
 	if err != nil {
 		return nil, err

@@ -14,10 +14,16 @@ const (
 	cacheMax   = 12 << 20
 )
 
-// Stats counts the reads that reached the medium.
+// Stats counts what reached the medium.
 type Stats struct {
+	Opens int   // opens of the target (1 per session)
 	Reads int64 // ReadAt calls on the file or device
 	Bytes int64 // bytes they returned
+}
+
+// Add sums two counts.
+func (s Stats) Add(o Stats) Stats {
+	return Stats{Opens: s.Opens + o.Opens, Reads: s.Reads + o.Reads, Bytes: s.Bytes + o.Bytes}
 }
 
 // cachedFile is a bounded read cache over a file or device, in file
@@ -44,7 +50,9 @@ func (c *cachedFile) Size() int64 { return c.size }
 func (c *cachedFile) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stats
+	st := c.stats
+	st.Opens = 1
+	return st
 }
 
 // ReadAt implements io.ReaderAt through the cache. Large reads (more than

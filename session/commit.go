@@ -2,10 +2,10 @@ package session
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"strings"
 	"time"
 
 	"wuoffline/hive"
@@ -13,48 +13,52 @@ import (
 	"wuoffline/ntfs"
 )
 
-// Baseline is what the checkers found, before the change, in what the plan
-// touches: damage there already is not blamed on the change. The caller
-// decides whether such damage is a refusal.
+// Baseline is what the checkers accept in what the plan touches: damage
+// that was there before the change is not blamed on it. Verify reports
+// only problems beyond it.
 type Baseline struct {
 	NTFS  map[string]bool // ntfs problem strings
 	Hives map[string]bool // "PATH|code|key path"
 }
 
-// Baseline runs the NTFS checker on the touched directories and the hive
-// checker on the edited hives, on the volume as it is.
-func (p *Plan) Baseline() Baseline {
+// Check runs the NTFS checker on the planned state of every directory the
+// plan touches and returns the problems the volume did not already have
+// (the volume as it is is checked only when the planned state has
+// problems, so a clean plan reads the touched directories once), with the
+// baseline Verify compares against: the planned state's accepted problems,
+// and the edited hives' findings before the change.
+func (p *Plan) Check() (Baseline, []string) {
 	b := Baseline{NTFS: map[string]bool{}, Hives: map[string]bool{}}
-	if rep, err := ntfs.Check(p.v.Reader(), p.v.Size, ntfs.CheckOptions{Paths: p.Dirs()}); err == nil {
-		for _, pr := range rep.Problems {
-			b.NTFS[pr.String()] = true
-		}
-	}
 	if vol, err := p.v.NTFS(); err == nil {
 		for _, name := range p.Hives() {
-			fs, _ := CheckHiveFile(vol.FS(), slashPath(name))
+			fs, _ := checkHive(vol.FS(), slashPath(name), p.hiveKeys[name])
 			for _, f := range fs {
 				b.Hives[name+"|"+f.Code+"|"+f.Path] = true
 			}
 		}
 	}
-	return b
-}
-
-// Check runs the NTFS checker on the planned state of every directory the
-// plan touches and returns the problems the volume did not already have.
-func (p *Plan) Check(before Baseline) []string {
 	rep, err := ntfs.Check(p.vr, p.v.Size, ntfs.CheckOptions{Paths: p.Dirs()})
 	if err != nil {
-		return []string{err.Error()}
+		return b, []string{err.Error()}
+	}
+	if len(rep.Problems) == 0 {
+		return b, nil
+	}
+	before := map[string]bool{}
+	if rep, err := ntfs.Check(p.v.Reader(), p.v.Size, ntfs.CheckOptions{Paths: p.Dirs()}); err == nil {
+		for _, pr := range rep.Problems {
+			before[pr.String()] = true
+		}
 	}
 	var out []string
 	for _, pr := range rep.Problems {
-		if !before.NTFS[pr.String()] {
+		if before[pr.String()] {
+			b.NTFS[pr.String()] = true
+		} else {
 			out = append(out, pr.String())
 		}
 	}
-	return out
+	return b, out
 }
 
 // CommitOptions are the journal's description of a change.
@@ -151,7 +155,7 @@ func (s *Session) Verify(p *Plan, before Baseline) *Verification {
 	}
 	for _, name := range p.Hives() {
 		vr.Hives = append(vr.Hives, name)
-		fs, err := CheckHiveFile(vol.FS(), slashPath(name))
+		fs, err := checkHive(vol.FS(), slashPath(name), p.hiveKeys[name])
 		if err != nil {
 			vr.OK = false
 			vr.HiveProblems = append(vr.HiveProblems, name+": "+err.Error())
@@ -164,6 +168,69 @@ func (s *Session) Verify(p *Plan, before Baseline) *Verification {
 		}
 	}
 	return vr
+}
+
+// fullHiveCheck is the largest hive checked whole before and after a
+// change; a larger one (a SOFTWARE hive of an old installation is 50-150
+// MB) gets the lazy check of what the change touched, so that a fix reads
+// a few MiB rather than the whole hive three times. `reg check` still
+// checks any hive whole.
+const fullHiveCheck = 16 << 20
+
+// checkHive checks the hive at p: whole when it is small, else the keys a
+// change touched, re-read from the root (each key node on the path, the
+// key's subkey list, values and their data).
+func checkHive(fsys fs.FS, p string, keys []string) ([]hive.Finding, error) {
+	fi, err := fs.Stat(fsys, p)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() <= fullHiveCheck {
+		return CheckHiveFile(fsys, p)
+	}
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ra, ok := f.(io.ReaderAt)
+	if !ok {
+		return nil, fmt.Errorf("%s: no random access", p)
+	}
+	logs, cl := HiveLogs(fsys, p)
+	defer closeAll(cl)
+	h, err := hive.Open(ra, fi.Size(), logs...)
+	if err != nil {
+		return nil, err
+	}
+	var out []hive.Finding
+	bad := func(key string, err error) {
+		out = append(out, hive.Finding{Severity: hive.Error, Code: "touched-key", Offset: hive.NoOffset, Path: key, Message: err.Error()})
+	}
+	for _, key := range keys {
+		k, err := h.OpenKey(key)
+		if errors.Is(err, hive.ErrNotFound) {
+			continue // deleted by the change
+		}
+		if err != nil {
+			bad(key, err)
+			continue
+		}
+		if _, err := k.Subkeys(); err != nil {
+			bad(key, err)
+		}
+		vs, err := k.Values()
+		if err != nil {
+			bad(key, err)
+			continue
+		}
+		for _, v := range vs {
+			if _, err := v.Data(); err != nil {
+				bad(key, fmt.Errorf("value %q: %w", v.Name(), err))
+			}
+		}
+	}
+	return out, nil
 }
 
 // CheckHiveFile runs the hive checker on a hive file of fsys (its logs
@@ -190,10 +257,4 @@ func CheckHiveFile(fsys fs.FS, p string) ([]hive.Finding, error) {
 		return nil, err
 	}
 	return rep.Problems(), nil
-}
-
-// hiveName is the upper-case base name of a hive path ("SOFTWARE").
-func hiveName(p string) string {
-	_, b := splitWin(p)
-	return strings.ToUpper(b)
 }

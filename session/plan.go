@@ -30,6 +30,8 @@ type Plan struct {
 
 	dirs  map[string]bool // directories touched (volume paths, `\`)
 	hives map[string]bool // hive files edited (volume paths, `\`)
+	// hiveKeys are the registry keys each edited hive's edits touched.
+	hiveKeys map[string][]string
 }
 
 // switchWriter forwards writes to the overlay's writer of the current unit,
@@ -84,7 +86,7 @@ func (s *Session) Plan(v *Volume) (*Plan, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", v.Describe(), err)
 	}
-	return &Plan{s: s, v: v, o: o, sw: sw, w: w, vr: vr, dirs: map[string]bool{}, hives: map[string]bool{}}, nil
+	return &Plan{s: s, v: v, o: o, sw: sw, w: w, vr: vr, dirs: map[string]bool{}, hives: map[string]bool{}, hiveKeys: map[string][]string{}}, nil
 }
 
 // Volume is the volume the plan changes.
@@ -190,8 +192,9 @@ func (p *Plan) EditFile(label, name string, maxSize int64, fn func([]byte) ([]by
 
 // EditHive opens the hive file at name (recovering a dirty one from its
 // .LOG1/.LOG2 beside it), runs fn with an editor of it and flushes it, as
-// one unit.
-func (p *Plan) EditHive(label, name string, fn func(*hive.Editor) error) ([]ntfs.Range, error) {
+// one unit. keys are the registry keys fn changes: the verification after
+// the write re-reads them (and, for a small hive, checks it whole).
+func (p *Plan) EditHive(label, name string, keys []string, fn func(*hive.Editor) error) ([]ntfs.Range, error) {
 	vol, err := p.v.NTFS()
 	if err != nil {
 		return nil, err
@@ -217,6 +220,7 @@ func (p *Plan) EditHive(label, name string, fn func(*hive.Editor) error) ([]ntfs
 	})
 	if err == nil {
 		p.hives[name] = true
+		p.hiveKeys[name] = append(p.hiveKeys[name], keys...)
 	}
 	return rs, err
 }

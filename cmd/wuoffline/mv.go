@@ -97,8 +97,8 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitError
 	}
-	before := p.Baseline()
-	if bad := p.Check(before); len(bad) > 0 {
+	before, bad := p.Check()
+	if len(bad) > 0 {
 		fmt.Fprintf(stderr, "wuoffline mv: %s: the planned state fails the NTFS check, nothing written:\n  %s\n", v.Describe(), strings.Join(bad, "\n  "))
 		return exitError
 	}
