@@ -11,7 +11,7 @@ import (
 // of what is read) and forgets its oldest blocks first.
 const (
 	cacheBlock = 32 << 10
-	cacheMax   = 12 << 20
+	cacheMax   = 8 << 20
 )
 
 // Stats counts what reached the medium.
