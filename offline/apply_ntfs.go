@@ -109,17 +109,17 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 				continue
 			}
 			if opts.DryRun {
-				tr.refuse("interrupted", fmt.Sprintf("volume %d: an earlier fix was interrupted (journal %s)", v.Index, info.Path), info.Advice(path))
+				tr.refuse("interrupted", fmt.Sprintf("volume %d: an earlier fix was interrupted (journal %s)", v.Index, info.Path), info.Advice(s.CommandTarget()))
 				continue
 			}
 			jo := replayJournal(s, v, info, "resume")
 			tr.Resumed = append(tr.Resumed, jo)
 			if jo.Error != "" {
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("finishing the interrupted fix failed: %s; roll it back with `wuoffline undo %s`", jo.Error, path)
+				tr.State, tr.Error = FixFailed, fmt.Sprintf("finishing the interrupted fix failed: %s; roll it back with `wuoffline undo %s`", jo.Error, s.CommandTarget())
 				return
 			}
 			if !jo.Complete {
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("the interrupted fix could not be finished (%s); roll it back with `wuoffline undo %s`", jo.Summary, path)
+				tr.State, tr.Error = FixFailed, fmt.Sprintf("the interrupted fix could not be finished (%s); roll it back with `wuoffline undo %s`", jo.Summary, s.CommandTarget())
 				return
 			}
 		}
@@ -223,7 +223,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 		if err != nil {
 			tr.State = FixFailed
 			if jpath != "" {
-				tr.Error = fmt.Sprintf("volume %d: writing failed: %v; the volume may be half-changed: `wuoffline undo %s` rolls it back, `wuoffline fix %s` finishes it (journal %s)", vp.v.Index, err, path, path, jpath)
+				tr.Error = fmt.Sprintf("volume %d: writing failed: %v; the volume may be half-changed: `wuoffline undo %s` rolls it back, `wuoffline fix %s` finishes it (journal %s)", vp.v.Index, err, s.CommandTarget(), s.CommandTarget(), jpath)
 			} else {
 				tr.Error = fmt.Sprintf("volume %d: journaling failed, nothing written: %v", vp.v.Index, err)
 			}

@@ -66,12 +66,15 @@ func (s *Session) InterruptedRefusals() []Refusal {
 }
 
 // advice is a journal's recovery hint, carrying --journal DIR when given.
-func (s *Session) advice(info *journal.Info) string {
-	t := s.Path
+func (s *Session) advice(info *journal.Info) string { return info.Advice(s.CommandTarget()) }
+
+// CommandTarget is TARGET as recovery hints name it: with --journal DIR
+// in front when the session was given one ("wuoffline undo " + it).
+func (s *Session) CommandTarget() string {
 	if s.opts.JournalDir != "" {
-		t = "--journal " + quote(s.opts.JournalDir) + " " + quote(s.Path)
+		return "--journal " + quote(s.opts.JournalDir) + " " + quote(s.Path)
 	}
-	return info.Advice(t)
+	return quote(s.Path)
 }
 
 func quote(s string) string {

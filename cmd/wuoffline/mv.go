@@ -122,10 +122,7 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-	undo := "wuoffline undo " + target
-	if *journalFlag != "" {
-		undo = fmt.Sprintf("wuoffline undo --journal %s %s", *journalFlag, target)
-	}
+	undo := "wuoffline undo " + s.CommandTarget()
 	jpath, err := s.Commit(p, session.CommitOptions{Note: note})
 	if err != nil {
 		if jpath != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"wuoffline/internal/testutil"
+	"wuoffline/offline"
 	"wuoffline/session"
 )
 
@@ -124,5 +126,32 @@ func TestReadOnlyDevice(t *testing.T) {
 		if j := journals(t, jdir); len(j) != 0 {
 			t.Fatalf("%s left journals %v", args[0], j)
 		}
+	}
+}
+
+// TestMvHonoursJournalDir: a fix interrupted with --journal DIR is found by
+// mv (and mv --dry-run) given the same --journal DIR: exit 3, the advice
+// names the directory, nothing written.
+func TestMvHonoursJournalDir(t *testing.T) {
+	img := testutil.TestImage(t, "broken-gpt.img")
+	jdir := t.TempDir()
+	rep := offline.FixTarget(img, offline.FixOptions{JournalDir: jdir, WrapWriter: func(w io.WriterAt) io.WriterAt {
+		return testutil.NewFaultWriter(w, 3, testutil.FaultError)
+	}})
+	if rep.State != offline.FixFailed || !strings.Contains(rep.Error, "--journal "+jdir) {
+		t.Fatalf("interrupted fix: %s %q", rep.State, rep.Error)
+	}
+	sum := testutil.SHA256File(t, img)
+	for _, mode := range []string{"--yes", "--dry-run"} {
+		code, out, errs := ntRun("mv", mode, "--journal", jdir, img, `Windows\System32\catroot2`, `Windows\catroot2.moved`)
+		if code != exitRefused || !strings.Contains(errs, "interrupted") || !strings.Contains(errs, "--journal "+jdir) {
+			t.Errorf("mv %s --journal: exit %d, want %d:\n%s%s", mode, code, exitRefused, out, errs)
+		}
+	}
+	if testutil.SHA256File(t, img) != sum {
+		t.Error("mv wrote over an interrupted fix")
+	}
+	if u := offline.UndoTarget(img, offline.UndoOptions{JournalDir: jdir}); u.Exit != exitOK {
+		t.Fatalf("undo: %+v", u)
 	}
 }
