@@ -112,7 +112,21 @@ func (c *cachedFile) block(start int64) ([]byte, error) {
 	if n > c.size-start {
 		n = c.size - start
 	}
-	b := make([]byte, n)
+	// A full cache gives its oldest block's buffer to the new one: the
+	// cache allocates cacheMax once, whatever is read through it.
+	var b []byte
+	for len(c.order)*cacheBlock >= cacheMax {
+		old := c.order[0]
+		if b == nil {
+			b = c.blocks[old][:cap(c.blocks[old])]
+		}
+		delete(c.blocks, old)
+		c.order = c.order[1:]
+	}
+	if b == nil {
+		b = make([]byte, cacheBlock)
+	}
+	b = b[:n]
 	c.stats.Reads++
 	got, err := c.r.ReadAt(b, start)
 	c.stats.Bytes += int64(got)
@@ -121,10 +135,6 @@ func (c *cachedFile) block(start int64) ([]byte, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
-	}
-	for len(c.order)*cacheBlock >= cacheMax {
-		delete(c.blocks, c.order[0])
-		c.order = c.order[1:]
 	}
 	c.blocks[start] = b
 	c.order = append(c.order, start)
