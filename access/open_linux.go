@@ -249,6 +249,12 @@ func readMounts() []mount {
 	if err != nil {
 		return nil
 	}
+	return parseMountinfo(b)
+}
+
+// parseMountinfo parses the text of /proc/self/mountinfo; lines it cannot
+// read are skipped.
+func parseMountinfo(b []byte) []mount {
 	var out []mount
 	for _, ln := range strings.Split(string(b), "\n") {
 		pre, post, ok := strings.Cut(ln, " - ")
