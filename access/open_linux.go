@@ -300,18 +300,17 @@ func sysName(dev uint64) string {
 	return filepath.Base(l)
 }
 
-// related returns a block device, its partitions and (for a partition) its
-// whole disk, by device number.
+// related returns the block devices that share a device's bytes, by device
+// number: for a whole disk, the disk and its partitions; for a partition,
+// the partition and its whole disk (not its sibling partitions: another
+// partition of the same disk mounted, the rescue system's own, does not
+// make this one busy).
 func related(dev uint64) map[uint64]string {
 	out := map[uint64]string{dev: sysName(dev)}
 	sys := fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev))
 	real, err := filepath.EvalSymlinks(sys)
 	if err != nil {
 		return out
-	}
-	disk := real
-	if _, err := os.Stat(filepath.Join(real, "partition")); err == nil {
-		disk = filepath.Dir(real)
 	}
 	add := func(dir string) {
 		b, err := os.ReadFile(filepath.Join(dir, "dev"))
@@ -323,11 +322,14 @@ func related(dev uint64) map[uint64]string {
 			out[unix.Mkdev(maj, min)] = filepath.Base(dir)
 		}
 	}
-	add(disk)
-	ents, _ := os.ReadDir(disk)
+	if _, err := os.Stat(filepath.Join(real, "partition")); err == nil {
+		add(filepath.Dir(real)) // the whole disk
+		return out
+	}
+	ents, _ := os.ReadDir(real)
 	for _, e := range ents {
-		if _, err := os.Stat(filepath.Join(disk, e.Name(), "partition")); err == nil {
-			add(filepath.Join(disk, e.Name()))
+		if _, err := os.Stat(filepath.Join(real, e.Name(), "partition")); err == nil {
+			add(filepath.Join(real, e.Name()))
 		}
 	}
 	return out
