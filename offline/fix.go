@@ -41,7 +41,7 @@ const (
 )
 
 // Tool is what journals record as the program that wrote them.
-const Tool = "wuoffline"
+const Tool = session.Tool
 
 // FixOptions controls a fix run (`wuoffline fix`).
 type FixOptions struct {
