@@ -2,9 +2,6 @@ package offline
 
 import (
 	"fmt"
-	"io"
-	"io/fs"
-	"path"
 	"strings"
 
 	"wuoffline/hive"
@@ -23,7 +20,9 @@ type volumeEditor interface {
 	editFile(label, p string, fn func([]byte) ([]byte, error)) ([]ByteRange, error)
 	// editHive opens the hive at p (recovering a dirty one from its logs),
 	// runs fn with an editor of it, and flushes it.
-	editHive(label, p string, fn func(*hive.Editor) error) ([]ByteRange, error)
+	// keys are the registry keys the edit touches (a lazy check after
+	// writing re-reads them).
+	editHive(label, p string, keys []string, fn func(*hive.Editor) error) ([]ByteRange, error)
 }
 
 // maxTextEdit bounds a text file fix rewrites (the hosts file is a few KiB).
@@ -78,7 +77,11 @@ func executePlan(ed volumeEditor, acts []*plannedAction, hivePaths map[string]st
 				a.Error = err.Error()
 				return err
 			}
-			rs, err := ed.editHive("hive "+strings.ToUpper(a.Hive), p, func(e *hive.Editor) error {
+			var keys []string
+			for _, g := range group {
+				keys = append(keys, g.Key)
+			}
+			rs, err := ed.editHive("hive "+strings.ToUpper(a.Hive), p, keys, func(e *hive.Editor) error {
 				for _, g := range group {
 					if err := applyRegistry(e, g); err != nil {
 						g.Error = err.Error()
@@ -142,41 +145,6 @@ func freeAsideName(ed volumeEditor, from, want string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: no free .old name", from)
-}
-
-// hiveLogs opens NAME.LOG1 and NAME.LOG2 beside the hive at p (slash path)
-// in fsys, case-insensitively. The returned closers must be closed.
-func hiveLogs(fsys fs.FS, p string) ([]hive.Log, []io.Closer) {
-	dir, name := path.Dir(p), path.Base(p)
-	ents, _ := fs.ReadDir(fsys, dir)
-	var logs []hive.Log
-	var cl []io.Closer
-	for _, suffix := range []string{".LOG1", ".LOG2"} {
-		for _, e := range ents {
-			if !strings.EqualFold(e.Name(), name+suffix) || !e.Type().IsRegular() {
-				continue
-			}
-			f, err := fsys.Open(dir + "/" + e.Name())
-			if err != nil {
-				break
-			}
-			ra, ok := f.(io.ReaderAt)
-			fi, err := f.Stat()
-			if !ok || err != nil {
-				f.Close()
-				break
-			}
-			cl = append(cl, f)
-			logs = append(logs, hive.Log{Name: e.Name(), R: ra, Size: fi.Size()})
-			break
-		}
-	}
-	return logs, cl
-}
-
-// slashPath turns a volume path with `\` into an fs.FS path.
-func slashPath(p string) string {
-	return strings.Trim(strings.ReplaceAll(p, `\`, "/"), "/")
 }
 
 // hivePathsOf maps "SYSTEM", "SOFTWARE", "COMPONENTS" to their volume paths.

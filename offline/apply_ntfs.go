@@ -1,65 +1,21 @@
 package offline
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"wuoffline/hive"
 	"wuoffline/image"
 	"wuoffline/journal"
 	"wuoffline/ntfs"
+	"wuoffline/session"
 )
 
-// switchWriter forwards writes to the current labeled writer of the plan's
-// overlay, so that every journaled range says which action wrote it.
-type switchWriter struct{ cur io.WriterAt }
-
-func (s *switchWriter) WriteAt(p []byte, off int64) (int, error) { return s.cur.WriteAt(p, off) }
-
-// ntfsEditor executes a plan on a raw NTFS volume with the project's NTFS
-// engine, writing into a journal.Overlay: nothing reaches the volume until
-// journal.Commit applies the overlay.
-type ntfsEditor struct {
-	w    *ntfs.Writer
-	o    *journal.Overlay
-	sw   *switchWriter
-	base fs.FS // the volume as it was (the hive logs are never changed)
-	now  func() time.Time
-	dirs map[string]bool // directories touched, for the checker
-}
-
-func newNTFSEditor(base io.ReaderAt, size int64, align int64, now func() time.Time) (*ntfsEditor, error) {
-	vol, err := ntfs.Open(base, size)
-	if err != nil {
-		return nil, err
-	}
-	o := journal.NewOverlay(base, size)
-	// Whole sectors: the disk's logical sector, or the volume's own if larger
-	// (a bare 4Kn volume), since raw devices refuse partial-sector writes.
-	if bps := int64(vol.Boot().BytesPerSector); bps > align {
-		align = bps
-	}
-	if align > 0 {
-		o.SetAlign(align)
-	}
-	sw := &switchWriter{cur: o}
-	// NoVerify: instead of the writer checking a directory after each of
-	// its writes (a 100,000-entry WinSxS once per operation), fixImage
-	// checks every touched directory once on the whole planned state, and
-	// again on the device after the write.
-	w, err := ntfs.OpenWriter(o, sw, size, ntfs.WriterOptions{Now: now, NoVerify: true})
-	if err != nil {
-		return nil, err
-	}
-	return &ntfsEditor{w: w, o: o, sw: sw, base: vol.FS(), now: now, dirs: map[string]bool{}}, nil
-}
+// ntfsEditor executes a plan on a raw NTFS volume through a session.Plan:
+// every write goes into an overlay of the target, labelled with its unit,
+// and nothing reaches the target until Session.Commit.
+type ntfsEditor struct{ p *session.Plan }
 
 func toRanges(rs []ntfs.Range, label string) []ByteRange {
 	out := make([]ByteRange, 0, len(rs))
@@ -69,123 +25,30 @@ func toRanges(rs []ntfs.Range, label string) []ByteRange {
 	return out
 }
 
-func (e *ntfsEditor) exists(p string) (bool, error) {
-	dir, name := strings.TrimSuffix(winDir(p), `\`), p[len(winDir(p)):]
-	ents, err := e.w.List(dir)
-	if err != nil {
-		return false, fmt.Errorf("list %s: %w", dir, err)
-	}
-	for _, d := range ents {
-		if strings.EqualFold(d.Name, name) {
-			return true, nil
-		}
-	}
-	return false, nil
+func (e ntfsEditor) exists(p string) (bool, error) { return e.p.Exists(p) }
+
+func (e ntfsEditor) rename(label, oldPath, newPath string) ([]ByteRange, error) {
+	rs, err := e.p.Rename(label, oldPath, newPath)
+	return toRanges(rs, label), err
 }
 
-func (e *ntfsEditor) rename(label, oldPath, newPath string) ([]ByteRange, error) {
-	e.sw.cur = e.o.Labeled(label)
-	defer func() { e.sw.cur = e.o }()
-	rs, err := e.w.Rename(oldPath, newPath)
-	if err != nil {
-		return nil, err
-	}
-	e.dirs[strings.TrimSuffix(winDir(oldPath), `\`)] = true
-	e.dirs[strings.TrimSuffix(winDir(newPath), `\`)] = true
-	return toRanges(rs, label), nil
+func (e ntfsEditor) editFile(label, p string, fn func([]byte) ([]byte, error)) ([]ByteRange, error) {
+	rs, err := e.p.EditFile(label, p, maxTextEdit, fn)
+	return toRanges(rs, label), err
 }
 
-func (e *ntfsEditor) editFile(label, p string, fn func([]byte) ([]byte, error)) ([]ByteRange, error) {
-	e.sw.cur = e.o.Labeled(label)
-	defer func() { e.sw.cur = e.o }()
-	df, err := e.w.OpenData(p)
-	if err != nil {
-		return nil, err
-	}
-	size, err := df.Size()
-	if err != nil {
-		return nil, err
-	}
-	if size > maxTextEdit {
-		return nil, fmt.Errorf("%d bytes: too big to rewrite", size)
-	}
-	old := make([]byte, size)
-	if _, err := df.ReadAt(old, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	data, err := fn(old)
-	if err != nil || data == nil || bytes.Equal(data, old) {
-		df.Discard()
-		return nil, err
-	}
-	if int64(len(data)) < size {
-		if err := df.Truncate(int64(len(data))); err != nil {
-			df.Discard()
-			return nil, err
-		}
-	}
-	if _, err := df.WriteAt(data, 0); err != nil {
-		df.Discard()
-		return nil, err
-	}
-	rs, err := df.Commit()
-	if err != nil {
-		return nil, err
-	}
-	e.dirs[strings.TrimSuffix(winDir(p), `\`)] = true
-	return toRanges(rs, label), nil
+func (e ntfsEditor) editHive(label, p string, keys []string, fn func(*hive.Editor) error) ([]ByteRange, error) {
+	rs, err := e.p.EditHive(label, p, keys, fn)
+	return toRanges(rs, label), err
 }
 
-func (e *ntfsEditor) editHive(label, p string, fn func(*hive.Editor) error) ([]ByteRange, error) {
-	e.sw.cur = e.o.Labeled(label)
-	defer func() { e.sw.cur = e.o }()
-	df, err := e.w.OpenData(p)
-	if err != nil {
-		return nil, err
-	}
-	size, err := df.Size()
-	if err != nil {
-		return nil, err
-	}
-	logs, closers := hiveLogs(e.base, slashPath(p))
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	h, err := hive.Open(df, size, logs...)
-	if err != nil {
-		df.Discard()
-		return nil, err
-	}
-	ed, err := hive.NewEditor(h, df, df.Truncate, logs...)
-	if err != nil {
-		df.Discard()
-		return nil, err
-	}
-	ed.SetClock(e.now)
-	if err := fn(ed); err != nil {
-		df.Discard()
-		return nil, err
-	}
-	if err := ed.Flush(); err != nil {
-		df.Discard()
-		return nil, err
-	}
-	rs, err := df.Commit()
-	if err != nil {
-		return nil, err
-	}
-	e.dirs[strings.TrimSuffix(winDir(p), `\`)] = true
-	return toRanges(rs, label), nil
-}
-
-// overlayRanges converts the overlay's merged ranges.
-func overlayRanges(o *journal.Overlay) ([]ByteRange, int64) {
-	var out []ByteRange
+// planRanges converts a plan's file ranges to ranges of its volume.
+func planRanges(p *session.Plan) ([]ByteRange, int64) {
+	out := []ByteRange{}
 	var n int64
-	for _, r := range o.Ranges() {
-		out = append(out, ByteRange{Off: r.Off, Len: r.Len, Label: r.Label})
+	off := p.Volume().Offset
+	for _, r := range p.Ranges() {
+		out = append(out, ByteRange{Off: r.Off - off, Len: r.Len, Label: r.Label})
 		n += r.Len
 	}
 	return out, n
@@ -193,84 +56,70 @@ func overlayRanges(o *journal.Overlay) ([]ByteRange, int64) {
 
 // volumePlan is one volume's plan during a fix.
 type volumePlan struct {
-	fv    *FixVolume
-	v     image.Volume
-	ir    InstallationReport
-	acts  []*plannedAction
-	ed    *ntfsEditor
-	id    journal.VolumeID
-	paths map[string]string
-	// Problems the checkers found before the fix (the test images carry
-	// some on purpose, e.g. lh hashes hivex computes differently): only
-	// new ones fail the verification.
-	ntfsBefore map[string]bool
-	hiveBefore map[string]bool
-	// changes are the planned ranges with their bytes, for the read-back.
-	changes    []journal.Change
-	changesErr error
+	fv     *FixVolume
+	v      image.Volume
+	ir     InstallationReport
+	acts   []*plannedAction
+	plan   *session.Plan
+	before session.Baseline
 }
 
-// fixImage fixes an image file or a block device.
+// refusalsOf copies a session refusal error into the report; it reports
+// whether err was one.
+func (tr *FixTargetReport) refusalsOf(err error) bool {
+	var re *session.RefusedError
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, r := range re.Refusals {
+		tr.refuse(r.ID, r.Reason, r.Advice)
+	}
+	return true
+}
+
+// fixImage fixes an image file or a block device through one session:
+// opened once (exclusive unless a dry run), refusals, interrupted fixes
+// finished, diagnose, plan on an overlay, journal and write, then one
+// reopen with caches dropped to verify and diagnose again.
 func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
-	now := opts.clock()
-	t, err := image.Open(path, image.Options{Writable: !opts.DryRun})
+	s, err := session.Open(path, session.Options{Write: !opts.DryRun, DryRun: opts.DryRun, JournalDir: opts.JournalDir, Now: opts.clock()})
 	if err != nil {
-		if !opts.DryRun && (errors.Is(err, fs.ErrPermission) || isReadOnlyErr(err)) {
-			tr.refuse("read-only", fmt.Sprintf("%s cannot be opened for writing: %v", path, err),
-				"check the file's permissions or the device's write protection; `fix --dry-run` shows the plan without writing")
-			return
+		if !tr.refusalsOf(err) {
+			tr.State, tr.Error = FixFailed, err.Error()
+			var ue *image.UnsupportedError
+			if errors.As(err, &ue) {
+				tr.Hint = ue.Hint
+			}
 		}
-		tr.State, tr.Error = FixFailed, err.Error()
 		return
 	}
-	defer t.Close()
-	if m := openedElsewhere(path); m != "" {
-		tr.refuse("mounted", fmt.Sprintf("%s is in use: %s", path, m),
-			"unmount it (umount / fusermount -u) or detach the loop device (losetup -d) first")
-		return
+	defer s.Close()
+	defer func() { tr.count(s.Stats()) }()
+	tr.Kind, tr.Format, tr.Table = string(s.Target.Kind), s.Target.Format, s.Target.Table
+	for _, r := range s.Refusals() {
+		tr.refuse(r.ID, r.Reason, r.Advice)
 	}
-	jdir, err := journalDirFor(path, t.Device, opts.JournalDir)
-	if err != nil {
-		tr.refuse("journal", fmt.Sprintf("no place for the undo journal: %v", err),
-			"name a writable directory on another disk with --journal DIR")
-		return
-	}
-	if t.Device {
-		if on, err := journal.OnDevice(jdir, path); err == nil && on {
-			tr.refuse("journal", fmt.Sprintf("the journal directory %s is on %s, the disk being repaired", jdir, path),
-				"name a directory on another disk with --journal DIR")
-			return
-		}
-	}
+	jdir, _ := s.JournalDir()
 
 	// An interrupted fix comes first: finish it (or, for a dry run, say so).
-	for _, v := range t.Volumes {
-		if v.Content != image.ContentNTFS {
-			continue
-		}
-		bs, err := ntfs.ReadBootSector(t.ReaderAt(v))
-		if err != nil {
-			continue
-		}
-		id := volumeID(path, t.Device, bs.Serial, v.Size)
-		infos, _ := journal.Find(jdir, id)
+	for _, v := range s.Volumes() {
+		infos, _ := s.Journals(v)
 		for _, info := range infos {
 			if !info.Interrupted() {
 				continue
 			}
 			if opts.DryRun {
-				tr.refuse("interrupted", fmt.Sprintf("volume %d: an earlier fix was interrupted (journal %s)", v.Index, info.Path), info.Advice(path))
+				tr.refuse("interrupted", fmt.Sprintf("volume %d: an earlier fix was interrupted (journal %s)", v.Index, info.Path), info.Advice(s.CommandTarget()))
 				continue
 			}
-			jo := replayJournal(t, v, info.Path, "resume", journal.Resume)
+			jo := replayJournal(s, v, info, "resume")
+			tr.Resumed = append(tr.Resumed, jo)
 			if jo.Error != "" {
-				tr.Resumed = append(tr.Resumed, jo)
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("finishing the interrupted fix failed: %s; roll it back with `wuoffline undo %s`", jo.Error, path)
+				tr.State, tr.Error = FixFailed, fmt.Sprintf("finishing the interrupted fix failed: %s; roll it back with `wuoffline undo %s`", jo.Error, s.CommandTarget())
 				return
 			}
-			tr.Resumed = append(tr.Resumed, jo)
 			if !jo.Complete {
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("the interrupted fix could not be finished (%s); roll it back with `wuoffline undo %s`", jo.Summary, path)
+				tr.State, tr.Error = FixFailed, fmt.Sprintf("the interrupted fix could not be finished (%s); roll it back with `wuoffline undo %s`", jo.Summary, s.CommandTarget())
 				return
 			}
 		}
@@ -279,7 +128,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 		return
 	}
 
-	diag := DiagnoseTarget(path, Options{Letter: opts.Letter})
+	diag := diagnoseOpened(s.Target, path, Options{Letter: opts.Letter, Progress: opts.Progress})
 	if diag.Error != "" && len(diag.Installations) == 0 {
 		tr.State, tr.Error, tr.Hint = FixFailed, diag.Error, diag.Hint
 		if len(diag.Refusals) > 0 {
@@ -303,54 +152,41 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 	// Plan every installation against an overlay: the dry run.
 	var plans []*volumePlan
 	for _, ir := range diag.Installations {
-		v, ok := volumeByIndex(t, ir.Volume)
+		v, ok := s.Volume(ir.Volume)
 		if !ok {
 			tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d vanished", ir.Volume)
 			return
 		}
 		acts, left := planActions(ir, opts)
 		fv := FixVolume{Volume: v.Index, Offset: v.Offset, Size: v.Size, Windows: ir.Version, JournalDir: jdir, Remaining: left, Actions: []FixAction{}, Ranges: []ByteRange{}}
-		vp := &volumePlan{v: v, ir: ir, acts: acts, paths: hivePathsOf(ir)}
+		vp := &volumePlan{v: v.Volume, ir: ir, acts: acts}
 		if len(acts) > 0 {
 			opts.progress(path, "volume %d: planning %d change(s)", v.Index, len(acts))
-			ed, err := newNTFSEditor(t.ReaderAt(v), v.Size, alignOf(t), now)
+			p, err := s.Plan(v)
 			if err != nil {
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: %v", v.Index, err)
-				var re *ntfs.RefusedError
-				if errors.As(err, &re) {
-					tr.State, tr.Error = FixRefused, ""
-					for _, r := range re.Refusals {
-						tr.Refusals = append(tr.Refusals, Refusal{ID: r.ID, Reason: r.Reason, Advice: r.Advice})
-					}
+				if !tr.refusalsOf(err) {
+					tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: %v", v.Index, err)
 				}
 				return
 			}
-			vp.ed = ed
-			bs, err := ntfs.ReadBootSector(t.ReaderAt(v))
-			if err != nil {
-				tr.State, tr.Error = FixFailed, err.Error()
-				return
-			}
-			vp.id = volumeID(path, t.Device, bs.Serial, v.Size)
-			err = executePlan(ed, acts, vp.paths)
+			vp.plan = p
+			err = executePlan(ntfsEditor{p}, acts, hivePathsOf(ir))
 			fv.Actions = publicActions(acts)
 			if err != nil {
 				tr.Volumes = append(tr.Volumes, fv)
 				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: planning failed, nothing written: %v", v.Index, err)
 				return
 			}
-			fv.Ranges, fv.Bytes = overlayRanges(ed.o)
-			vp.changes, vp.changesErr = ed.o.Changes()
-			vp.ntfsBefore, vp.hiveBefore = baseline(t.ReaderAt(v), v.Size, ed, acts, vp.paths)
+			fv.Ranges, fv.Bytes = planRanges(p)
 			// The plan must check clean before anything is written.
-			if bad := planProblems(ed, vp.ntfsBefore); len(bad) > 0 {
+			var bad []string
+			if vp.before, bad = p.Check(); len(bad) > 0 {
 				tr.Volumes = append(tr.Volumes, fv)
 				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: the planned state fails the NTFS check, nothing written: %s", v.Index, strings.Join(bad, "; "))
 				return
 			}
 		}
 		tr.Volumes = append(tr.Volumes, fv)
-		vp.fv = &tr.Volumes[len(tr.Volumes)-1]
 		plans = append(plans, vp)
 	}
 	for i, vp := range plans { // tr.Volumes may have moved while appending
@@ -378,69 +214,36 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 
 	// Journal and write, volume by volume.
 	for _, vp := range plans {
-		if len(vp.acts) == 0 {
+		if vp.plan == nil {
 			continue
 		}
-		w, err := t.WriterAt(vp.v)
-		if err != nil {
-			tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: %v (nothing written)", vp.v.Index, err)
-			return
-		}
-		if opts.WrapWriter != nil {
-			w = opts.WrapWriter(w)
-		}
 		opts.progress(path, "volume %d: writing %d range(s)", vp.v.Index, len(vp.fv.Ranges))
-		h := journal.Header{ID: vp.id, Target: path, Offset: vp.v.Offset, Tool: Tool, Note: checkNote(vp.acts), Created: time.Now().UTC()}
-		jpath, err := journal.Commit(jdir, h, vp.ed.o, w, t.Sync)
+		jpath, err := s.Commit(vp.plan, session.CommitOptions{Note: checkNote(vp.acts), WrapWriter: opts.WrapWriter})
 		vp.fv.Journal = jpath
 		if err != nil {
 			tr.State = FixFailed
 			if jpath != "" {
-				tr.Error = fmt.Sprintf("volume %d: writing failed: %v; the volume may be half-changed: `wuoffline undo %s` rolls it back, `wuoffline fix %s` finishes it (journal %s)", vp.v.Index, err, path, path, jpath)
+				tr.Error = fmt.Sprintf("volume %d: writing failed: %v; the volume may be half-changed: `wuoffline undo %s` rolls it back, `wuoffline fix %s` finishes it (journal %s)", vp.v.Index, err, s.CommandTarget(), s.CommandTarget(), jpath)
 			} else {
 				tr.Error = fmt.Sprintf("volume %d: journaling failed, nothing written: %v", vp.v.Index, err)
 			}
 			return
 		}
 	}
-	t.Close()
 
-	// Verify: everything touched re-read from the device, then diagnose.
+	// Verify: everything touched re-read from the medium, then diagnose.
 	tr.State = FixDone
-	verifyImage(tr, path, plans, opts)
+	verifyImage(tr, s, plans, opts)
 }
 
-// alignOf is the sector size journaled writes are widened to.
-func alignOf(t *image.Target) int64 {
-	if t.SectorSize > 0 {
-		return int64(t.SectorSize)
-	}
-	return 512
-}
-
-func volumeByIndex(t *image.Target, idx int) (image.Volume, bool) {
-	for _, v := range t.Volumes {
-		if v.Index == idx {
-			return v, true
-		}
-	}
-	return image.Volume{}, false
-}
-
-// fill copies a journal report into an outcome.
-// replayJournal runs journal.Undo or journal.Resume (replay) for the
-// journal at path on volume v of t, and reports the outcome; a failure is
-// in the outcome's Error.
-func replayJournal(t *image.Target, v image.Volume, path, action string,
-	replay func(path string, r io.ReaderAt, w io.WriterAt, sync func() error) (*journal.Report, error)) JournalOutcome {
-	jo := JournalOutcome{Journal: path, Volume: v.Index, Action: action}
-	w, err := t.WriterAt(v)
-	if err == nil {
-		var rep *journal.Report
-		rep, err = replay(path, t.ReaderAt(v), w, t.Sync)
-		if rep != nil {
-			jo.fill(rep)
-		}
+// replayJournal runs journal.Undo (action "undo") or journal.Resume
+// ("resume") for a journal of volume v through the session, and reports
+// the outcome; a failure is in the outcome's Error.
+func replayJournal(s *session.Session, v *session.Volume, info *journal.Info, action string) JournalOutcome {
+	jo := JournalOutcome{Journal: info.Path, Volume: v.Index, Action: action}
+	rep, err := s.Replay(v, info, action == "resume")
+	if rep != nil {
+		jo.fill(rep)
 	}
 	if err != nil {
 		jo.Error = err.Error()
@@ -465,82 +268,36 @@ func (jo *JournalOutcome) fill(rep *journal.Report) {
 	}
 }
 
-// verifyImage re-opens the target read-only (new objects: no cache of the
-// fix survives), checks every touched directory and edited hive with the
-// project's checkers, and diagnoses again.
-func verifyImage(tr *FixTargetReport, path string, plans []*volumePlan, opts FixOptions) {
-	t, err := image.Open(path, image.Options{})
+// verifyImage reopens the target once with caches dropped (new objects: no
+// cache of the fix survives), checks every touched range, directory and
+// edited hive, and diagnoses again on the reopened target.
+func verifyImage(tr *FixTargetReport, s *session.Session, plans []*volumePlan, opts FixOptions) {
+	rs, err := s.Reopen()
 	if err != nil {
 		for _, vp := range plans {
 			vp.fv.Verify = &Verification{Error: err.Error()}
 		}
 		return
 	}
-	defer t.Close()
+	defer rs.Close()
+	defer func() { tr.count(rs.Stats()) }()
 	for _, vp := range plans {
-		if len(vp.acts) == 0 {
+		if vp.plan == nil {
 			continue
 		}
-		vr := &Verification{OK: true}
+		sv := rs.Verify(vp.plan, vp.before)
+		vr := &Verification{OK: sv.OK, Ranges: sv.Ranges, NTFSDirs: sv.NTFSDirs, NTFSEntries: sv.NTFSEntries,
+			NTFSProblems: sv.NTFSProblems, HiveProblems: sv.HiveProblems, Error: sv.Error}
+		for _, m := range sv.Mismatched {
+			vr.Mismatched = append(vr.Mismatched, ByteRange{Off: m.Off - vp.v.Offset, Len: m.Len, Label: m.Label})
+		}
+		for _, h := range sv.Hives {
+			_, base := splitWinPath(h)
+			vr.Hives = append(vr.Hives, strings.ToUpper(base))
+		}
 		vp.fv.Verify = vr
-		r := t.ReaderAt(vp.v)
-		dropCache(path)
-		// Every planned byte, read back from the device.
-		if vp.changesErr != nil {
-			vr.OK, vr.Error = false, "reading the plan: "+vp.changesErr.Error()
-		}
-		for _, c := range vp.changes {
-			got := make([]byte, len(c.Data))
-			vr.Ranges++
-			if _, err := r.ReadAt(got, c.Off); err != nil || !bytes.Equal(got, c.Data) {
-				vr.OK = false
-				vr.Mismatched = append(vr.Mismatched, ByteRange{Off: c.Off, Len: c.Len(), Label: c.Label})
-			}
-		}
-		var dirs []string
-		for d := range vp.ed.dirs {
-			dirs = append(dirs, d)
-		}
-		rep, err := ntfs.Check(r, vp.v.Size, ntfs.CheckOptions{Paths: dirs})
-		if err != nil {
-			vr.OK, vr.Error = false, "ntfs check: "+err.Error()
-		} else {
-			vr.NTFSDirs, vr.NTFSEntries = rep.Dirs, rep.Entries
-			for _, p := range rep.Problems {
-				if !vp.ntfsBefore[p.String()] {
-					vr.OK = false
-					vr.NTFSProblems = append(vr.NTFSProblems, p.String())
-				}
-			}
-		}
-		vol, err := ntfs.Open(r, vp.v.Size)
-		if err != nil {
-			vr.OK, vr.Error = false, "re-open: "+err.Error()
-			continue
-		}
-		hives := map[string]bool{}
-		for _, a := range vp.acts {
-			if a.Hive != "" {
-				hives[strings.ToUpper(a.Hive)] = true
-			}
-		}
-		for name := range hives {
-			p := slashPath(vp.paths[name])
-			vr.Hives = append(vr.Hives, name)
-			fs, err := checkHiveFile(vol.FS(), p)
-			if err != nil {
-				vr.OK = false
-				vr.HiveProblems = append(vr.HiveProblems, name+": "+err.Error())
-			}
-			for _, f := range fs {
-				if !vp.hiveBefore[name+"|"+f.Code+"|"+f.Path] {
-					vr.OK = false
-					vr.HiveProblems = append(vr.HiveProblems, name+": "+f.String())
-				}
-			}
-		}
 	}
-	diag := DiagnoseTarget(path, Options{Letter: opts.Letter})
+	diag := diagnoseOpened(rs.Target, s.Path, Options{Letter: opts.Letter})
 	for _, vp := range plans {
 		var after *InstallationReport
 		for i := range diag.Installations {
@@ -552,116 +309,8 @@ func verifyImage(tr *FixTargetReport, path string, plans []*volumePlan, opts Fix
 	}
 }
 
-// checkHiveFile runs the hive checker on a hive file of fsys and returns
-// its error findings; the error is set when the hive cannot be checked.
-func checkHiveFile(fsys fs.FS, p string) ([]hive.Finding, error) {
-	f, err := fsys.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	ra, ok := f.(io.ReaderAt)
-	if !ok {
-		return nil, fmt.Errorf("no random access")
-	}
-	logs, cl := hiveLogs(fsys, p)
-	defer func() {
-		for _, c := range cl {
-			c.Close()
-		}
-	}()
-	rep, err := hive.Check(ra, fi.Size(), logs...)
-	if err != nil {
-		return nil, err
-	}
-	return rep.Problems(), nil
-}
-
-// baseline runs the checkers on the volume before the fix, on what the fix
-// will touch.
-func baseline(r io.ReaderAt, size int64, ed *ntfsEditor, acts []*plannedAction, paths map[string]string) (map[string]bool, map[string]bool) {
-	nb, hb := map[string]bool{}, map[string]bool{}
-	var dirs []string
-	for d := range ed.dirs {
-		dirs = append(dirs, d)
-	}
-	if rep, err := ntfs.Check(r, size, ntfs.CheckOptions{Paths: dirs}); err == nil {
-		for _, p := range rep.Problems {
-			nb[p.String()] = true
-		}
-	}
-	done := map[string]bool{}
-	for _, a := range acts {
-		name := strings.ToUpper(a.Hive)
-		if name == "" || done[name] {
-			continue
-		}
-		done[name] = true
-		fs, _ := checkHiveFile(ed.base, slashPath(paths[name]))
-		for _, f := range fs {
-			hb[name+"|"+f.Code+"|"+f.Path] = true
-		}
-	}
-	return nb, hb
-}
-
-// isReadOnlyErr recognises a read-only file system or device.
-func isReadOnlyErr(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "read-only") || strings.Contains(s, "permission denied")
-}
-
-// openedElsewhere says whether an image file is attached to a loop device
-// or mounted (ntfs-3g can mount a file directly), from /sys and
-// /proc/self/mounts (Linux; elsewhere it finds nothing). Writing under a
-// mounted file system corrupts it.
-func openedElsewhere(p string) string {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return ""
-	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = real
-	}
-	if m, err := os.ReadFile("/proc/self/mounts"); err == nil {
-		for _, ln := range strings.Split(string(m), "\n") {
-			f := strings.Fields(ln)
-			if len(f) >= 2 && f[0] == abs {
-				return "mounted on " + f[1]
-			}
-		}
-	}
-	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	for _, l := range loops {
-		b, err := os.ReadFile(l)
-		if err == nil && strings.TrimSpace(string(b)) == abs {
-			return "attached to /dev/" + filepath.Base(filepath.Dir(filepath.Dir(l)))
-		}
-	}
-	return ""
-}
-
-// planProblems runs the NTFS checker on the planned state (the overlay) of
-// every directory the plan touches and returns the problems the volume did
-// not already have.
-func planProblems(ed *ntfsEditor, before map[string]bool) []string {
-	var dirs []string
-	for d := range ed.dirs {
-		dirs = append(dirs, d)
-	}
-	rep, err := ntfs.Check(ed.o, ed.o.Size(), ntfs.CheckOptions{Paths: dirs})
-	if err != nil {
-		return []string{err.Error()}
-	}
-	var out []string
-	for _, p := range rep.Problems {
-		if !before[p.String()] {
-			out = append(out, p.String())
-		}
-	}
-	return out
+// splitWinPath splits a `\` path into directory and base name.
+func splitWinPath(p string) (string, string) {
+	d := winDir(p)
+	return strings.TrimSuffix(d, `\`), p[len(d):]
 }

@@ -15,6 +15,7 @@ import (
 
 	"wuoffline/image"
 	"wuoffline/ntfs"
+	"wuoffline/session"
 )
 
 // Exit codes of diagnose (README "Exit codes"; repair-catalog.md).
@@ -97,8 +98,37 @@ func (c countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // DiagnoseTarget examines one TARGET: an image file, a block device, a
 // directory where a Windows volume is mounted, or (on Windows) a drive
 // letter. Errors are reported in the TargetReport, never returned.
-func DiagnoseTarget(path string, opts Options) (tr TargetReport) {
-	tr = TargetReport{Target: path, Volumes: []VolumeReport{}, Installations: []InstallationReport{}}
+func DiagnoseTarget(path string, opts Options) TargetReport {
+	opts.progress(path, "opening")
+	t, err := image.Open(path, image.Options{})
+	if err != nil {
+		tr := TargetReport{Target: path, Volumes: []VolumeReport{}, Installations: []InstallationReport{}, Error: err.Error()}
+		var ue *image.UnsupportedError
+		if errors.As(err, &ue) {
+			tr.Hint = ue.Hint
+		}
+		tr.Exit = tr.exitCode()
+		return tr
+	}
+	defer t.Close()
+	// A fix interrupted on this target (journal prepared, never committed)
+	// may have left the volume half-made: every command says so, refuses
+	// (exit 3) and says how to roll back (undo) or finish (fix). The fix
+	// paths finish or roll back such a journal before they diagnose.
+	var pre []Refusal
+	if t.Kind != image.KindDirectory {
+		pre = interruptedRefusals(session.Wrap(path, t, session.Options{JournalDir: opts.JournalDir}))
+	} else {
+		pre = InterruptedRefusals(path, opts.JournalDir)
+	}
+	return diagnoseOpened(t, path, opts, pre...)
+}
+
+// diagnoseOpened examines a target opened by the caller (fix diagnoses the
+// target its session opened, and the reopened one after writing); pre are
+// refusals found before.
+func diagnoseOpened(t *image.Target, path string, opts Options, pre ...Refusal) (tr TargetReport) {
+	tr = TargetReport{Target: path, Volumes: []VolumeReport{}, Installations: []InstallationReport{}, Refusals: pre}
 	defer func() {
 		if e := recover(); e != nil {
 			tr.Error = fmt.Sprintf("internal error: %v", e)
@@ -112,27 +142,16 @@ func DiagnoseTarget(path string, opts Options) (tr TargetReport) {
 	if letter == "" && isDriveLetter(path) {
 		letter = path
 	}
-	opts.progress(path, "opening")
-	t, err := image.Open(path, image.Options{})
-	if err != nil {
-		tr.Error = err.Error()
-		var ue *image.UnsupportedError
-		if errors.As(err, &ue) {
-			tr.Hint = ue.Hint
-		}
-		return tr
-	}
-	defer t.Close()
-	tr.Kind, tr.Format, tr.Table, tr.SectorSize, tr.Size = string(t.Kind), t.Format, t.Table, t.SectorSize, t.Size
-	// A fix interrupted on this target (journal prepared, never committed)
-	// may have left the volume half-made: every command says so, refuses
-	// (exit 3) and says how to roll back (undo) or finish (fix). The fix
-	// paths finish or roll back such a journal before they call this.
-	tr.Refusals = append(tr.Refusals, InterruptedRefusals(path, opts.JournalDir)...)
+	tr.diagnoseOpened(t, path, letter, opts)
+	return tr
+}
 
+// diagnoseOpened fills the report from an opened target.
+func (tr *TargetReport) diagnoseOpened(t *image.Target, path, letter string, opts Options) {
+	tr.Kind, tr.Format, tr.Table, tr.SectorSize, tr.Size = string(t.Kind), t.Format, t.Table, t.SectorSize, t.Size
 	if t.Kind == image.KindDirectory {
 		tr.diagnoseDirectory(path, letter, opts)
-		return tr
+		return
 	}
 	if t.Device {
 		if isDriveLetter(path) && runningWindowsDir(path) {
@@ -191,7 +210,6 @@ func DiagnoseTarget(path string, opts Options) (tr TargetReport) {
 		tr.Error = "no Windows installation found (no volume has Windows\\System32\\config\\SYSTEM and SOFTWARE)"
 	}
 	opts.progress(path, "done")
-	return tr
 }
 
 // diagnoseDirectory handles a mounted volume.

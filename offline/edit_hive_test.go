@@ -9,6 +9,8 @@ import (
 
 	"wuoffline/hive"
 	"wuoffline/internal/testutil"
+
+	"wuoffline/session"
 )
 
 // countKeys counts the keys of a hive below k, k included.
@@ -42,7 +44,7 @@ func TestEditDirtyHive(t *testing.T) {
 		os.WriteFile(filepath.Join(cfg, to), b, 0o644)
 	}
 	orig, _ := os.ReadFile(filepath.Join(cfg, "COMPONENTS"))
-	logs, closers := hiveLogs(os.DirFS(root), "Windows/System32/config/COMPONENTS")
+	logs, closers := session.HiveLogs(os.DirFS(root), "Windows/System32/config/COMPONENTS")
 	defer func() {
 		for _, c := range closers {
 			c.Close()
@@ -57,7 +59,7 @@ func TestEditDirtyHive(t *testing.T) {
 
 	ed := newDirEditor(root)
 	ed.now = func() time.Time { return fixedNow }
-	if _, err := ed.editHive("hive COMPONENTS", `Windows\System32\config\COMPONENTS`, func(e *hive.Editor) error {
+	if _, err := ed.editHive("hive COMPONENTS", `Windows\System32\config\COMPONENTS`, nil, func(e *hive.Editor) error {
 		return e.SetValue("", "WuofflineTest", hive.RegDWORD, []byte{1, 0, 0, 0})
 	}); err != nil {
 		t.Fatal(err)

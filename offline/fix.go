@@ -3,13 +3,13 @@ package offline
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"wuoffline/image"
 	"wuoffline/journal"
+	"wuoffline/session"
 )
 
 // How `wuoffline fix` works (FixTarget):
@@ -41,7 +41,7 @@ const (
 )
 
 // Tool is what journals record as the program that wrote them.
-const Tool = "wuoffline"
+const Tool = session.Tool
 
 // FixOptions controls a fix run (`wuoffline fix`).
 type FixOptions struct {
@@ -151,9 +151,28 @@ type FixTargetReport struct {
 	// before planning (fix) — what every later command must do first.
 	Resumed []JournalOutcome `json:"resumed,omitempty"`
 	Volumes []FixVolume      `json:"volumes"`
-	Error   string           `json:"error,omitempty"`
-	Hint    string           `json:"hint,omitempty"`
-	Exit    int              `json:"exit"`
+	// IO counts what fix read from the target: opens (one to plan and
+	// write, one to verify), reads and bytes that reached the medium.
+	IO    *IOStats `json:"io,omitempty"`
+	Error string   `json:"error,omitempty"`
+	Hint  string   `json:"hint,omitempty"`
+	Exit  int      `json:"exit"`
+}
+
+// IOStats counts what a command read from its target.
+type IOStats struct {
+	Opens     int   `json:"opens"`
+	Reads     int64 `json:"reads"`
+	BytesRead int64 `json:"bytes_read"`
+}
+
+func (tr *FixTargetReport) count(st session.Stats) {
+	if tr.IO == nil {
+		tr.IO = &IOStats{}
+	}
+	tr.IO.Opens += st.Opens
+	tr.IO.Reads += st.Reads
+	tr.IO.BytesRead += st.Bytes
 }
 
 // FixVolume is the plan (and its outcome) for one Windows installation.
@@ -306,15 +325,8 @@ func FixTarget(path string, opts FixOptions) (tr FixTargetReport) {
 		}
 		tr.Exit = tr.exitCode()
 	}()
-	probe, err := image.Open(path, image.Options{})
-	if err != nil {
-		tr.State, tr.Error = FixFailed, err.Error()
-		return tr
-	}
-	kind := probe.Kind
-	tr.Kind, tr.Format, tr.Table = string(probe.Kind), probe.Format, probe.Table
-	probe.Close()
-	if kind == image.KindDirectory {
+	if session.IsDirectory(path) {
+		tr.Kind, tr.Format = string(image.KindDirectory), image.FormatDirectory
 		fixDirectory(&tr, path, opts)
 		return tr
 	}
@@ -361,16 +373,6 @@ func (tr *FixTargetReport) refuse(id, reason, advice string) {
 // journalDirFor applies journal.ChooseDir.
 func journalDirFor(path string, device bool, flagDir string) (string, error) {
 	return journal.ChooseDir(path, !device, flagDir)
-}
-
-// volumeID identifies a volume for its journals: the NTFS serial, the size
-// and, for an image file, the file's base name (journal.VolumeID).
-func volumeID(path string, device bool, serial uint64, size int64) journal.VolumeID {
-	id := journal.VolumeID{Serial: serial, Size: size}
-	if !device {
-		id.Name = filepath.Base(path)
-	}
-	return id
 }
 
 // containsFold reports whether list holds s (case-insensitive).

@@ -80,6 +80,11 @@ func BenchmarkFixLarge(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(rep.Volumes[0].Bytes), "bytes-written")
+			if rep.IO != nil {
+				b.ReportMetric(float64(rep.IO.Opens), "opens")
+				b.ReportMetric(float64(rep.IO.Reads), "reads")
+				b.ReportMetric(float64(rep.IO.BytesRead)/(1<<20), "MiB-read")
+			}
 			if u := UndoTarget(img, UndoOptions{}); u.Exit != ExitOK {
 				b.Fatalf("undo: %+v", u)
 			}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"wuoffline/hive"
+
+	"wuoffline/session"
 )
 
 // A directory target (a mounted Windows volume, or a tree laid out like
@@ -195,7 +197,7 @@ func (m *memFile) grow(n int64) error {
 	return nil
 }
 
-func (d *dirEditor) editHive(label, p string, fn func(*hive.Editor) error) ([]ByteRange, error) {
+func (d *dirEditor) editHive(label, p string, _ []string, fn func(*hive.Editor) error) ([]ByteRange, error) {
 	rel, old, err := d.read(p)
 	if err != nil {
 		return nil, err
@@ -206,7 +208,7 @@ func (d *dirEditor) editHive(label, p string, fn func(*hive.Editor) error) ([]By
 		return nil, err
 	}
 	defer dirFS.Close()
-	logs, closers := hiveLogs(dirFS, filepath.ToSlash(rel))
+	logs, closers := session.HiveLogs(dirFS, filepath.ToSlash(rel))
 	defer func() {
 		for _, c := range closers {
 			c.Close()
@@ -328,7 +330,7 @@ func fixDirectory(tr *FixTargetReport, path string, opts FixOptions) {
 			for _, name := range []string{"SYSTEM", "SOFTWARE", "COMPONENTS"} {
 				if strings.EqualFold(filepath.Base(rel), name) {
 					vr.Hives = append(vr.Hives, name)
-					fs, err := checkHiveFile(d, filepath.ToSlash(rel))
+					fs, err := session.CheckHiveFile(d, filepath.ToSlash(rel))
 					if err != nil {
 						vr.OK = false
 						vr.HiveProblems = append(vr.HiveProblems, name+": "+err.Error())

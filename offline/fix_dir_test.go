@@ -154,7 +154,12 @@ func TestFixDirectoryFUSE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vol, _ := volumeByIndex(tg, 3)
+	var vol image.Volume
+	for _, v := range tg.Volumes {
+		if v.Index == 3 {
+			vol = v
+		}
+	}
 	tg.Close()
 
 	if rep := FixTarget(rawImg, FixOptions{Now: fixedNow}); rep.State != FixDone {

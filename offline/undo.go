@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"sync"
 
-	"wuoffline/image"
 	"wuoffline/journal"
-	"wuoffline/ntfs"
+	"wuoffline/session"
 )
 
 // UndoOptions controls an undo run.
@@ -64,7 +63,8 @@ func Undo(targets []string, opts UndoOptions) *UndoReport {
 
 // UndoTarget restores the bytes a fix changed on one TARGET from its
 // journals, range by range and only where the volume still holds the fix's
-// bytes: what changed since is left alone and listed (journal.Undo).
+// bytes: what changed since is left alone and listed (journal.Undo). The
+// target is opened once, through a session with exclusive access.
 func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 	ur = UndoTargetReport{Target: path, Journals: []JournalOutcome{}}
 	defer func() {
@@ -73,50 +73,32 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 		}
 		ur.Exit = ur.exitCode()
 	}()
-	probe, err := image.Open(path, image.Options{})
-	if err != nil {
-		ur.Error = err.Error()
-		return ur
-	}
-	kind := probe.Kind
-	probe.Close()
-	if kind == image.KindDirectory {
+	if session.IsDirectory(path) {
 		undoDirectory(&ur, path, opts)
 		return ur
 	}
-	t, err := image.Open(path, image.Options{Writable: true})
+	s, err := session.Open(path, session.Options{Write: true, JournalDir: opts.JournalDir})
 	if err != nil {
-		ur.Refusal = &Refusal{ID: "read-only", Reason: fmt.Sprintf("%s cannot be opened for writing: %v", path, err), Advice: "check the file's permissions or the device's write protection"}
+		var re *session.RefusedError
+		if errors.As(err, &re) {
+			r := re.Refusals[0]
+			if r.ID == "journal" {
+				ur.Error = fmt.Sprintf("%s (name the directory fix used with --journal DIR)", r.Reason)
+				return ur
+			}
+			ur.Refusal = &Refusal{ID: r.ID, Reason: r.Reason, Advice: r.Advice}
+			return ur
+		}
+		ur.Error = err.Error()
 		return ur
 	}
-	defer t.Close()
-	m := openedElsewhere(path)
-	if t.Device {
-		if mm := mountedElsewhere(path); mm != "" {
-			m = "mounted (" + mm + ")"
-		}
-		if isDriveLetter(path) && runningWindowsDir(path) {
-			m = "it is the running Windows"
-		}
-	}
-	if m != "" {
-		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: %s", path, m), Advice: "unmount it or detach the loop device first (for the running Windows: boot WinPE)"}
+	defer s.Close()
+	if s.Device() && isDriveLetter(path) && runningWindowsDir(path) {
+		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: it is the running Windows", path), Advice: "boot WinPE and run wuoffline from there"}
 		return ur
 	}
-	jdir, err := journalDirFor(path, t.Device, opts.JournalDir)
-	if err != nil {
-		ur.Error = fmt.Sprintf("no journal directory: %v (name the one fix used with --journal DIR)", err)
-		return ur
-	}
-	for _, v := range t.Volumes {
-		if v.Content != image.ContentNTFS {
-			continue
-		}
-		bs, err := ntfs.ReadBootSector(t.ReaderAt(v))
-		if err != nil {
-			continue
-		}
-		infos, err := journal.Find(jdir, volumeID(path, t.Device, bs.Serial, v.Size))
+	for _, v := range s.Volumes() {
+		infos, err := s.Journals(v)
 		if err != nil {
 			ur.Error = err.Error()
 			return ur
@@ -126,7 +108,7 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 			todo = todo[:1]
 		}
 		for _, info := range todo {
-			ur.Journals = append(ur.Journals, replayJournal(t, v, info.Path, "undo", journal.Undo))
+			ur.Journals = append(ur.Journals, replayJournal(s, v, info, "undo"))
 		}
 	}
 	ur.Nothing = len(ur.Journals) == 0
@@ -161,40 +143,24 @@ type InterruptedFix struct {
 // half-made change back, `wuoffline fix TARGET` finishes it. journalDir is
 // --journal DIR ("" = the default place).
 func FindInterrupted(path, journalDir string) ([]InterruptedFix, error) {
-	t, err := image.Open(path, image.Options{})
+	if session.IsDirectory(path) {
+		return findInterruptedDir(path, journalDir)
+	}
+	s, err := session.Open(path, session.Options{JournalDir: journalDir})
 	if err != nil {
 		return nil, err
 	}
-	defer t.Close()
-	if t.Kind == image.KindDirectory {
-		return findInterruptedDir(path, journalDir)
+	defer s.Close()
+	return findInterrupted(s)
+}
+
+func findInterrupted(s *session.Session) ([]InterruptedFix, error) {
+	intr, err := s.Interrupted()
+	out := make([]InterruptedFix, 0, len(intr))
+	for _, f := range intr {
+		out = append(out, InterruptedFix{Volume: f.Volume, Journal: f.Journal, Advice: f.Advice})
 	}
-	jdir := journalDir
-	if jdir == "" {
-		if jdir, err = journalDirFor(path, t.Device, ""); err != nil {
-			if errors.Is(err, journal.ErrNoJournalDir) {
-				return nil, nil
-			}
-			return nil, err
-		}
-	}
-	var out []InterruptedFix
-	for _, v := range t.Volumes {
-		if v.Content != image.ContentNTFS {
-			continue
-		}
-		bs, err := ntfs.ReadBootSector(t.ReaderAt(v))
-		if err != nil {
-			continue
-		}
-		infos, _ := journal.Find(jdir, volumeID(path, t.Device, bs.Serial, v.Size))
-		for _, info := range infos {
-			if info.Interrupted() {
-				out = append(out, InterruptedFix{Volume: v.Index, Journal: info.Path, Advice: info.Advice(path)})
-			}
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 // InterruptedRefusals turns FindInterrupted into refusals for a report
@@ -203,7 +169,28 @@ func FindInterrupted(path, journalDir string) ([]InterruptedFix, error) {
 // (`wuoffline undo TARGET`) or finish it (`wuoffline fix TARGET`). Errors
 // finding journals are ignored: they are reported by undo and fix.
 func InterruptedRefusals(path, journalDir string) []Refusal {
-	intr, _ := FindInterrupted(path, journalDir)
+	if !session.IsDirectory(path) {
+		s, err := session.Open(path, session.Options{JournalDir: journalDir})
+		if err != nil {
+			return nil
+		}
+		defer s.Close()
+		return interruptedRefusals(s)
+	}
+	intr, _ := findInterruptedDir(path, journalDir)
+	return refusalsOfInterrupted(intr)
+}
+
+// interruptedRefusals is InterruptedRefusals on an opened session.
+func interruptedRefusals(s *session.Session) []Refusal {
+	var out []Refusal
+	for _, r := range s.InterruptedRefusals() {
+		out = append(out, Refusal{ID: r.ID, Reason: r.Reason, Advice: r.Advice})
+	}
+	return out
+}
+
+func refusalsOfInterrupted(intr []InterruptedFix) []Refusal {
 	var out []Refusal
 	for _, f := range intr {
 		where := "the target"

@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"wuoffline/journal"
-	"wuoffline/ntfs"
-	"wuoffline/offline"
+	"wuoffline/session"
 )
 
 // iofsErrNotExist is fs.ErrNotExist (named so to keep ls.go's import alias).
@@ -52,75 +50,39 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, checkHelp)
 		return exitUsage
 	}
-	v, err := ntOpen(pos[0], *partition, false)
+	s, v, err := ntOpen(pos[0], *partition, session.Options{JournalDir: *journalFlag})
 	if err != nil {
 		fmt.Fprintf(stderr, "wuoffline check: %v\n", err)
 		return exitError
 	}
-	defer v.target.Close()
-	opts := ntfs.CheckOptions{All: *all, Paths: pos[1:]}
+	defer s.Close()
+	opts := session.CheckOptions{All: *all, Paths: pos[1:]}
 	if !*all && len(opts.Paths) == 0 {
-		dirs, from, err := checkTouchedDirs(v, *journalFlag)
+		dirs, from, err := s.TouchedDirs(v)
 		switch {
 		case err != nil:
-			fmt.Fprintf(stderr, "wuoffline check: %s: finding what the last fix touched: %v\n", v.describe(), err)
+			fmt.Fprintf(stderr, "wuoffline check: %s: finding what the last fix touched: %v\n", v.Describe(), err)
 			return exitError
 		case from == "":
-			fmt.Fprintf(stdout, "%s: no fix or mv journal found for this volume: checking the root directory (name directories, or use --all)\n", v.describe())
+			fmt.Fprintf(stdout, "%s: no fix or mv journal found for this volume: checking the root directory (name directories, or use --all)\n", v.Describe())
 		default:
-			fmt.Fprintf(stdout, "%s: checking the %d directories (MFT records %s) touched by %s\n", v.describe(), len(dirs), joinNums(dirs), from)
+			fmt.Fprintf(stdout, "%s: checking the %d directories (MFT records %s) touched by %s\n", v.Describe(), len(dirs), joinNums(dirs), from)
 			opts.Dirs = dirs // none: the root, as with no journal
 		}
 	}
-	rep, err := ntfs.Check(v.target.ReaderAt(v.vol), v.vol.Size, opts)
+	rep, err := v.Check(opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline check: %s: %v\n", v.describe(), err)
+		fmt.Fprintf(stderr, "wuoffline check: %s: %v\n", v.Describe(), err)
 		return exitError
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(stdout, "problem: %s\n", p)
 	}
-	fmt.Fprintf(stdout, "%s: %d directories, %d index entries, %d records checked: %d problems\n", v.describe(), rep.Dirs, rep.Entries, rep.Records, len(rep.Problems))
+	fmt.Fprintf(stdout, "%s: %d directories, %d index entries, %d records checked: %d problems\n", v.Describe(), rep.Dirs, rep.Entries, rep.Records, len(rep.Problems))
 	if len(rep.Problems) > 0 {
 		return exitProblem
 	}
 	return exitOK
-}
-
-// checkTouchedDirs finds the newest journal that fix or mv wrote for the
-// volume and returns the directories its ranges touched (by MFT record),
-// and a description of that journal; from is "" when there is none.
-func checkTouchedDirs(v *ntVolume, journalFlag string) (dirs []uint64, from string, err error) {
-	r := v.target.ReaderAt(v.vol)
-	jdir, err := offline.JournalDir(v.target.Path, v.target.Device, journalFlag)
-	if err != nil {
-		return nil, "", nil // no journal place: nothing was journaled there
-	}
-	bs, err := ntfs.ReadBootSector(r)
-	if err != nil {
-		return nil, "", err
-	}
-	infos, err := journal.Find(jdir, offline.JournalVolumeID(v.target.Path, v.target.Device, bs.Serial, v.vol.Size))
-	if err != nil || len(infos) == 0 {
-		return nil, "", err
-	}
-	newest := infos[0]
-	ranges := make([]ntfs.Range, 0, len(newest.Records))
-	for _, rec := range newest.Records {
-		ranges = append(ranges, ntfs.Range{Off: rec.Off, Len: rec.Len})
-	}
-	w, err := ntfs.OpenReadOnly(r, v.vol.Size)
-	if err != nil {
-		return nil, "", err
-	}
-	if dirs, err = w.DirsTouchedBy(ranges); err != nil {
-		return nil, "", err
-	}
-	what := newest.Header.Note
-	if what == "" {
-		what = "a fix"
-	}
-	return dirs, fmt.Sprintf("%q (journal %s)", what, newest.Path), nil
 }
 
 // joinNums formats record numbers as "5, 37, 1234".

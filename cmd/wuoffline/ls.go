@@ -5,12 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	iofs "io/fs"
 	"sort"
-	"strings"
 
-	"wuoffline/image"
-	"wuoffline/ntfs"
+	"wuoffline/session"
 )
 
 const lsHelp = `Usage: wuoffline ls [--partition N] TARGET [PATH]
@@ -51,75 +48,22 @@ func ntArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// ntVolume is an NTFS volume chosen on a TARGET.
-type ntVolume struct {
-	target *image.Target
-	vol    image.Volume
-}
-
-func (v *ntVolume) describe() string {
-	if v.vol.Index == 0 {
-		return v.target.Path
+// ntOpen opens TARGET through a session and picks its NTFS volume
+// (session.Pick: --partition, else the Windows volume, else the only one).
+func ntOpen(path string, partition int, opts session.Options) (*session.Session, *session.Volume, error) {
+	s, err := session.Open(path, opts)
+	if errors.Is(err, session.ErrDirectory) {
+		return nil, nil, fmt.Errorf("%s is a directory (a mounted volume): use the operating system's own tools on it, or point at the device", path)
 	}
-	return fmt.Sprintf("%s partition %d", v.target.Path, v.vol.Index)
-}
-
-// ntOpen opens TARGET and picks its NTFS volume: --partition when given,
-// else on a disk the volume holding Windows\System32\config\SYSTEM, else
-// the only NTFS volume.
-func ntOpen(path string, partition int, writable bool) (*ntVolume, error) {
-	t, err := image.Open(path, image.Options{Writable: writable})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if t.Kind == image.KindDirectory {
-		t.Close()
-		return nil, fmt.Errorf("%s is a directory (a mounted volume): use the operating system's own tools on it, or point at the device", path)
-	}
-	pick := func() (image.Volume, error) {
-		if partition > 0 {
-			for _, v := range t.Volumes {
-				if v.Index == partition {
-					if v.Content != image.ContentNTFS {
-						return v, fmt.Errorf("partition %d of %s is not NTFS (%s)", partition, path, v.Content)
-					}
-					return v, nil
-				}
-			}
-			return image.Volume{}, fmt.Errorf("%s has no partition %d", path, partition)
-		}
-		var nt, win []image.Volume
-		for _, v := range t.Volumes {
-			if v.Content != image.ContentNTFS {
-				continue
-			}
-			nt = append(nt, v)
-			if vol, err := ntfs.Open(t.ReaderAt(v), v.Size); err == nil {
-				if _, err := iofs.Stat(vol.FS(), "Windows/System32/config/SYSTEM"); err == nil {
-					win = append(win, v)
-				}
-			}
-		}
-		switch {
-		case len(win) == 1:
-			return win[0], nil
-		case len(nt) == 1:
-			return nt[0], nil
-		case len(nt) == 0:
-			return image.Volume{}, fmt.Errorf("%s holds no NTFS volume", path)
-		}
-		var idx []string
-		for _, v := range nt {
-			idx = append(idx, fmt.Sprint(v.Index))
-		}
-		return image.Volume{}, fmt.Errorf("%s holds several NTFS volumes (partitions %s): choose one with --partition N", path, strings.Join(idx, ", "))
-	}
-	v, err := pick()
+	v, err := s.Pick(partition)
 	if err != nil {
-		t.Close()
-		return nil, err
+		s.Close()
+		return nil, nil, err
 	}
-	return &ntVolume{target: t, vol: v}, nil
+	return s, v, nil
 }
 
 func runLs(args []string, stdout, stderr io.Writer) int {
@@ -140,20 +84,15 @@ func runLs(args []string, stdout, stderr io.Writer) int {
 	if len(pos) == 2 {
 		dir = pos[1]
 	}
-	v, err := ntOpen(pos[0], *partition, false)
+	s, v, err := ntOpen(pos[0], *partition, session.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "wuoffline ls: %v\n", err)
 		return exitError
 	}
-	defer v.target.Close()
-	w, err := ntfs.OpenReadOnly(v.target.ReaderAt(v.vol), v.vol.Size)
+	defer s.Close()
+	es, err := v.List(dir)
 	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline ls: %s: %v\n", v.describe(), err)
-		return exitError
-	}
-	es, err := w.List(dir)
-	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline ls: %s: %v\n", v.describe(), err)
+		fmt.Fprintf(stderr, "wuoffline ls: %s: %v\n", v.Describe(), err)
 		return exitError
 	}
 	for _, e := range es {
@@ -172,8 +111,8 @@ func runLs(args []string, stdout, stderr io.Writer) int {
 }
 
 // ntSortRanges orders ranges for printing.
-func ntSortRanges(rs []ntfs.Range) []ntfs.Range {
-	out := append([]ntfs.Range(nil), rs...)
+func ntSortRanges(rs []session.Range) []session.Range {
+	out := append([]session.Range(nil), rs...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Off < out[j].Off })
 	return out
 }

@@ -7,13 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"strings"
-	"time"
 
-	"wuoffline/journal"
-	"wuoffline/ntfs"
-	"wuoffline/offline"
+	"wuoffline/session"
 )
 
 const mvHelp = `Usage: wuoffline mv [--yes] [--dry-run] [--partition N] [--journal DIR] TARGET OLD NEW
@@ -58,64 +54,57 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	target, oldPath, newPath := pos[0], pos[1], pos[2]
-	// A fix interrupted on this target left it half-made: renaming on top
-	// of that would make the journal's undo report "changed since" instead
-	// of restoring. Refuse, and say how to roll back or finish.
-	if refusals := offline.InterruptedRefusals(target, ""); len(refusals) > 0 {
-		for _, r := range refusals {
-			fmt.Fprintf(stderr, "wuoffline mv: refused: %s\n  what to do: %s\n", r.Reason, r.Advice)
+	refused := func(what string, rs []session.Refusal) int {
+		fmt.Fprintf(stderr, "wuoffline mv: %s: refused, nothing written:\n", what)
+		for _, r := range rs {
+			fmt.Fprintf(stderr, "  %s: %s\n    what to do: %s\n", r.ID, r.Reason, r.Advice)
 		}
 		return exitRefused
 	}
-	v, err := ntOpen(target, *partition, !*dry)
+	// The same session as fix: exclusive access (or, for a dry run, the
+	// refusals a write would meet), the journal's place and device.
+	s, v, err := ntOpen(target, *partition, session.Options{Write: !*dry, DryRun: *dry, JournalDir: *journalFlag})
+	var re *session.RefusedError
+	if errors.As(err, &re) {
+		return refused(target, re.Refusals)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wuoffline mv: %v\n", err)
 		return exitError
 	}
-	defer v.target.Close()
-	r := v.target.ReaderAt(v.vol)
-	// The rename is made in an overlay of the volume (the dry run: nothing
-	// reaches the device), then journaled and written by journal.Commit.
-	ov := journal.NewOverlay(r, v.vol.Size)
-	var w *ntfs.Writer
-	if *dry {
-		w, err = ntfs.OpenReadOnly(r, v.vol.Size)
-	} else {
-		align := int64(v.target.SectorSize)
-		if bs, berr := ntfs.ReadBootSector(r); berr == nil && int64(bs.BytesPerSector) > align {
-			align = int64(bs.BytesPerSector)
-		}
-		if align > 0 {
-			ov.SetAlign(align) // raw devices refuse partial-sector writes
-		}
-		w, err = ntfs.OpenWriter(ov, ov, v.vol.Size, ntfs.WriterOptions{})
+	defer s.Close()
+	// A fix interrupted on this target left it half-made: renaming on top
+	// of that would make the journal's undo report "changed since" instead
+	// of restoring. Refuse, and say how to roll back or finish.
+	if rs := append(s.Refusals(), s.InterruptedRefusals()...); len(rs) > 0 {
+		return refused(target, rs)
 	}
-	var ref *ntfs.RefusedError
-	if errors.As(err, &ref) {
-		fmt.Fprintf(stderr, "wuoffline mv: %s: refused, nothing written:\n", v.describe())
-		for _, x := range ref.Refusals {
-			fmt.Fprintf(stderr, "  %s: %s\n    %s\n", x.ID, x.Reason, x.Advice)
-		}
-		return exitRefused
+	// The rename is made in an overlay of the target (the dry run: nothing
+	// reaches the device), then journaled and written by Commit.
+	p, err := s.Plan(v)
+	if errors.As(err, &re) {
+		return refused(v.Describe(), re.Refusals)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: %s: %v\n", v.describe(), err)
+		fmt.Fprintf(stderr, "wuoffline mv: %s: %v\n", v.Describe(), err)
 		return exitError
 	}
-	plan, err := w.PlanRename(oldPath, newPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: %s: %v\n", v.describe(), err)
-		if errors.Is(err, ntfs.ErrExist) || errors.Is(err, iofsErrNotExist) {
+	note := fmt.Sprintf("mv %s -> %s", oldPath, newPath)
+	if _, err := p.Rename(note, oldPath, newPath); err != nil {
+		fmt.Fprintf(stderr, "wuoffline mv: %s: %v\n", v.Describe(), err)
+		if errors.Is(err, session.ErrExist) || errors.Is(err, iofsErrNotExist) {
 			return exitUsage
 		}
 		return exitError
 	}
-	var total int64
-	for _, rg := range plan {
-		total += rg.Len
+	before, bad := p.Check()
+	if len(bad) > 0 {
+		fmt.Fprintf(stderr, "wuoffline mv: %s: the planned state fails the NTFS check, nothing written:\n  %s\n", v.Describe(), strings.Join(bad, "\n  "))
+		return exitError
 	}
-	fmt.Fprintf(stdout, "%s: rename %q -> %q changes %d bytes in %d ranges (volume offsets):\n", v.describe(), oldPath, newPath, total, len(plan))
-	for _, rg := range ntSortRanges(plan) {
+	rs := p.Ranges()
+	fmt.Fprintf(stdout, "%s: rename %q -> %q changes %d bytes in %d ranges (offsets in %s):\n", v.Describe(), oldPath, newPath, p.Bytes(), len(rs), target)
+	for _, rg := range ntSortRanges(rs) {
 		fmt.Fprintf(stdout, "  0x%x +%d\n", rg.Off, rg.Len)
 	}
 	if *dry {
@@ -133,45 +122,30 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-	if _, err = w.Rename(oldPath, newPath); err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: %s: planning: %v (nothing written)\n", v.describe(), err)
-		return exitError
-	}
-	bs, err := ntfs.ReadBootSector(r)
-	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: %s: %v (nothing written)\n", v.describe(), err)
-		return exitError
-	}
-	jdir, err := offline.JournalDir(target, v.target.Device, *journalFlag)
-	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: refused, nothing written: no place for the undo journal: %v\n  what to do: pass --journal DIR (a writable directory that is not on %s)\n", err, target)
-		return exitRefused
-	}
-	dev, err := v.target.WriterAt(v.vol)
-	if err != nil {
-		fmt.Fprintf(stderr, "wuoffline mv: %v (nothing written)\n", err)
-		return exitError
-	}
-	h := journal.Header{ID: offline.JournalVolumeID(target, v.target.Device, bs.Serial, v.vol.Size),
-		Target: target, Offset: v.vol.Offset, Tool: offline.Tool,
-		Note: fmt.Sprintf("mv %s -> %s", oldPath, newPath), Created: time.Now().UTC()}
-	jpath, err := journal.Commit(jdir, h, ov, dev, v.target.Sync)
+	undo := "wuoffline undo " + s.CommandTarget()
+	jpath, err := s.Commit(p, session.CommitOptions{Note: note})
 	if err != nil {
 		if jpath != "" {
-			fmt.Fprintf(stderr, "wuoffline mv: writing failed: %v\n  the volume may be half-changed: `wuoffline undo %s` rolls it back (journal %s)\n", err, target, jpath)
+			fmt.Fprintf(stderr, "wuoffline mv: writing failed: %v\n  the volume may be half-changed: `%s` rolls it back (journal %s)\n", err, undo, jpath)
 		} else {
 			fmt.Fprintf(stderr, "wuoffline mv: journaling failed, nothing written: %v\n", err)
 		}
 		return exitError
 	}
-	fmt.Fprintf(stdout, "journal: %s (take it back with: wuoffline undo %s)\n", jpath, target)
-	// Re-read from the device, not the overlay, and check what was touched.
-	rep, err := ntfs.Check(v.target.ReaderAt(v.vol), v.vol.Size, ntfs.CheckOptions{Paths: mvParents(oldPath, newPath)})
-	if err != nil || len(rep.Problems) > 0 {
-		fmt.Fprintf(stderr, "wuoffline mv: the check after writing failed: %v %v\n  `wuoffline undo %s` takes the rename back\n", err, mvProblems(rep), target)
+	fmt.Fprintf(stdout, "journal: %s (take it back with: %s)\n", jpath, undo)
+	// Re-read from the medium, caches dropped, and check what was touched.
+	rv, err := s.Reopen()
+	if err != nil {
+		fmt.Fprintf(stderr, "wuoffline mv: re-reading after writing: %v\n  `%s` takes the rename back\n", err, undo)
 		return exitError
 	}
-	fmt.Fprintln(stdout, "renamed; the touched directories were re-read and checked")
+	defer rv.Close()
+	if vr := rv.Verify(p, before); !vr.OK {
+		fmt.Fprintf(stderr, "wuoffline mv: the check after writing failed: %s %d range(s) differ\n  %s\n  `%s` takes the rename back\n",
+			vr.Error, len(vr.Mismatched), strings.Join(vr.NTFSProblems, "\n  "), undo)
+		return exitError
+	}
+	fmt.Fprintln(stdout, "renamed; the touched ranges and directories were re-read from the device and checked")
 	return exitOK
 }
 
@@ -186,33 +160,4 @@ func ntStdinTerminal() bool {
 		return false
 	}
 	return true
-}
-
-// mvParents returns the directories a rename touches: the old and the new
-// name's parents, as volume paths.
-func mvParents(oldPath, newPath string) []string {
-	dir := func(p string) string {
-		p = strings.Trim(strings.ReplaceAll(p, `\`, "/"), "/")
-		if d := path.Dir(p); d != "." {
-			return d
-		}
-		return ""
-	}
-	a, b := dir(oldPath), dir(newPath)
-	if strings.EqualFold(a, b) {
-		return []string{a}
-	}
-	return []string{a, b}
-}
-
-// mvProblems lists a check report's problems for an error message.
-func mvProblems(rep *ntfs.CheckReport) string {
-	if rep == nil {
-		return ""
-	}
-	var b strings.Builder
-	for _, p := range rep.Problems {
-		fmt.Fprintf(&b, "\n  record %d: %s", p.Record, p.What)
-	}
-	return b.String()
 }
