@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"wuoffline/internal/testutil"
@@ -124,8 +125,8 @@ func TestOverlayBounds(t *testing.T) {
 
 // TestOverlayModel checks random labelled writes and reads against a plain
 // copy: reads see exactly the planned bytes, and Ranges cover exactly the
-// blocks written, sorted, not overlapping, touching only when labelled
-// differently.
+// blocks written, sorted, not overlapping, touching only when written by
+// different units.
 func TestOverlayModel(t *testing.T) {
 	const size = 1<<14 + 100 // not a multiple of the alignments
 	r := rand.New(rand.NewPCG(1, 2))
@@ -157,12 +158,12 @@ func TestOverlayModel(t *testing.T) {
 		}
 		covered := make([]bool, size)
 		var prevEnd int64 = -1
-		prevLabel := ""
+		var prevUnits []int
 		for _, c := range mustChanges(o) {
-			if c.Off < prevEnd || c.Off == prevEnd && c.Label == prevLabel {
-				t.Fatalf("round %d: range at %d (%q) overlaps or continues the previous one (end %d, %q)", round, c.Off, c.Label, prevEnd, prevLabel)
+			if c.Off < prevEnd || c.Off == prevEnd && slices.Equal(c.Units, prevUnits) {
+				t.Fatalf("round %d: range at %d (%v) overlaps or continues the previous one (end %d, %v)", round, c.Off, c.Units, prevEnd, prevUnits)
 			}
-			prevLabel = c.Label
+			prevUnits = c.Units
 			prevEnd = c.Off + c.Len()
 			if c.Off%align != 0 || (prevEnd%align != 0 && prevEnd != size) {
 				t.Fatalf("round %d: range %d+%d not aligned to %d", round, c.Off, c.Len(), align)
