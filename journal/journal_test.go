@@ -102,7 +102,16 @@ func header() Header {
 // fix about to write.
 func prepared(t testing.TB, dir string, h Header, o *Overlay) *Journal {
 	t.Helper()
-	j := prepared(t, dir, h, o)
+	j, err := Create(dir, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.AddOverlay(o); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Prepare(); err != nil {
+		t.Fatal(err)
+	}
 	return j
 }
 
