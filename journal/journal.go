@@ -527,9 +527,8 @@ func (j *Journal) Abort() error {
 	if j.state != StatePlanned {
 		return fmt.Errorf("journal %s: prepared, not removed (use Undo)", j.path)
 	}
-	wasClosed := j.closed
-	j.Close()
-	if err := os.Remove(j.part); err != nil && !(wasClosed && errors.Is(err, os.ErrNotExist)) && !errors.Is(err, os.ErrNotExist) {
+	j.Close() // removes the unprepared file
+	if err := os.Remove(j.part); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil

@@ -598,8 +598,10 @@ func TestAddRules(t *testing.T) {
 	if err := j.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(j.Path()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("aborted journal still there: %v", err)
+	for _, p := range []string{j.Path(), j.Path() + partSuffix} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("aborted journal still there: %v", err)
+		}
 	}
 
 	j2, err := Create(dir, header())
