@@ -907,3 +907,58 @@ func TestUndoReadOnlyJournal(t *testing.T) {
 type memDev struct{ mem }
 
 func (memDev) Sync() error { return nil }
+
+// TestAdviceWith: every command the advice suggests carries the journal
+// directory the user named.
+func TestAdviceWith(t *testing.T) {
+	in := &Info{Path: "j.journal", State: StateInterrupted}
+	if a := in.AdviceWith("disk.img", "/media/stick"); strings.Count(a, "--journal /media/stick disk.img") != 2 {
+		t.Errorf("interrupted: %q", a)
+	}
+	in = &Info{Path: "j.journal", Damage: &DamagedError{Path: "j.journal", Kind: DamageFrames}}
+	if a := in.AdviceWith("disk.img", "/media/stick"); !strings.Contains(a, "wuoffline undo --journal /media/stick disk.img") || !strings.Contains(a, "j.journal") {
+		t.Errorf("damaged: %q", a)
+	}
+	if a := in.Advice("disk.img"); !strings.Contains(a, "`wuoffline undo disk.img`") {
+		t.Errorf("damaged without a journal directory: %q", a)
+	}
+}
+
+// TestForeignFrame: a frame spliced in from another journal of the same
+// plan (valid CRC, same group numbers) is refused by its journal id: the
+// group it claims to complete stays incomplete and is not restored.
+func TestForeignFrame(t *testing.T) {
+	dir := t.TempDir()
+	orig := randomBytes(60, imageSize)
+	img := newImage(t, dir, orig)
+	var raws [][]byte
+	var infos []*Info
+	for range 2 {
+		o := NewOverlay(img, imageSize)
+		o.Unit("a").WriteAt(randomBytes(61, 300), 0x1000)
+		o.Unit("b").WriteAt(randomBytes(62, 300), 0x5000)
+		j := prepared(t, dir, header(), o)
+		j.Close()
+		raw, _ := os.ReadFile(j.Path())
+		info, err := Read(bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws, infos = append(raws, raw), append(infos, info)
+	}
+	// Both journals lay out the same frames at the same offsets: put the
+	// second journal's frame of unit b into the first.
+	r0, r1 := infos[0].Records[1], infos[1].Records[1]
+	if r0.pos != r1.pos || r0.size != r1.size {
+		t.Fatalf("layouts differ: %+v %+v", r0, r1)
+	}
+	bad := append([]byte(nil), raws[0]...)
+	copy(bad[r0.pos:], raws[1][r1.pos:r1.pos+frameHead+r1.size+frameTail])
+	info, err := Read(bytes.NewReader(bad), int64(len(bad)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if de := info.Damaged(); de == nil || !strings.Contains(de.Error(), "journal id") || de.UnitsIntact != 1 {
+		t.Fatalf("spliced frame: %v", info.Damage)
+	}
+}

@@ -67,18 +67,28 @@ func (i *Info) Damaged() *DamagedError {
 }
 
 // Advice says in one sentence what to do about the journal's state, or ""
-// when there is nothing to do.
-func (i *Info) Advice(target string) string {
+// when there is nothing to do. It is AdviceWith(target, "").
+func (i *Info) Advice(target string) string { return i.AdviceWith(target, "") }
+
+// AdviceWith is Advice for a user who named the journal directory
+// (--journal DIR): every command it suggests carries it.
+func (i *Info) AdviceWith(target, journalDir string) string {
+	cmd := func(verb string) string {
+		if journalDir != "" {
+			return fmt.Sprintf("`wuoffline %s --journal %s %s`", verb, journalDir, target)
+		}
+		return fmt.Sprintf("`wuoffline %s %s`", verb, target)
+	}
 	if de := i.Damaged(); de != nil {
 		switch de.Kind {
 		case DamageMissing, DamageUnreadable, DamageHeader:
-			return fmt.Sprintf("%v; keep it for inspection, and check the volume (`wuoffline check %s`)", de, target)
+			return fmt.Sprintf("%v; keep it for inspection, and check the volume (%s)", de, cmd("check"))
 		}
-		return fmt.Sprintf("%v: `wuoffline undo %s` takes back only the changes the journal still describes whole, and lists the rest", de, target)
+		return fmt.Sprintf("%v: %s takes back only the changes the journal still describes whole, and lists the rest", de, cmd("undo"))
 	}
 	switch {
 	case i.State == StateInterrupted:
-		return fmt.Sprintf("a fix of this volume was interrupted (journal %s): run `wuoffline undo %s` to roll it back to the original bytes, or `wuoffline fix %s` to finish it", i.Path, target, target)
+		return fmt.Sprintf("a fix of this volume was interrupted (journal %s): run %s to roll it back to the original bytes, or %s to finish it", i.Path, cmd("undo"), cmd("fix"))
 	case i.State == StateUndone && i.LastUndo != nil && (i.LastUndo.Changed > 0 || i.LastUndo.Lost > 0 || i.LastUndo.Left > 0):
 		n := i.LastUndo.UnitsLeft
 		if n == 0 {

@@ -611,7 +611,11 @@ func replay(jr io.ReaderAt, info *Info, dev Device, plans []*groupPlan, rep *Rep
 				if err == nil {
 					err = io.ErrShortWrite
 				}
-				return fmt.Errorf("journal %s: writing range %d (%s) at offset %#x: %w", info.Path, rec.Index, rec.Label, rec.Off, err)
+				// The group is half written: every range of it still holds
+				// the original or the fix's bytes, so running again
+				// completes it.
+				return fmt.Errorf("journal %s: writing range %d (%s) at offset %#x: %w; the change is half %s: run %s again to complete it",
+					info.Path, rec.Index, rec.Label, rec.Off, err, map[bool]string{false: "undone", true: "finished"}[rep.Action == "resume"], rep.Action)
 			}
 			rep.Done++
 		}
