@@ -102,7 +102,7 @@ func (e *DamagedError) Error() string {
 	case DamageMissing, DamageUnreadable, DamageHeader:
 		b.WriteString(": nothing in it can be undone")
 	default:
-		fmt.Fprintf(&b, ": %d of %d unit(s) read are whole", e.UnitsIntact, e.Units)
+		fmt.Fprintf(&b, ": %d of the %d unit(s) it still names are whole", e.UnitsIntact, e.Units)
 		if e.PlannedUnits >= 0 {
 			fmt.Fprintf(&b, " (the plan held %d)", e.PlannedUnits)
 		} else {

@@ -461,41 +461,57 @@ func compare(cur, old, newb []byte, forward, grown bool) (same bool, changed, fi
 	return same, changed, first, mine
 }
 
-// unitResults derives each unit's outcome from its group's decision.
+// unitResults derives each unit's outcome from its group's decision, in
+// one pass over the results (a hostile journal may hold many units).
 func unitResults(info *Info, rep *Report, plans []*groupPlan, forward bool) {
-	byGroup := map[int]*groupPlan{}
-	for _, gp := range plans {
-		byGroup[gp.g.ID] = gp
+	byID := make(map[int]*UnitInfo, len(info.Units))
+	for i := range info.Units {
+		byID[info.Units[i].ID] = &info.Units[i]
+	}
+	unit := func(id int) *UnitInfo {
+		if u := byID[id]; u != nil {
+			return u
+		}
+		return &UnitInfo{ID: id}
+	}
+	type stats struct {
+		changed, lost, total int
+		firstChanged         int64
+		did                  bool
+		lostErr              error
 	}
 	for _, gp := range plans {
+		st := make(map[int]*stats, len(gp.g.Units))
 		for _, uid := range gp.g.Units {
-			u := unitByID(info, uid)
-			ur := UnitResult{ID: uid, Label: u.Label, Group: gp.g.ID, Ranges: len(u.Ranges)}
-			var changed, lost, total int
-			var firstChanged int64 = -1
-			did := false
-			var lostErr error
-			for _, i := range gp.results {
-				r := &rep.Results[i]
-				if !hasUnit(r.Units, uid) {
+			st[uid] = &stats{firstChanged: -1}
+		}
+		for _, i := range gp.results {
+			r := &rep.Results[i]
+			for _, uid := range r.Units {
+				s := st[uid]
+				if s == nil {
 					continue
 				}
-				total++
+				s.total++
 				switch r.Outcome {
 				case ChangedSince:
-					changed++
-					if firstChanged < 0 {
-						firstChanged = r.FirstChanged
+					s.changed++
+					if s.firstChanged < 0 {
+						s.firstChanged = r.FirstChanged
 					}
 				case Lost:
-					lost++
-					lostErr = r.Err
+					s.lost++
+					s.lostErr = r.Err
 				case Restored, Written:
-					did = true
+					s.did = true
 				}
 			}
+		}
+		for _, uid := range gp.g.Units {
+			u, s := unit(uid), st[uid]
+			ur := UnitResult{ID: uid, Label: u.Label, Group: gp.g.ID, Ranges: len(u.Ranges)}
 			switch {
-			case gp.ok && did:
+			case gp.ok && s.did:
 				ur.Outcome = Restored
 				if forward {
 					ur.Outcome = Written
@@ -509,7 +525,7 @@ func unitResults(info *Info, rep *Report, plans []*groupPlan, forward bool) {
 				rep.UnitsAlready++
 			default:
 				rep.UnitsLeft++
-				ur.Outcome, ur.Why, ur.Advice = leftReason(info, rep, gp, uid, changed, lost, total, firstChanged, lostErr, forward)
+				ur.Outcome, ur.Why, ur.Advice = leftReason(gp, uid, unit, s.changed, s.lost, s.total, s.firstChanged, s.lostErr, forward)
 			}
 			rep.Units = append(rep.Units, ur)
 		}
@@ -517,7 +533,7 @@ func unitResults(info *Info, rep *Report, plans []*groupPlan, forward bool) {
 }
 
 // leftReason says why a unit was left and what to do.
-func leftReason(info *Info, rep *Report, gp *groupPlan, uid, changed, lost, total int, firstChanged int64, lostErr error, forward bool) (Outcome, string, string) {
+func leftReason(gp *groupPlan, uid int, unit func(int) *UnitInfo, changed, lost, total int, firstChanged int64, lostErr error, forward bool) (Outcome, string, string) {
 	verb := "take it back"
 	if forward {
 		verb = "finish it"
@@ -535,31 +551,17 @@ func leftReason(info *Info, rep *Report, gp *groupPlan, uid, changed, lost, tota
 	}
 	var others []string
 	for _, o := range gp.g.Units {
-		if o != uid {
-			others = append(others, fmt.Sprintf("%q", unitByID(info, o).Label))
+		if o == uid {
+			continue
 		}
+		if len(others) == maxLabels {
+			others = append(others, fmt.Sprintf("%d more", len(gp.g.Units)-1-maxLabels))
+			break
+		}
+		others = append(others, fmt.Sprintf("%q", unit(o).Label))
 	}
-	return Left, fmt.Sprintf("shares bytes with %s, which could not be undone: both were left whole, as they are now", strings.Join(others, ", ")),
+	return Left, fmt.Sprintf("shares bytes with %s, which could not be undone: all were left whole, as they are now", strings.Join(others, ", ")),
 		"see the other change; " + verb + " by hand if it is still needed"
-}
-
-func hasUnit(units []int, u int) bool {
-	for _, x := range units {
-		if x == u {
-			return true
-		}
-	}
-	return false
-}
-
-// unitByID returns the unit of id (a placeholder if the journal lost it).
-func unitByID(info *Info, id int) *UnitInfo {
-	for i := range info.Units {
-		if info.Units[i].ID == id {
-			return &info.Units[i]
-		}
-	}
-	return &UnitInfo{ID: id}
 }
 
 // writtenFrom says whether a damaged journal's fix had started writing,
