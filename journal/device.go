@@ -12,8 +12,10 @@ import (
 // A Device may also implement Truncate(size int64) error ([Truncater]):
 // then [CommitOn] extends it to a grown plan's new size, and [UndoOn] cuts
 // it back to the old size. It may tell its current size with
-// Stat() (os.FileInfo, error) or Size() int64: undo truncates only a
-// target whose size it knows, and never one that grew further since.
+// Stat() (os.FileInfo, error) (preferred) or Size() int64, which must be
+// the size now, after writes, not the size when it was opened: undo
+// truncates only a target whose size it knows, and never one that grew
+// further since.
 type Device interface {
 	io.ReaderAt
 	io.WriterAt

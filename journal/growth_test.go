@@ -249,3 +249,38 @@ func TestFindDamaged(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackOn: a grown plan whose write fails is rolled back through
+// the journal itself, and the file cut back.
+func TestRollbackOn(t *testing.T) {
+	dir := t.TempDir()
+	orig := randomBytes(53, 8192)
+	f := newImage(t, dir, orig)
+	o := growPlan(t, f)
+	h := header()
+	h.Space, h.OldSize, h.NewSize = SpaceFile, o.BaseSize(), o.Size()
+	j := prepared(t, dir, h, o)
+	defer j.Close()
+	if err := j.ApplyOn(&failAfter{f, 2}); err == nil {
+		t.Fatal("ApplyOn through a failing device succeeded")
+	}
+	rep, err := j.RollbackOn(f)
+	if err != nil || !rep.Complete() || !rep.Truncated || !bytes.Equal(fileBytes(t, f), orig) {
+		t.Fatalf("RollbackOn: %s, %v", rep.Summary(), err)
+	}
+}
+
+// failAfter is a device whose writes fail after n; it can still be
+// truncated and sized (an os.File underneath).
+type failAfter struct {
+	*os.File
+	n int
+}
+
+func (d *failAfter) WriteAt(p []byte, off int64) (int, error) {
+	if d.n <= 0 {
+		return 0, errors.New("device refuses the write")
+	}
+	d.n--
+	return d.File.WriteAt(p, off)
+}

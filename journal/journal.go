@@ -481,10 +481,17 @@ func extend(dev Device, h Header) error {
 // Rollback undoes what Apply wrote (all of it, part of it or nothing),
 // exactly as [Undo] does for this journal's path.
 func (j *Journal) Rollback(r io.ReaderAt, w io.WriterAt, sync func() error) (*Report, error) {
+	return j.RollbackOn(funcDevice{r, w, sync})
+}
+
+// RollbackOn undoes what ApplyOn wrote (all of it, part of it or
+// nothing), exactly as [UndoOn] does for this journal's path, cutting a
+// grown target back.
+func (j *Journal) RollbackOn(dev Device) (*Report, error) {
 	if j.state == StatePlanned {
 		return nil, fmt.Errorf("journal %s: not prepared: nothing was written", j.path)
 	}
-	return Undo(j.path, r, w, sync)
+	return UndoOn(j.path, dev)
 }
 
 // mark appends a mark frame and flushes the journal.
