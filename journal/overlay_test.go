@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -256,4 +257,38 @@ func BenchmarkCommit(b *testing.B) {
 		os.Remove(path)
 	}
 	b.ReportMetric(float64(o.Bytes()), "bytes-written/op")
+}
+
+// TestOverlayGroups: units are grouped when their writes overlap or share
+// a block: a sector by default, a cluster with SetGroup; the journal
+// records the block and groups the same way.
+func TestOverlayGroups(t *testing.T) {
+	for _, tc := range []struct {
+		group int64
+		want  [][]int
+	}{
+		{0, [][]int{{1, 2}, {3}, {4}}},
+		{4096, [][]int{{1, 2, 3}, {4}}},
+	} {
+		base := mem(randomBytes(70, 1<<16))
+		o := NewOverlay(base, int64(len(base)))
+		o.SetGroup(tc.group)
+		o.Unit("a").WriteAt([]byte{1, 2}, 100)
+		o.Unit("b").WriteAt([]byte{3}, 400)     // a's sector
+		o.Unit("c").WriteAt([]byte{4}, 1024)    // a's cluster, not its sector
+		o.Unit("d").WriteAt([]byte{5, 6}, 8192) // another cluster
+		got := o.Groups()
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Fatalf("SetGroup(%d): groups %v, want %v", tc.group, got, tc.want)
+		}
+		dir := t.TempDir()
+		path, err := CommitOn(dir, Header{ID: testID}, o, memDev{base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := Open(path)
+		if err != nil || info.Header.Block != max(tc.group, 512) || len(info.Groups) != len(tc.want) || len(info.Units) != 4 {
+			t.Fatalf("SetGroup(%d): journal block %d, %d groups, %d units, %v", tc.group, info.Header.Block, len(info.Groups), len(info.Units), err)
+		}
+	}
 }
