@@ -354,6 +354,14 @@ func classify(jr io.ReaderAt, info *Info, dev Device, forward bool) (*Report, []
 			cur = cur[:rec.Len]
 			m, err := dev.ReadAt(cur, rec.Off)
 			if m < len(cur) && !(rec.Grown && (err == nil || errors.Is(err, io.EOF))) {
+				if !gp.g.Intact {
+					// Only compared to tell whether the fix had written:
+					// a group that cannot be undone is no reason to fail.
+					res.Outcome = Incomplete
+					gp.results = append(gp.results, len(rep.Results))
+					rep.Results = append(rep.Results, res)
+					continue
+				}
 				if err == nil {
 					err = io.ErrUnexpectedEOF
 				}
