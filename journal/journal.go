@@ -353,14 +353,29 @@ func (j *Journal) Prepare() error {
 	if _, err := os.Lstat(j.path); err == nil {
 		return fmt.Errorf("journal %s: a file of that name appeared while planning", j.path)
 	}
-	if err := os.Rename(j.part, j.path); err != nil {
-		return fmt.Errorf("journal %s: naming the prepared journal: %w", j.path, err)
+	// Windows renames no file that is open (Go opens files without
+	// FILE_SHARE_DELETE): close, rename, open again.
+	if err := j.f.Close(); err != nil {
+		j.closed = true
+		return fmt.Errorf("journal %s: closing the planned journal: %w", j.path, err)
 	}
-	if err := syncDir(j.dir); err != nil {
-		return fmt.Errorf("journal %s: flushing its directory: %w", j.path, err)
+	if err := os.Rename(j.part, j.path); err != nil {
+		j.closed = true
+		os.Remove(j.part)
+		return fmt.Errorf("journal %s: naming the prepared journal: %w", j.path, err)
 	}
 	j.pend = nil // the bytes are in the journal now
 	j.state = StateInterrupted
+	if err := syncDir(j.dir); err != nil {
+		j.closed = true
+		return fmt.Errorf("journal %s: flushing its directory: %w", j.path, err)
+	}
+	f, err := os.OpenFile(j.path, os.O_RDWR, 0)
+	if err != nil {
+		j.closed = true
+		return fmt.Errorf("journal %s: opening the prepared journal again: %w", j.path, err)
+	}
+	j.f = f
 	return nil
 }
 
