@@ -54,9 +54,15 @@ func safeName(s string) string {
 
 // Find returns the journals in dir that belong to volume id, newest first:
 // by [Header.Seq], then (version 1 journals) by [Header.Created].
-// A missing dir holds none. A journal whose name says it belongs to id but
-// whose header cannot be read is returned too, with State "" and Damage
-// set, so that it is reported rather than silently ignored.
+// A missing dir holds none. Damaged journals are never skipped: a file
+// whose name carries the volume's serial but that cannot be read, or
+// whose header is damaged, is returned with State "" and Damage set to a
+// *[DamagedError]; a journal damaged after its header is returned with
+// what could be read. A gap in the Seq numbers below a journal not yet
+// undone (a journal of this volume deleted or lost) is returned as an
+// Info with Path naming the missing number and a DamageMissing error:
+// that fix's changes cannot be undone, and undoing older fixes around
+// them is only safe range by range.
 func Find(dir string, id VolumeID) ([]*Info, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -65,19 +71,28 @@ func Find(dir string, id VolumeID) ([]*Info, error) {
 		}
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	want := prefix(id)
 	serial := fmt.Sprintf("wuoffline-%016X-", id.Serial)
+	want := strings.ToLower(prefix(id))
 	var out []*Info
 	for _, e := range ents {
 		name := e.Name()
-		if !e.Type().IsRegular() || !strings.HasSuffix(name, suffix) || !strings.Contains(name, serial) {
+		if !strings.HasSuffix(name, suffix) || !strings.Contains(name, serial) {
 			continue
 		}
 		path := filepath.Join(dir, name)
+		if !e.Type().IsRegular() {
+			continue // a directory or device: never one of ours
+		}
 		info, err := Open(path)
 		if err != nil {
-			if strings.HasPrefix(name, want) {
-				out = append(out, &Info{Path: path, Damage: err, Header: Header{ID: id}})
+			// Named for this volume (or, cloned images, its serial): it is
+			// reported, not skipped.
+			de, ok := err.(*DamagedError)
+			if !ok {
+				de = &DamagedError{Path: path, Kind: DamageUnreadable, At: -1, Err: err, PlannedUnits: -1, Written: WrittenUnknown}
+			}
+			if strings.HasPrefix(strings.ToLower(name), want) {
+				out = append(out, &Info{Path: path, Damage: de, Header: Header{ID: id}, PlannedRanges: -1, PlannedUnits: -1, PlannedGroups: -1})
 			}
 			continue
 		}
@@ -85,10 +100,16 @@ func Find(dir string, id VolumeID) ([]*Info, error) {
 			out = append(out, info)
 		}
 	}
+	sortNewest(out)
+	return append(out, gaps(dir, id, out)...), nil
+}
+
+// sortNewest sorts journals newest first.
+func sortNewest(out []*Info) {
 	sort.SliceStable(out, func(a, b int) bool {
 		// Seq first: it does not depend on the clock. Version 1 journals
 		// (Seq 0) fall back to their creation time, and sort after every
-		// version 2 one, which was necessarily created later.
+		// later one, which was necessarily created later.
 		if sa, sb := out[a].Header.Seq, out[b].Header.Seq; sa != sb {
 			return sa > sb
 		}
@@ -98,7 +119,57 @@ func Find(dir string, id VolumeID) ([]*Info, error) {
 		}
 		return out[a].Path > out[b].Path
 	})
-	return out, nil
+}
+
+// gaps returns a DamageMissing Info for every Seq missing below the
+// newest journal, when some journal older than the gap is not yet undone
+// (otherwise the missing one no longer matters to undo). Journals whose
+// header is unreadable may be the missing ones: their count is taken off.
+func gaps(dir string, id VolumeID, infos []*Info) []*Info {
+	have := map[uint64]bool{}
+	var top uint64
+	unknown := 0
+	for _, in := range infos {
+		if in.Header.Seq == 0 {
+			if in.State == "" {
+				unknown++
+			}
+			continue
+		}
+		have[in.Header.Seq] = true
+		top = max(top, in.Header.Seq)
+	}
+	var out []*Info
+	for s := top; s >= 1; s-- {
+		if have[s] {
+			continue
+		}
+		pending := false
+		for _, in := range infos {
+			if in.Header.Seq != 0 && in.Header.Seq < s && in.State != StateUndone {
+				pending = true
+			}
+		}
+		if !pending {
+			break
+		}
+		if unknown > 0 {
+			unknown--
+			continue
+		}
+		p := filepath.Join(dir, prefix(id)+"*"+suffix)
+		out = append(out, &Info{
+			Path:   fmt.Sprintf("%s (number %d)", p, s),
+			Header: Header{ID: id, Seq: s},
+			Damage: &DamagedError{Path: p, Kind: DamageMissing, At: -1, Seq: s, PlannedUnits: -1, Written: WrittenUnknown,
+				Err: errors.New("a journal of this volume with that number is not in the directory")},
+			PlannedRanges: -1, PlannedUnits: -1, PlannedGroups: -1,
+		})
+		if len(out) >= 100 {
+			break // a hostile Seq cannot make this loop long
+		}
+	}
+	return out
 }
 
 // nextSeq returns the Seq a new journal of volume id in dir gets: one more
@@ -117,19 +188,21 @@ func nextSeq(dir string, id VolumeID) (uint64, error) {
 }
 
 // Undoable returns the journals of infos (as Find returns them, newest
-// first) that undo should take back, in the order it should: every one
-// prepared and not yet undone (committed or interrupted), and every
-// damaged one that may hold something to restore. Undoing newest first
-// matters when two fixes touched the same bytes: the older journal's
-// "new" bytes are only there again once the newer one is undone.
+// first) that undo should take back or report, in the order it should:
+// every one prepared and not yet undone (committed or interrupted), and
+// every damaged, missing or unreadable one (a torn one that was never
+// prepared excepted: nothing was written), so that undo reports them
+// ([UndoOn] returns their *DamagedError) instead of saying there is
+// nothing to undo. Undoing newest first matters when two fixes touched
+// the same bytes: the older journal's "new" bytes are only there again
+// once the newer one is undone.
 func Undoable(infos []*Info) []*Info {
 	var out []*Info
 	for _, in := range infos {
 		switch {
-		case in.State == StateInterrupted || in.State == StateCommitted:
+		case in.Damaged() != nil:
 			out = append(out, in)
-		case in.State == StatePlanned && in.Damage != nil && !in.Torn && len(in.Records) > 0:
-			// Damage hid the prepared mark, if there was one.
+		case in.State == StateInterrupted || in.State == StateCommitted:
 			out = append(out, in)
 		}
 	}

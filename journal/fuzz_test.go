@@ -2,11 +2,14 @@ package journal
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"testing"
 )
 
-// seedJournals builds small journals in every state with this package.
+// seedJournals builds small journals of every version and state: version
+// 3 with this package (planned, prepared, committed, undone, and a grown
+// plan in file coordinates), versions 1 and 2 laid out as they were.
 func seedJournals(tb testing.TB) [][]byte {
 	tb.Helper()
 	dir := tb.TempDir()
@@ -18,36 +21,52 @@ func seedJournals(tb testing.TB) [][]byte {
 		}
 		out = append(out, b)
 	}
-	for state := range 4 {
-		target := mem(randomBytes(uint64(state), 4096))
-		o := NewOverlay(target, int64(len(target)))
+	for state := range 5 {
+		target := memDev{mem(randomBytes(uint64(state), 4096))}
+		o := NewOverlay(target, int64(len(target.mem)))
 		o.Labeled("boot sector").WriteAt(randomBytes(1, 64), 0)
 		o.Labeled("record").WriteAt(randomBytes(2, 100), 1000)
+		o.Unit("record").WriteAt(randomBytes(4, 10), 1050) // overlaps: one range of two units
 		o.WriteAt(randomBytes(3, 3), 4093)
-		j, err := Create(dir, Header{ID: VolumeID{Serial: uint64(state), Size: 4096}, Tool: "seed", Note: "n"})
+		h := Header{ID: VolumeID{Serial: uint64(state), Size: 4096}, Tool: "seed", Note: "n"}
+		if state == 4 {
+			o.AllowGrowth(8192)
+			o.Labeled("appended").WriteAt(randomBytes(5, 20), 4090)
+			h.Space, h.OldSize, h.NewSize = SpaceFile, o.BaseSize(), o.Size()
+		}
+		j, err := Create(dir, h)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		if err := j.AddOverlay(o); err != nil {
 			tb.Fatal(err)
 		}
-		if state > 0 {
-			if err := j.Prepare(); err != nil {
-				tb.Fatal(err)
-			}
+		if state == 0 {
+			read(j.Path() + partSuffix)
+			j.Close()
+			continue
 		}
-		if state > 1 {
+		if err := j.Prepare(); err != nil {
+			tb.Fatal(err)
+		}
+		if state > 1 && state != 4 {
 			if err := j.Apply(target, nil); err != nil {
 				tb.Fatal(err)
 			}
 		}
 		j.Close()
-		if state > 2 {
-			if _, err := Undo(j.Path(), target, target, nil); err != nil {
+		if state == 3 {
+			if _, err := UndoOn(j.Path(), target); err != nil {
 				tb.Fatal(err)
 			}
 		}
 		read(j.Path())
+	}
+	orig := randomBytes(30, 1<<16)
+	for _, v := range []int{1, 2} {
+		for _, marks := range []string{"", "P", "PC", "PCU"} {
+			out = append(out, legacyJournal(v, Header{ID: VolumeID{Serial: 9, Size: 1 << 16}}, legacyPlan(orig), marks))
+		}
 	}
 	return out
 }
@@ -82,10 +101,34 @@ func FuzzJournal(f *testing.F) {
 		if total != info.Bytes {
 			t.Fatalf("Bytes %d, records sum to %d", info.Bytes, total)
 		}
+		for _, g := range info.Groups {
+			if !g.Intact {
+				continue
+			}
+			for _, ri := range g.Ranges {
+				if rec := info.Records[ri]; rec.Group != g.ID || (info.Header.Version >= 3 && rec.gcnt != len(g.Ranges)) {
+					t.Fatalf("intact group %d: range %+v", g.ID, rec)
+				}
+			}
+		}
+		for _, u := range info.Units {
+			if i := groupIndex(info, u.Group); i >= len(info.Groups) || info.Groups[i].ID != u.Group {
+				t.Fatalf("unit %d in unknown group %d", u.ID, u.Group)
+			}
+		}
 		for _, forward := range []bool{false, true} {
-			target := make(mem, 4096)
-			rep, _ := replay(bytes.NewReader(data), info, target, target, forward)
-			if rep.Done+rep.Already+rep.Changed+rep.Lost != len(rep.Results) {
+			target := memDev{make(mem, 4096)}
+			rep, err := replayInfo(bytes.NewReader(data), info, target, forward)
+			if rep == nil {
+				continue
+			}
+			if info.Damaged() != nil && !forward {
+				var de *DamagedError
+				if !errors.As(err, &de) {
+					t.Fatalf("undo of a damaged journal returned %v", err)
+				}
+			}
+			if rep.Done+rep.Already+rep.Changed+rep.Lost+rep.Left < len(rep.Results) {
 				t.Fatalf("report counts %+v", rep)
 			}
 		}

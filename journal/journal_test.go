@@ -98,6 +98,23 @@ func header() Header {
 	return Header{ID: testID, Target: "disk.img", Offset: 0, Tool: "wuoffline test", Note: "test plan", Created: time.Date(2026, 11, 23, 20, 0, 0, 0, time.UTC)}
 }
 
+// prepared creates a journal of o in dir and prepares it: the state of a
+// fix about to write.
+func prepared(t testing.TB, dir string, h Header, o *Overlay) *Journal {
+	t.Helper()
+	j, err := Create(dir, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.AddOverlay(o); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 // mustChanges returns o.Changes(), panicking on an error: the tests'
 // bases are in memory or local files and always readable.
 func mustChanges(o *Overlay) []Change {
@@ -144,16 +161,7 @@ func TestCrashEveryK(t *testing.T) {
 					}
 					planWrites(t, o, 7)
 					total := len(mustChanges(o))
-					j, err := Create(dir, header())
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := j.AddOverlay(o); err != nil {
-						t.Fatal(err)
-					}
-					if err := j.Prepare(); err != nil {
-						t.Fatal(err)
-					}
+					j := prepared(t, dir, header(), o)
 					st, err := os.Stat(j.Path())
 					if err != nil {
 						t.Fatal(err)
@@ -308,7 +316,8 @@ func TestChangedSince(t *testing.T) {
 	if err != nil || info.State != StateUndone || info.LastUndo == nil || info.LastUndo.Changed != 2 {
 		t.Fatalf("after partial undo: %+v, %v", info, err)
 	}
-	if adv := info.Advice("disk.img"); !strings.Contains(adv, "could not take back 2") {
+	// Three units: the two of the MFT record 16 range, and "unchanged".
+	if adv := info.Advice("disk.img"); !strings.Contains(adv, "could not take back 3") {
 		t.Errorf("advice %q", adv)
 	}
 }
@@ -362,93 +371,146 @@ func TestDoubleUndo(t *testing.T) {
 	}
 }
 
-// TestTornJournal cuts the journal at every length, as a crash while
-// writing it would: the parse never fails after the header, nothing before
-// the prepared mark counts as prepared, and undo of a volume that was
-// never written changes nothing and marks the journal cleanly.
-func TestTornJournal(t *testing.T) {
+// TestCutJournal cuts a committed journal at every length. Before its
+// plan mark ends the journal is damaged, never "planned": a journal gets
+// its name only once its plan mark is flushed. Read reports a
+// DamagedError of kind cut; undo restores exactly the groups whose frames
+// all survived, returns the DamagedError and leaves the journal as it is;
+// every unit ends wholly original or wholly fixed. A cut after the plan
+// mark is a torn mark append: the journal is interrupted, undo restores
+// everything and marks it.
+func TestCutJournal(t *testing.T) {
 	dir := t.TempDir()
 	orig := randomBytes(3, imageSize)
 	img := newImage(t, dir, orig)
 	o := NewOverlay(img, imageSize)
-	w := func(off int64, n int) {
-		if _, err := o.WriteAt(randomBytes(uint64(off), n), off); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w(0, 40)
-	w(0x1000, 30)
-	w(0x2000, 20)
-	j, err := Create(dir, header())
+	o.Labeled("a").WriteAt(randomBytes(10, 40), 0)
+	o.Labeled("b").WriteAt(randomBytes(11, 30), 0x1000)
+	o.Labeled("c").WriteAt(randomBytes(12, 20), 0x2000)
+	o.Labeled("a").WriteAt(randomBytes(13, 20), 0x3000) // a second range of unit a
+	path, err := Commit(dir, header(), o, img, img.Sync)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := j.AddOverlay(o); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Prepare(); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-	full, err := os.ReadFile(j.Path())
+	fixed := fileBytes(t, img)
+	full, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	info, err := Read(bytes.NewReader(full), int64(len(full)))
-	if err != nil || info.Damage != nil {
+	if err != nil || info.Damage != nil || info.State != StateCommitted {
 		t.Fatal(err, info.Damage)
 	}
 	headerEnd := info.Records[0].pos
+	last := info.Records[len(info.Records)-1]
+	planEnd := last.pos + frameHead + last.size + frameTail + frameHead + preparedSize + frameTail
 	for cut := 0; cut <= len(full); cut++ {
 		info, err := Read(bytes.NewReader(full[:cut]), int64(cut))
+		var de *DamagedError
 		if int64(cut) < headerEnd {
-			if err == nil {
-				t.Fatalf("cut %d: a journal without a whole header parsed", cut)
+			if !errors.As(err, &de) || de.Kind != DamageHeader {
+				t.Fatalf("cut %d: a journal without a whole header: %v", cut, err)
 			}
 			continue
 		}
 		if err != nil {
 			t.Fatalf("cut %d: %v", cut, err)
 		}
-		wantState := StatePlanned
-		if cut == len(full) {
-			wantState = StateInterrupted
-		}
-		if info.State != wantState || (info.Damage != nil) != (info.End != int64(cut)) || (info.Damage != nil && !info.Torn) {
-			t.Fatalf("cut %d: state %s damage %v torn %v end %d", cut, info.State, info.Damage, info.Torn, info.End)
+		switch {
+		case int64(cut) < planEnd:
+			if de = info.Damaged(); de == nil || de.Kind != DamageCut || !de.Prepared || info.Torn {
+				t.Logf("planEnd %d len %d recs %+v", planEnd, len(full), info.Records)
+				t.Fatalf("cut %d: damage %v torn %v", cut, info.Damage, info.Torn)
+			}
+		case cut == len(full):
+			if info.Damage != nil || info.State != StateCommitted {
+				t.Fatalf("cut %d: %v %s", cut, info.Damage, info.State)
+			}
+		default:
+			if info.Damaged() != nil || info.Torn != (int64(cut) > planEnd) || info.State != StateInterrupted {
+				t.Fatalf("cut %d: damage %v torn %v state %s", cut, info.Damage, info.Torn, info.State)
+			}
 		}
 		// Same with a zero-filled tail (the file system extended the file
 		// but never wrote the data).
 		padded := append(append([]byte(nil), full[:cut]...), make([]byte, 300)...)
-		if info2, err := Read(bytes.NewReader(padded), int64(len(padded))); err != nil || !info2.Torn || info2.End != info.End {
+		info2, err := Read(bytes.NewReader(padded), int64(len(padded)))
+		if err != nil || (info2.Damaged() != nil) != (info.Damaged() != nil) || len(info2.Records) != len(info.Records) {
 			t.Fatalf("cut %d + zeros: %+v, %v", cut, info2, err)
 		}
-		if cut%7 != 0 && cut != len(full) {
+		if cut%5 != 0 && int64(cut) != planEnd && cut != len(full) {
 			continue // undo on a sample of cuts: it writes files
+		}
+		if _, err := img.WriteAt(fixed, 0); err != nil {
+			t.Fatal(err)
 		}
 		p := filepath.Join(t.TempDir(), "j.journal")
 		if err := os.WriteFile(p, padded, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Undo(p, img, img, nil)
-		if err != nil || rep.Done != 0 || rep.Changed != 0 || !rep.Marked {
+		rep, err := Undo(p, img, img, img.Sync)
+		got := fileBytes(t, img)
+		states := unitStates(t, o, orig, fixed, got)
+		if info.Damaged() != nil {
+			if !errors.As(err, &de) || rep == nil || rep.Marked || rep.Complete() {
+				t.Fatalf("cut %d: undo of a cut journal: %v, %+v", cut, err, rep)
+			}
+			if now, _ := os.ReadFile(p); !bytes.Equal(now, padded) {
+				t.Fatalf("cut %d: a damaged journal was modified", cut)
+			}
+			for _, u := range info.Units {
+				want := "new"
+				if info.Groups[groupIndex(info, u.Group)].Intact {
+					want = "old"
+				}
+				if states[o.byLabel[u.Label]] != want {
+					t.Fatalf("cut %d: unit %q is %s, want %s", cut, u.Label, states[o.byLabel[u.Label]], want)
+				}
+			}
+			continue
+		}
+		if err != nil || !rep.Complete() || !rep.Marked || !bytes.Equal(got, orig) {
 			t.Fatalf("cut %d: undo %+v, %v", cut, rep, err)
 		}
-		after, err := Open(p)
-		if err != nil || after.State != StateUndone || after.Damage != nil || len(after.Records) != len(info.Records) {
-			t.Fatalf("cut %d: after undo %+v, %v", cut, after, err)
-		}
-	}
-	if !bytes.Equal(fileBytes(t, img), orig) {
-		t.Fatal("the image changed")
 	}
 }
 
-// TestDamagedJournal flips a byte in the middle of a saved range: undo
-// restores the ranges before the damage, reports the damage, and leaves
-// the journal file exactly as it was.
+// unitStates says for each unit of o whether got holds it wholly "old"
+// (orig) or wholly "new" (fixed); a unit that is neither fails the test:
+// undo must never leave part of a unit.
+func unitStates(t testing.TB, o *Overlay, orig, fixed, got []byte) map[int]string {
+	t.Helper()
+	states := map[int]string{}
+	for _, c := range mustChanges(o) {
+		end := c.Off + c.Len()
+		var st string
+		switch g := got[c.Off:end]; {
+		case bytes.Equal(orig[c.Off:end], fixed[c.Off:end]):
+			continue // a write of unchanged bytes: both
+		case bytes.Equal(g, orig[c.Off:end]):
+			st = "old"
+		case bytes.Equal(g, fixed[c.Off:end]):
+			st = "new"
+		default:
+			t.Fatalf("range %#x+%d (%s) is neither original nor fixed: a partial unit", c.Off, c.Len(), c.Label)
+		}
+		for _, u := range c.Units {
+			if prev, ok := states[u]; ok && prev != st {
+				t.Fatalf("unit %d (%s) is partly old and partly new", u, o.UnitLabel(u))
+			}
+			states[u] = st
+		}
+	}
+	return states
+}
+
+// TestDamagedJournal flips a byte in the middle of a saved range: the
+// parse skips the damaged frame and reads the rest; undo restores every
+// group but the damaged one, which stays wholly fixed, returns the
+// DamagedError and leaves the journal file exactly as it was.
 func TestDamagedJournal(t *testing.T) {
 	_, img, orig, o, path := commitPlan(t)
+	fixed := fileBytes(t, img)
 	info, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -458,37 +520,43 @@ func TestDamagedJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw[bad.pos+frameHead+writeFixed+int64(len(bad.Label))+1] ^= 0x40
+	raw[bad.pos+bad.data+1] ^= 0x40
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	info, err = Open(path)
+	dinfo, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Damage == nil || info.Torn || info.DamageAt != bad.pos || len(info.Records) != 2 || info.State != StatePlanned {
-		t.Fatalf("damage %v torn %v at %#x records %d state %s", info.Damage, info.Torn, info.DamageAt, len(info.Records), info.State)
+	de := dinfo.Damaged()
+	if de == nil || de.Kind != DamageFrames || dinfo.Torn || dinfo.DamageAt != bad.pos || len(dinfo.Records) != len(info.Records)-1 || dinfo.State != StateCommitted {
+		t.Fatalf("damage %v torn %v at %#x records %d state %s", dinfo.Damage, dinfo.Torn, dinfo.DamageAt, len(dinfo.Records), dinfo.State)
 	}
-	if !strings.Contains(info.Advice("disk.img"), "damaged") {
-		t.Errorf("advice %q", info.Advice("disk.img"))
+	if de.PlannedUnits != len(info.Units) || de.UnitsIntact >= de.PlannedUnits || de.Units > de.PlannedUnits {
+		t.Fatalf("damage counts %+v", de)
+	}
+	if !strings.Contains(dinfo.Advice("disk.img"), "damaged") {
+		t.Errorf("advice %q", dinfo.Advice("disk.img"))
 	}
 	if _, err := Resume(path, img, img, nil); err == nil {
 		t.Error("Resume of a damaged journal succeeded")
 	}
 	rep, err := Undo(path, img, img, img.Sync)
-	if err != nil {
-		t.Fatal(err)
+	if !errors.As(err, &de) || de.Written != WrittenSome || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Undo = %v, want a DamagedError naming the file", err)
 	}
-	if rep.Done != 2 || rep.Damage == nil || rep.Marked || rep.Complete() {
+	if rep.Done == 0 || rep.Damage == nil || rep.Marked || rep.Complete() || rep.UnitsLeft+de.PlannedUnits-de.Units == 0 {
 		t.Fatalf("report %+v", rep)
 	}
-	got := fileBytes(t, img)
-	want := expected(orig, o)
-	for _, c := range mustChanges(o)[:2] {
-		copy(want[c.Off:c.Off+c.Len()], orig[c.Off:])
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("undo of a damaged journal did not restore exactly the readable ranges")
+	states := unitStates(t, o, orig, fixed, fileBytes(t, img))
+	for _, u := range dinfo.Units {
+		want := "old"
+		if u.Group == bad.Group {
+			want = "new"
+		}
+		if st, ok := states[o.byLabel[u.Label]]; ok && st != want {
+			t.Errorf("unit %q: %s, want %s", u.Label, st, want)
+		}
 	}
 	if now, _ := os.ReadFile(path); !bytes.Equal(now, raw) {
 		t.Fatal("a damaged journal was modified")
@@ -530,8 +598,10 @@ func TestAddRules(t *testing.T) {
 	if err := j.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(j.Path()); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("aborted journal still there: %v", err)
+	for _, p := range []string{j.Path(), j.Path() + partSuffix} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("aborted journal still there: %v", err)
+		}
 	}
 
 	j2, err := Create(dir, header())
@@ -572,6 +642,9 @@ func TestFind(t *testing.T) {
 		h.Created = h.Created.Add(time.Duration(hours) * time.Hour)
 		j, err := Create(dir, h)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Prepare(); err != nil {
 			t.Fatal(err)
 		}
 		j.Close()
@@ -659,41 +732,43 @@ func TestChooseDir(t *testing.T) {
 	}
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func TestHeaderRoundTrip(t *testing.T) {
 	h := header()
 	h.Target = `\\.\D:`
 	h.Note = strings.Repeat("é", 3000) // cut at a rune boundary
 	h.ID.Name = "a/b:c*.img"
-	b := encodeHeader(h)
-	got, err := decodeHeader(b)
+	h.Space, h.OldSize, h.NewSize, h.Block = SpaceFile, 1000, 5000, 4096
+	h.Seq, h.jid = 7, 0x1122334455667788
+	got, err := decodeHeader(encodeHeader(h))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != h.ID || got.Target != h.Target || got.Created != h.Created || got.Note != cut(h.Note, maxString) {
-		t.Fatalf("round trip: %+v", got)
+	h.Note = cut(h.Note, maxString)
+	h.Version = Version
+	if got != h {
+		t.Fatalf("round trip:\n%+v\nwant\n%+v", got, h)
 	}
-	// Version 1 (no seq after the creation time) still reads, as Seq 0.
-	h.Seq = 7
-	b = encodeHeader(h)
-	if got, err := decodeHeader(b); err != nil || got.Seq != 7 {
-		t.Fatalf("seq round trip: %d, %v", got.Seq, err)
+	// Versions 1 and 2 still read: Seq 0 in version 1, space "volume",
+	// block 512, sizes unknown.
+	for _, v := range []int{1, 2} {
+		got, err := decodeHeader(legacyHeader(v, h))
+		if err != nil || got.ID != h.ID || got.Note != h.Note || got.Space != SpaceVolume || got.Block != 512 || got.OldSize != 0 || got.Version != v {
+			t.Fatalf("version %d header: %+v, %v", v, got, err)
+		}
+		if wantSeq := uint64(0); v == 2 && got.Seq != h.Seq || v == 1 && got.Seq != wantSeq {
+			t.Fatalf("version %d: seq %d", v, got.Seq)
+		}
 	}
-	v1 := append(binary.LittleEndian.AppendUint16(nil, 1), b[2:headerFixedV1]...)
-	v1 = append(v1, b[headerFixedV2:]...)
-	if got, err := decodeHeader(v1); err != nil || got.Seq != 0 || got.ID != h.ID || got.Note != cut(h.Note, maxString) {
-		t.Fatalf("version 1 header: %+v, %v", got, err)
-	}
-	for _, v := range []uint16{0, 3} {
+	b := encodeHeader(h)
+	for _, v := range []uint16{0, 4} {
 		if _, err := decodeHeader(append(binary.LittleEndian.AppendUint16(nil, v), b[2:]...)); err == nil {
 			t.Errorf("format version %d accepted", v)
 		}
+	}
+	bad := h
+	bad.Space = "disk"
+	if _, err := decodeHeader(encodeHeader(bad)); err == nil {
+		t.Error("an unknown coordinate space accepted")
 	}
 	if name := FileName(h); strings.ContainsAny(name, `/\:*`) || !strings.HasPrefix(name, "a_b_c_.img.wuoffline-1234ABCD5678EF90-20261123T200000") {
 		t.Errorf("FileName = %q", name)
@@ -743,25 +818,24 @@ func TestUndoClockBackwards(t *testing.T) {
 }
 
 func TestUndoable(t *testing.T) {
-	mk := func(s State, damaged, torn bool, recs int) *Info {
-		in := &Info{State: s, Torn: torn, Records: make([]Record, recs)}
-		if damaged {
-			in.Damage = errors.New("x")
-		}
-		return in
+	mk := func(s State, damage error, torn bool) *Info {
+		return &Info{State: s, Torn: torn, Damage: damage}
 	}
+	dmg := func(k DamageKind) error { return &DamagedError{Kind: k} }
 	infos := []*Info{
-		mk(StateCommitted, false, false, 2),   // 0: yes
-		mk(StateUndone, false, false, 2),      // 1: no
-		mk(StateInterrupted, false, false, 2), // 2: yes
-		mk(StatePlanned, false, false, 2),     // 3: no: nothing written
-		mk(StatePlanned, true, true, 2),       // 4: no: torn before the prepared mark
-		mk(StatePlanned, true, false, 2),      // 5: yes: damage may hide the mark
-		mk(StatePlanned, true, false, 0),      // 6: no: nothing readable
-		{Damage: errors.New("unreadable")},    // 7: no: cannot be read at all
+		mk(StateCommitted, nil, false),                      // 0: yes
+		mk(StateUndone, nil, false),                         // 1: no
+		mk(StateInterrupted, nil, false),                    // 2: yes
+		mk(StatePlanned, nil, false),                        // 3: no: nothing written
+		mk(StatePlanned, errors.New("torn"), true),          // 4: no: torn before the prepared mark (version 2)
+		mk(StateInterrupted, errors.New("torn mark"), true), // 5: yes: interrupted, mark torn
+		mk(StateCommitted, dmg(DamageFrames), false),        // 6: yes: reported
+		mk("", dmg(DamageHeader), false),                    // 7: yes: reported, never "nothing to undo"
+		mk("", dmg(DamageMissing), false),                   // 8: yes: reported
+		mk(StateUndone, dmg(DamageCut), false),              // 9: yes: reported
 	}
 	got := Undoable(infos)
-	want := []*Info{infos[0], infos[2], infos[5]}
+	want := []*Info{infos[0], infos[2], infos[5], infos[6], infos[7], infos[8], infos[9]}
 	if len(got) != len(want) {
 		t.Fatalf("Undoable = %d journals, want %d", len(got), len(want))
 	}
@@ -826,5 +900,65 @@ func TestUndoReadOnlyJournal(t *testing.T) {
 	}
 	if !bytes.Equal(fileBytes(t, img), orig) {
 		t.Fatal("image not restored")
+	}
+}
+
+// memDev is a mem with a no-op Sync: a Device.
+type memDev struct{ mem }
+
+func (memDev) Sync() error { return nil }
+
+// TestAdviceWith: every command the advice suggests carries the journal
+// directory the user named.
+func TestAdviceWith(t *testing.T) {
+	in := &Info{Path: "j.journal", State: StateInterrupted}
+	if a := in.AdviceWith("disk.img", "/media/stick"); strings.Count(a, "--journal /media/stick disk.img") != 2 {
+		t.Errorf("interrupted: %q", a)
+	}
+	in = &Info{Path: "j.journal", Damage: &DamagedError{Path: "j.journal", Kind: DamageFrames}}
+	if a := in.AdviceWith("disk.img", "/media/stick"); !strings.Contains(a, "wuoffline undo --journal /media/stick disk.img") || !strings.Contains(a, "j.journal") {
+		t.Errorf("damaged: %q", a)
+	}
+	if a := in.Advice("disk.img"); !strings.Contains(a, "`wuoffline undo disk.img`") {
+		t.Errorf("damaged without a journal directory: %q", a)
+	}
+}
+
+// TestForeignFrame: a frame spliced in from another journal of the same
+// plan (valid CRC, same group numbers) is refused by its journal id: the
+// group it claims to complete stays incomplete and is not restored.
+func TestForeignFrame(t *testing.T) {
+	dir := t.TempDir()
+	orig := randomBytes(60, imageSize)
+	img := newImage(t, dir, orig)
+	var raws [][]byte
+	var infos []*Info
+	for range 2 {
+		o := NewOverlay(img, imageSize)
+		o.Unit("a").WriteAt(randomBytes(61, 300), 0x1000)
+		o.Unit("b").WriteAt(randomBytes(62, 300), 0x5000)
+		j := prepared(t, dir, header(), o)
+		j.Close()
+		raw, _ := os.ReadFile(j.Path())
+		info, err := Read(bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws, infos = append(raws, raw), append(infos, info)
+	}
+	// Both journals lay out the same frames at the same offsets: put the
+	// second journal's frame of unit b into the first.
+	r0, r1 := infos[0].Records[1], infos[1].Records[1]
+	if r0.pos != r1.pos || r0.size != r1.size {
+		t.Fatalf("layouts differ: %+v %+v", r0, r1)
+	}
+	bad := append([]byte(nil), raws[0]...)
+	copy(bad[r0.pos:], raws[1][r1.pos:r1.pos+frameHead+r1.size+frameTail])
+	info, err := Read(bytes.NewReader(bad), int64(len(bad)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if de := info.Damaged(); de == nil || !strings.Contains(de.Error(), "journal id") || de.UnitsIntact != 1 {
+		t.Fatalf("spliced frame: %v", info.Damage)
 	}
 }

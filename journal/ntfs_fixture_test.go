@@ -97,16 +97,7 @@ func TestNTFSFixture(t *testing.T) {
 	}
 
 	id := VolumeID{Serial: 0x1234, Size: size, Name: filepath.Base(img)}
-	j, err := Create(dir, Header{ID: id, Target: img, Tool: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.AddOverlay(o); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Prepare(); err != nil {
-		t.Fatal(err)
-	}
+	j := prepared(t, dir, Header{ID: id, Target: img, Tool: "test"}, o)
 	fw := testutil.NewFaultWriter(f, 1, testutil.FaultError)
 	if err := j.Apply(fw, fw.Sync(f.Sync)); !errors.Is(err, testutil.ErrInjected) {
 		t.Fatalf("Apply = %v, want the injected fault", err)

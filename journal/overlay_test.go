@@ -2,9 +2,11 @@ package journal
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"wuoffline/internal/testutil"
@@ -124,8 +126,8 @@ func TestOverlayBounds(t *testing.T) {
 
 // TestOverlayModel checks random labelled writes and reads against a plain
 // copy: reads see exactly the planned bytes, and Ranges cover exactly the
-// blocks written, sorted, not overlapping, touching only when labelled
-// differently.
+// blocks written, sorted, not overlapping, touching only when written by
+// different units.
 func TestOverlayModel(t *testing.T) {
 	const size = 1<<14 + 100 // not a multiple of the alignments
 	r := rand.New(rand.NewPCG(1, 2))
@@ -157,12 +159,12 @@ func TestOverlayModel(t *testing.T) {
 		}
 		covered := make([]bool, size)
 		var prevEnd int64 = -1
-		prevLabel := ""
+		var prevUnits []int
 		for _, c := range mustChanges(o) {
-			if c.Off < prevEnd || c.Off == prevEnd && c.Label == prevLabel {
-				t.Fatalf("round %d: range at %d (%q) overlaps or continues the previous one (end %d, %q)", round, c.Off, c.Label, prevEnd, prevLabel)
+			if c.Off < prevEnd || c.Off == prevEnd && slices.Equal(c.Units, prevUnits) {
+				t.Fatalf("round %d: range at %d (%v) overlaps or continues the previous one (end %d, %v)", round, c.Off, c.Units, prevEnd, prevUnits)
 			}
-			prevLabel = c.Label
+			prevUnits = c.Units
 			prevEnd = c.Off + c.Len()
 			if c.Off%align != 0 || (prevEnd%align != 0 && prevEnd != size) {
 				t.Fatalf("round %d: range %d+%d not aligned to %d", round, c.Off, c.Len(), align)
@@ -255,4 +257,38 @@ func BenchmarkCommit(b *testing.B) {
 		os.Remove(path)
 	}
 	b.ReportMetric(float64(o.Bytes()), "bytes-written/op")
+}
+
+// TestOverlayGroups: units are grouped when their writes overlap or share
+// a block: a sector by default, a cluster with SetGroup; the journal
+// records the block and groups the same way.
+func TestOverlayGroups(t *testing.T) {
+	for _, tc := range []struct {
+		group int64
+		want  [][]int
+	}{
+		{0, [][]int{{1, 2}, {3}, {4}}},
+		{4096, [][]int{{1, 2, 3}, {4}}},
+	} {
+		base := mem(randomBytes(70, 1<<16))
+		o := NewOverlay(base, int64(len(base)))
+		o.SetGroup(tc.group)
+		o.Unit("a").WriteAt([]byte{1, 2}, 100)
+		o.Unit("b").WriteAt([]byte{3}, 400)     // a's sector
+		o.Unit("c").WriteAt([]byte{4}, 1024)    // a's cluster, not its sector
+		o.Unit("d").WriteAt([]byte{5, 6}, 8192) // another cluster
+		got := o.Groups()
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Fatalf("SetGroup(%d): groups %v, want %v", tc.group, got, tc.want)
+		}
+		dir := t.TempDir()
+		path, err := CommitOn(dir, Header{ID: testID}, o, memDev{base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := Open(path)
+		if err != nil || info.Header.Block != max(tc.group, 512) || len(info.Groups) != len(tc.want) || len(info.Units) != 4 {
+			t.Fatalf("SetGroup(%d): journal block %d, %d groups, %d units, %v", tc.group, info.Header.Block, len(info.Groups), len(info.Units), err)
+		}
+	}
 }

@@ -261,6 +261,10 @@ func (jo *JournalOutcome) fill(rep *journal.Report) {
 			jo.NotRestored = append(jo.NotRestored, ByteRange{Off: r.Off, Len: r.Len, Label: fmt.Sprintf("%s: changed since (%d bytes differ from both the original and the fix, first at %#x)", r.Label, r.ChangedBytes, r.FirstChanged)})
 		case journal.Lost:
 			jo.NotRestored = append(jo.NotRestored, ByteRange{Off: r.Off, Len: r.Len, Label: fmt.Sprintf("%s: lost (%v)", r.Label, r.Err)})
+		case journal.Left, journal.Incomplete:
+			// Left whole with a changed or lost range of its unit (or of a
+			// unit sharing its bytes): undo never writes part of a unit.
+			jo.NotRestored = append(jo.NotRestored, ByteRange{Off: r.Off, Len: r.Len, Label: fmt.Sprintf("%s: %s, left whole with its change", r.Label, r.Outcome)})
 		}
 	}
 	if rep.Damage != nil {
