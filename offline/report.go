@@ -231,9 +231,27 @@ type InstallationReport struct {
 	Checks []Result `json:"checks"`
 	// Logs summarises the log evidence read.
 	Logs []LogFinding `json:"logs"`
+	// LastFailure is the most recent failure the logs record: past
+	// evidence, shown beside the diagnosis, never the diagnosis itself
+	// (Cases come from what is wrong now). nil when no log shows one.
+	LastFailure *PastFailure `json:"last_failure,omitempty"`
 	// Commands are what only a running Windows or WinPE can do, with the
 	// installation's drive letter.
 	Commands []Command `json:"commands"`
+}
+
+// PastFailure is one failure a log recorded.
+type PastFailure struct {
+	// Time is when it was logged (nil when the log has no times).
+	Time *time.Time `json:"time,omitempty"`
+	// File is the log's path on the volume.
+	File string `json:"file"`
+	// Text is the log line or event (clipped).
+	Text string `json:"text"`
+	// HRESULT is the failing code named, "" when none.
+	HRESULT string `json:"hresult,omitempty"`
+	// KB is the update named, "" when none.
+	KB string `json:"kb,omitempty"`
 }
 
 // Command is a command line to run in WinPE/WinRE, with why.
