@@ -36,9 +36,11 @@ Options:
 
 What it looks at (ids as in 'wuoffline fix'):
   failed startup:       pending-xml cbs-pending components-markers setup-execute
-                        pending-renames reboot-flags txr
+                        servicing-triggers pending-renames reboot-flags txr
   failed installation:  softwaredistribution catroot2 bits-queue services
-                        wu-policies hosts firewall proxy os-upgrade clock minifilters
+                        renamed-binaries update-tasks wu-policies
+                        group-policy-file update-pause ifeo-debuggers hosts
+                        firewall proxy os-upgrade clock minifilters
   and the logs: CBS.log, CbsPersist_*.log, SrtTrail.txt, ReportingEvents.log,
   WindowsUpdate.log, setuperr.log, dism.log, System.evtx.
 
