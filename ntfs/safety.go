@@ -3,6 +3,7 @@ package ntfs
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf16"
 )
 
@@ -50,6 +51,17 @@ func (s *Safety) Refused(id string) bool {
 		}
 	}
 	return false
+}
+
+// refusalsExcept returns the refusals whose ID is not in allow.
+func (s *Safety) refusalsExcept(allow []string) []Refusal {
+	var out []Refusal
+	for _, r := range s.Refusals {
+		if !slices.Contains(allow, r.ID) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (s *Safety) refuse(id, reason, advice string) {

@@ -212,6 +212,8 @@ func compareChecks(before InstallationReport, acts []*plannedAction, after *Inst
 		switch {
 		case after == nil:
 			co.After, co.Reason = StatusFailed, "the installation could not be read again after the fix"
+		case id == hibernationCheck:
+			co.After, co.Reason = hibernationOutcome(after)
 		default:
 			r := resultOf(after.Checks, id)
 			switch {

@@ -35,7 +35,7 @@ type ntfsEditor struct {
 	dirs map[string]bool // directories touched, for the checker
 }
 
-func newNTFSEditor(base io.ReaderAt, size int64, align int64, now func() time.Time) (*ntfsEditor, error) {
+func newNTFSEditor(base io.ReaderAt, size int64, align int64, now func() time.Time, allow ...string) (*ntfsEditor, error) {
 	vol, err := ntfs.Open(base, size)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func newNTFSEditor(base io.ReaderAt, size int64, align int64, now func() time.Ti
 	// its writes (a 100,000-entry WinSxS once per operation), fixImage
 	// checks every touched directory once on the whole planned state, and
 	// again on the device after the write.
-	w, err := ntfs.OpenWriter(o, sw, size, ntfs.WriterOptions{Now: now, NoVerify: true})
+	w, err := ntfs.OpenWriter(o, sw, size, ntfs.WriterOptions{Now: now, NoVerify: true, Allow: allow})
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 	}
 	tr.Refusals = append(tr.Refusals, diag.Refusals...)
 	for _, ir := range diag.Installations {
-		for _, r := range ir.Safety.Refusals {
+		for _, r := range writeRefusals(ir, opts) {
 			r.Reason = fmt.Sprintf("volume %d: %s", ir.Volume, r.Reason)
 			tr.Refusals = append(tr.Refusals, r)
 		}
@@ -313,7 +313,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 		vp := &volumePlan{v: v, ir: ir, acts: acts, paths: hivePathsOf(ir)}
 		if len(acts) > 0 {
 			opts.progress(path, "volume %d: planning %d change(s)", v.Index, len(acts))
-			ed, err := newNTFSEditor(t.ReaderAt(v), v.Size, alignOf(t), now)
+			ed, err := newNTFSEditor(t.ReaderAt(v), v.Size, alignOf(t), now, allowedRefusals(ir, opts)...)
 			if err != nil {
 				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: %v", v.Index, err)
 				var re *ntfs.RefusedError

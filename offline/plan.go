@@ -96,8 +96,12 @@ func planActions(ir InstallationReport, opts FixOptions) ([]*plannedAction, []Ch
 			left = append(left, CheckOutcome{ID: r.ID, Before: r.Status, After: r.Status, Reason: why})
 		}
 	}
-	// Renames first, then file edits, then registry by hive: each hive is
-	// opened, edited and flushed once.
+	if discardsHibernation(ir, opts) {
+		acts = append([]*plannedAction{hibernationAction()}, acts...)
+	}
+	// Renames first (the hibernation image before anything else), then
+	// file edits, then registry by hive: each hive is opened, edited and
+	// flushed once.
 	rank := func(a *plannedAction) int {
 		switch a.Op {
 		case "rename":
