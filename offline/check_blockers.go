@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"path"
@@ -163,7 +164,7 @@ func renamedForms(name string) []string {
 	stem := strings.TrimSuffix(name, ext)
 	return []string{
 		stem + "_BAK" + ext, name + ".OLD", name + ".bak", stem + "_old" + ext,
-		"Wu10Man_" + name, stem + ".OLD", stem + ".bak" + ext,
+		"Wu10Man_" + name,
 	}
 }
 
@@ -407,5 +408,97 @@ func (c UpdateTasks) Diagnose(in *Installation) Result {
 	default:
 		r.Summary = "update tasks are in place"
 	}
+	return r
+}
+
+// ---------------------------------------------------------------- service-config
+
+// serviceAccounts are the accounts the update services run as on a
+// Windows that no tool touched (their ObjectName).
+var serviceAccounts = map[string]string{
+	"wuauserv": "LocalSystem", "BITS": "LocalSystem", "CryptSvc": `NT Authority\NetworkService`,
+	"msiserver": "LocalSystem", "EventLog": `NT AUTHORITY\LocalService`, "TrustedInstaller": "LocalSystem",
+	"UsoSvc": "LocalSystem", "WaaSMedicSvc": "LocalSystem", "DoSvc": `NT Authority\NetworkService`,
+}
+
+// extraUpdateServices are update services beyond the catalogue's table
+// whose disabling blockers also do (Wu10Man; winutil): no default Start is
+// documented, so they are reported only.
+var extraUpdateServices = []string{"uhssvc", "sedsvc"}
+
+// failureActionsRemoved reports a SERVICE_FAILURE_ACTIONS value (u32 reset
+// period, u32 reboot message, u32 command, u32 action count, u32 actions
+// pointer, then count × {u32 type, u32 delay}) whose actions are all
+// SC_ACTION_NONE (0): the service is never restarted after a failure.
+func failureActionsRemoved(b []byte) bool {
+	if len(b) < 20 {
+		return false
+	}
+	n := int(binary.LittleEndian.Uint32(b[12:]))
+	if n == 0 || n > (len(b)-20)/8 {
+		return n == 0
+	}
+	for i := 0; i < n; i++ {
+		if binary.LittleEndian.Uint32(b[20+8*i:]) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ServiceConfig is `service-config`: what blockers change beyond Start,
+// reported only (no documented offline default to restore with certainty).
+type ServiceConfig struct{}
+
+// ID implements Check.
+func (ServiceConfig) ID() string { return "service-config" }
+
+// Case implements Check.
+func (ServiceConfig) Case() Case { return CaseInstall }
+
+// Diagnose implements Check.
+func (c ServiceConfig) Diagnose(in *Installation) Result {
+	r := newResult(c)
+	h, err := in.needHive("SYSTEM")
+	if err != nil {
+		return failed(r, "the SYSTEM hive", err)
+	}
+	for _, svc := range extraUpdateServices {
+		key := in.ccsKey(`Services\` + svc)
+		n, v, err := dwordValue(h, key, "Start")
+		if err != nil {
+			return failed(r, key, err)
+		}
+		if v != nil && n == 4 {
+			r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", key, v, fmt.Sprintf("update service %s is disabled (no documented default to restore: re-enable it once Windows runs)", svc)))
+		}
+	}
+	for _, d := range serviceDefaults {
+		key := in.ccsKey(`Services\` + d.name)
+		k, err := openKey(h, key)
+		if err != nil {
+			return failed(r, key, err)
+		}
+		if k == nil {
+			continue
+		}
+		if v, err := value(k, "ObjectName"); err == nil && v != nil {
+			if s, err := v.Text(); err == nil && !strings.EqualFold(strings.TrimPrefix(s, `.\`), serviceAccounts[d.name]) {
+				r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", key, v, fmt.Sprintf("service %s runs as %q, not %s", d.name, s, serviceAccounts[d.name])))
+			}
+		}
+		if v, err := value(k, "FailureActions"); err == nil && v != nil {
+			if b, err := v.Data(); err == nil && failureActionsRemoved(b) {
+				r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", key, v, fmt.Sprintf("service %s has no failure actions (never restarted after a crash)", d.name)))
+			}
+		}
+	}
+	if len(r.Evidence) == 0 {
+		r.Summary = "update service accounts and failure actions as Windows sets them"
+		return r
+	}
+	r.Status = StatusInfo
+	r.Summary = fmt.Sprintf("%d update service setting(s) changed from Windows' defaults (reported only)", len(r.Evidence))
+	r.Fix = "none offline: reset them with Microsoft's \"reset Windows Update components\" procedure once Windows runs"
 	return r
 }

@@ -36,6 +36,7 @@ func Checks() []Check {
 		Catroot2{},
 		BITSQueue{},
 		Services{},
+		ServiceConfig{},
 		RenamedBinaries{},
 		UpdateTasks{},
 		WUPolicies{},

@@ -1,7 +1,10 @@
 package offline
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +66,49 @@ func TestDiagnoseAfterFixIsHealthy(t *testing.T) {
 	}
 	if in.LastFailure == nil || in.LastFailure.Time == nil || in.LastFailure.Time.Year() != 2024 {
 		t.Errorf("after fix: last failure %+v, want the logs' 2024 failure as past evidence", in.LastFailure)
+	}
+}
+
+// TestDiagnoseRealSystemLog: on a volume whose System.evtx is a real
+// Windows 10 1703 log, diagnose reports the WindowsUpdateClient failure
+// 0x80248007 of KB4025342: as the last failure, and as the failed-
+// installation evidence that makes the update cache worth renaming (the
+// catalogue's softwaredistribution rule).
+func TestDiagnoseRealSystemLog(t *testing.T) {
+	evtx := testutil.SharedFixture(t, "evtx/System-win10-1703.evtx")
+	dir := extractTree(t, "healthy-tree.tar.gz")
+	dst := filepath.Join(dir, "Windows", "System32", "winevt", "Logs", "System.evtx")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, evtx, dst)
+	tr := DiagnoseTarget(dir, Options{Now: fixedNow})
+	if len(tr.Installations) != 1 {
+		t.Fatalf("%d installations, error %q", len(tr.Installations), tr.Error)
+	}
+	in := tr.Installations[0]
+	var f *LogFinding
+	for i := range in.Logs {
+		if in.Logs[i].Format == "evtx" {
+			f = &in.Logs[i]
+		}
+	}
+	if f == nil || f.Error != "" || f.HRESULTs["0x80248007"] == 0 || !slices.Contains(f.KBs, "KB4025342") {
+		t.Fatalf("System.evtx finding %+v, want 0x80248007 for KB4025342", f)
+	}
+	found := false
+	for _, e := range f.Excerpts {
+		found = found || strings.Contains(e.Text, "0x80248007") && strings.Contains(e.Text, "KB4025342")
+	}
+	if !found {
+		t.Errorf("no excerpt names 0x80248007 and KB4025342: %+v", f.Excerpts)
+	}
+	if in.LastFailure == nil || in.LastFailure.File != `Windows\System32\winevt\Logs\System.evtx` || in.LastFailure.Time.Year() != 2017 {
+		t.Errorf("last failure %+v, want the System.evtx's 2017 failure", in.LastFailure)
+	}
+	for _, r := range in.Checks {
+		if r.ID == "softwaredistribution" && (r.Status != StatusProblem || !strings.Contains(evidenceText(r), "0x80248007")) {
+			t.Errorf("softwaredistribution: %s, evidence:\n%s", r.Status, evidenceText(r))
+		}
 	}
 }

@@ -38,7 +38,7 @@ What it looks at (ids as in 'wuoffline fix'):
   failed startup:       pending-xml cbs-pending components-markers setup-execute
                         servicing-triggers pending-renames reboot-flags txr
   failed installation:  softwaredistribution catroot2 bits-queue services
-                        renamed-binaries update-tasks wu-policies
+                        service-config renamed-binaries update-tasks wu-policies
                         group-policy-file update-pause ifeo-debuggers hosts
                         firewall proxy os-upgrade clock minifilters
   and the logs: CBS.log, CbsPersist_*.log, SrtTrail.txt, ReportingEvents.log,
