@@ -71,9 +71,12 @@ type Evidence struct {
 	Time *time.Time `json:"time,omitempty"`
 	// Detail is a one-line human explanation.
 	Detail string `json:"detail"`
-	// Action is what `wuoffline fix` does with this item: "rename" (aside,
-	// to Want), "delete-key", "delete-value", "set" (to Want),
-	// "remove-entry" (from a MULTI_SZ), "comment-out" (a line); "" when the
+	// Action is what `wuoffline fix` does with this item: "rename" (to
+	// Want, in the same directory: aside, or back to an original name),
+	// "delete-key", "delete-value", "set" (to Want: a DWORD, WinHttpSettings,
+	// or a REG_SZ/REG_EXPAND_SZ path), "remove-entry" (from a MULTI_SZ),
+	// "comment-out" (a hosts line), "rewrite" (a file rewritten by its rule:
+	// Registry.pol entries removed, gpt.ini's version raised); "" when the
 	// item is reported only.
 	Action string `json:"action,omitempty"`
 	// OptIn names the opt-in the action needs ("" = done by default).
