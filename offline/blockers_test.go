@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+	"testing/fstest"
 
 	"wuoffline/preg"
 )
@@ -135,5 +136,63 @@ func TestFirewallToolStyles(t *testing.T) {
 	spyTel, _ := ParseFirewallRule("v2.30|Action=Block|Active=TRUE|Dir=Out|RA4=1.2.3.4|Name=windowsSpyBlocker-spy-1.2.3.4|")
 	if spyTel.BlocksUpdates("windowsSpyBlocker-spy-1.2.3.4") {
 		t.Error("a telemetry rule of the same tool taken for an update blocker")
+	}
+}
+
+// TestGroupPolicyFileCheck: the check on a volume's files alone (MapFS):
+// blocking entries are a problem with both files to rewrite; a WSUS-only
+// file is info; a damaged file is info and never rewritten; no file is ok.
+func TestGroupPolicyFileCheck(t *testing.T) {
+	wu := policyWUKey
+	block := preg.Encode([]preg.Entry{preg.DWORDEntry(wu, "DisableWindowsUpdateAccess", 1), preg.DWORDEntry(`Software\Policies\X`, "Y", 1)})
+	wsus := preg.Encode([]preg.Entry{preg.StringEntry(wu, "WUServer", "http://wsus.contoso.local")})
+	ini := &fstest.MapFile{Data: []byte("[General]\r\nVersion=1\r\n")}
+	for name, c := range map[string]struct {
+		fs     fstest.MapFS
+		status Status
+		acts   int
+	}{
+		"blocking": {fstest.MapFS{registryPolPath: {Data: block}, gptIniPath: ini}, StatusProblem, 2},
+		"no-ini":   {fstest.MapFS{registryPolPath: {Data: block}}, StatusProblem, 1},
+		"wsus":     {fstest.MapFS{registryPolPath: {Data: wsus}, gptIniPath: ini}, StatusInfo, 0},
+		"damaged":  {fstest.MapFS{registryPolPath: {Data: block[:len(block)-3]}, gptIniPath: ini}, StatusInfo, 0},
+		"absent":   {fstest.MapFS{}, StatusOK, 0},
+	} {
+		r := GroupPolicyFile{}.Diagnose(&Installation{FS: c.fs})
+		acts := 0
+		for _, e := range r.Evidence {
+			if e.Action != "" {
+				acts++
+			}
+		}
+		if r.Status != c.status || acts != c.acts {
+			t.Errorf("%s: %s with %d actions (%s), want %s with %d", name, r.Status, acts, r.Summary, c.status, c.acts)
+		}
+	}
+}
+
+// TestUpdateTasksCheck: a renamed task is renamed back (unless its
+// original exists), a disabled one reported.
+func TestUpdateTasksCheck(t *testing.T) {
+	dir := updateTaskDirs[0] + "/"
+	xml := func(enabled string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte("<Task><Settings><Enabled>" + enabled + "</Enabled></Settings></Task>")}
+	}
+	r := UpdateTasks{}.Diagnose(&Installation{FS: fstest.MapFS{
+		dir + "Schedule Scan.bak": xml("true"),
+		dir + "Reboot_AC.bak":     xml("true"), // its original exists: left alone
+		dir + "Reboot_AC":         xml("true"),
+		dir + "USO_UxBroker":      xml("false"),
+	}})
+	if r.Status != StatusProblem || len(r.Evidence) != 2 || r.Evidence[0].Action != "rename" && r.Evidence[1].Action != "rename" {
+		t.Fatalf("%s: %+v", r.Status, r.Evidence)
+	}
+	for _, e := range r.Evidence {
+		if e.Action == "rename" && e.Want != "Schedule Scan" {
+			t.Errorf("rename to %q", e.Want)
+		}
+	}
+	if r := (UpdateTasks{}).Diagnose(&Installation{FS: fstest.MapFS{dir + "USO_UxBroker": xml("false")}}); r.Status != StatusInfo {
+		t.Errorf("disabled only: %s", r.Status)
 	}
 }

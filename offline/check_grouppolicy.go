@@ -164,7 +164,13 @@ func (c GroupPolicyFile) Diagnose(in *Installation) Result {
 	}
 	pf, err := preg.Parse(data)
 	if err != nil {
-		return failed(r, winPath(registryPolPath), err)
+		// Group Policy cannot read it either (it logs event 1096 and
+		// applies no local policy): nothing of it is re-applied, and a
+		// file wuoffline cannot parse is never rewritten.
+		r.Status = StatusInfo
+		r.Summary = "local Group Policy file is damaged (not rewritten): " + err.Error()
+		r.Evidence = append(r.Evidence, Evidence{Kind: "file", Path: winPath(registryPolPath), Size: int64(len(data)), Detail: err.Error()})
+		return r
 	}
 	drop, wsus := wuPolicyDrops(pf.Entries)
 	fi, _ := fs.Stat(in.FS, registryPolPath)
