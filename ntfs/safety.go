@@ -3,6 +3,7 @@ package ntfs
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Refusal IDs: why writing to a volume would be refused. The same reasons
@@ -76,6 +77,17 @@ func (s *Safety) Refused(id string) bool {
 		}
 	}
 	return false
+}
+
+// refusalsExcept returns the refusals whose ID is not in allow.
+func (s *Safety) refusalsExcept(allow []string) []Refusal {
+	var out []Refusal
+	for _, r := range s.Refusals {
+		if !slices.Contains(allow, r.ID) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (s *Safety) refuse(id, reason, advice string) {

@@ -34,6 +34,10 @@ type WriterOptions struct {
 	// NoVerify skips the re-read and check after each write (tests of the
 	// checker use it to keep a deliberately damaged state).
 	NoVerify bool
+	// Allow lists refusal IDs the caller has dealt with (RefusalHibernated,
+	// when the plan makes the hibernated session unusable before anything
+	// else); every other refusal still refuses.
+	Allow []string
 }
 
 // RefusedError is returned when the volume, or a structure a plan would
@@ -77,8 +81,8 @@ func OpenWriter(r io.ReaderAt, w io.WriterAt, size int64, opts WriterOptions) (*
 	}
 	if s := v.Safety(); s == nil {
 		return nil, errors.New("ntfs: volume safety state unknown; refusing to write")
-	} else if len(s.Refusals) > 0 {
-		return nil, &RefusedError{Refusals: s.Refusals}
+	} else if rs := s.refusalsExcept(opts.Allow); len(rs) > 0 {
+		return nil, &RefusedError{Refusals: rs}
 	}
 	// The writer loads $UpCase itself: collation must follow the volume's
 	// own table, never a fallback.

@@ -47,9 +47,9 @@ func executePlan(ed volumeEditor, acts []*plannedAction, hivePaths map[string]st
 				return fmt.Errorf("rename %s to %s: %w", a.Path, a.To, err)
 			}
 			a.Ranges = rs
-		case "comment-out":
+		case "comment-out", "rewrite":
 			rs, err := ed.editFile("edit "+a.Path, a.Path, func(old []byte) ([]byte, error) {
-				out, edits, err := CommentOutHosts(old)
+				out, edits, err := a.rewrite(old)
 				if err != nil {
 					return nil, err
 				}
@@ -67,7 +67,7 @@ func executePlan(ed volumeEditor, acts []*plannedAction, hivePaths map[string]st
 		default:
 			// Every registry action of one hive, edited in one session.
 			j := i
-			for j+1 < len(acts) && acts[j+1].Op != "rename" && acts[j+1].Op != "comment-out" && strings.EqualFold(acts[j+1].Hive, a.Hive) {
+			for j+1 < len(acts) && acts[j+1].Op != "rename" && !isFileEdit(acts[j+1].Op) && strings.EqualFold(acts[j+1].Hive, a.Hive) {
 				j++
 			}
 			group := acts[i : j+1]
@@ -180,6 +180,8 @@ func compareChecks(before InstallationReport, acts []*plannedAction, after *Inst
 		switch {
 		case after == nil:
 			co.After, co.Reason = StatusFailed, "the installation could not be read again after the fix"
+		case id == hibernationCheck:
+			co.After, co.Reason = hibernationOutcome(after)
 		default:
 			r := resultOf(after.Checks, id)
 			switch {

@@ -139,7 +139,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 	}
 	tr.Refusals = append(tr.Refusals, diag.Refusals...)
 	for _, ir := range diag.Installations {
-		for _, r := range ir.Safety.Refusals {
+		for _, r := range writeRefusals(ir, opts) {
 			r.Reason = fmt.Sprintf("volume %d: %s", ir.Volume, r.Reason)
 			tr.Refusals = append(tr.Refusals, r)
 		}
@@ -162,7 +162,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 		vp := &volumePlan{v: v.Volume, ir: ir, acts: acts}
 		if len(acts) > 0 {
 			opts.progress(path, "volume %d: planning %d change(s)", v.Index, len(acts))
-			p, err := s.Plan(v)
+			p, err := s.Plan(v, allowedRefusals(ir, opts)...)
 			if err != nil {
 				if !tr.refusalsOf(err) {
 					tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: %v", v.Index, err)

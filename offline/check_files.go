@@ -438,6 +438,11 @@ func (c Catroot2) Diagnose(in *Installation) Result {
 	r.Evidence = append([]Evidence{dirEv}, ev...)
 	r.Summary = clip("catalog database present with failed-installation evidence: "+ev[0].Detail, 300)
 	r.Fix = fmt.Sprintf(`rename Windows\System32\catroot2 to %s; Cryptographic Services rebuilds it`, dirEv.Want)
+	if in.startupMarkerPresent() {
+		// Boot code integrity reads System32\CatRoot, never catroot2
+		// (Azure repair-script-library, win-fix-catalog-store.ps1).
+		r.Fix += "; this does not repair the failed startup: boot code integrity reads System32\\CatRoot, not catroot2"
+	}
 	return r
 }
 

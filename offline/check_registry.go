@@ -184,6 +184,41 @@ func familyOr10(f string) string {
 
 const wuPolicyKey = `Policies\Microsoft\Windows\WindowsUpdate`
 
+// wuServerValues are the server settings of the WU policy key.
+var wuServerValues = []string{"WUServer", "WUStatusServer", "UpdateServiceUrlAlternate"}
+
+func isWUServerValue(name string) bool {
+	for _, n := range wuServerValues {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// wuSwitch is a policy switch that blocks updates when it is 1; sub is ""
+// for the WU policy key itself, "AU" for its AU subkey.
+type wuSwitch struct{ sub, name, why string }
+
+// wuBlockSwitches are the switches of wu-policies (the registry values and
+// the Registry.pol entries follow the same rule).
+var wuBlockSwitches = []wuSwitch{
+	{"", "DisableWindowsUpdateAccess", "turns off access to all Windows Update features"},
+	{"", "DoNotConnectToWindowsUpdateInternetLocations", "blocks the Windows Update internet locations"},
+	{"", "SetDisableUXWUAccess", "removes access to Windows Update in Settings"},
+	{"AU", "NoAutoUpdate", "turns automatic updates off"},
+}
+
+// wuBlockSwitchFor returns the switch named name under sub.
+func wuBlockSwitchFor(sub, name string) (wuSwitch, bool) {
+	for _, s := range wuBlockSwitches {
+		if strings.EqualFold(s.sub, sub) && strings.EqualFold(s.name, name) {
+			return s, true
+		}
+	}
+	return wuSwitch{}, false
+}
+
 // WUPolicies is `wu-policies`: Windows Update group policy values that
 // point at no server or switch updates off.
 type WUPolicies struct{}
@@ -213,7 +248,7 @@ func (c WUPolicies) Diagnose(in *Installation) Result {
 	// UseWUServer=1 sends the machine to WUServer: it is bogus exactly
 	// when WUServer is absent or points nowhere.
 	wuServerReal := false
-	for _, name := range []string{"WUServer", "WUStatusServer", "UpdateServiceUrlAlternate"} {
+	for _, name := range wuServerValues {
 		v, err := value(k, name)
 		if err != nil {
 			return failed(r, wuPolicyKey+`\`+name, err)
@@ -231,20 +266,18 @@ func (c WUPolicies) Diagnose(in *Installation) Result {
 			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", wuPolicyKey, v, fmt.Sprintf("%s is a WSUS server %q (legitimate in a managed network; removed only with opt-in `wsus`)", name, s)).act("delete-value", "wsus"))
 		}
 	}
-	blocks := []struct{ key, name, why string }{
-		{wuPolicyKey, "DisableWindowsUpdateAccess", "turns off access to all Windows Update features"},
-		{wuPolicyKey, "DoNotConnectToWindowsUpdateInternetLocations", "blocks the Windows Update internet locations"},
-		{wuPolicyKey, "SetDisableUXWUAccess", "removes access to Windows Update in Settings"},
-		{wuPolicyKey + `\AU`, "NoAutoUpdate", "turns automatic updates off"},
-	}
-	for _, b := range blocks {
-		n, v, err := dwordValue(h, b.key, b.name)
+	for _, b := range wuBlockSwitches {
+		key := wuPolicyKey
+		if b.sub != "" {
+			key += `\` + b.sub
+		}
+		n, v, err := dwordValue(h, key, b.name)
 		if err != nil {
-			return failed(r, b.key+`\`+b.name, err)
+			return failed(r, key+`\`+b.name, err)
 		}
 		if v != nil && n == 1 {
 			bogus++
-			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", b.key, v, fmt.Sprintf("%s=1 %s", b.name, b.why)).act("delete-value", ""))
+			r.Evidence = append(r.Evidence, valueEvidence("SOFTWARE", key, v, fmt.Sprintf("%s=1 %s", b.name, b.why)).act("delete-value", ""))
 		}
 	}
 	n, v, err := dwordValue(h, wuPolicyKey+`\AU`, "UseWUServer")
@@ -355,12 +388,26 @@ func (fr FirewallRule) BlocksUpdates(valueName string) bool {
 	}
 	for _, n := range []string{valueName, fr.Get("Name"), fr.Get("Desc")} {
 		l := strings.ToLower(n)
+		// WindowsSpyBlocker names its rules "windowsSpyBlocker-update-<ip>"
+		// after the list they come from (data/firewall/update.txt): a
+		// remote-address rule is an update blocker when its list says so.
+		if strings.HasPrefix(l, "windowsspyblocker-update") {
+			return true
+		}
 		l = strings.NewReplacer(" ", "", "_", "", "-", "").Replace(l)
 		if strings.Contains(l, "windowsupdate") || strings.Contains(l, "wuauserv") {
 			return true
 		}
 	}
 	return false
+}
+
+// blocksAddressOnly reports a block rule that names no service or program
+// and blocks remote addresses only (DWS writes "<ip>_Block"): without a
+// name or list that says Windows Update it is reported, not removed.
+func (fr FirewallRule) blocksAddressOnly() bool {
+	return strings.EqualFold(fr.Get("Action"), "Block") && fr.Get("Svc") == "" && fr.Get("App") == "" &&
+		(fr.Get("RA4") != "" || fr.Get("RA6") != "")
 }
 
 // Firewall is `firewall`: Windows Firewall rules that block Windows Update.
@@ -402,7 +449,15 @@ func (c Firewall) Diagnose(in *Installation) Result {
 			continue
 		}
 		fr, ok := ParseFirewallRule(s)
-		if !ok || !fr.BlocksUpdates(v.Name()) {
+		if !ok {
+			continue
+		}
+		if !fr.BlocksUpdates(v.Name()) {
+			if fr.blocksAddressOnly() && strings.HasSuffix(strings.ToLower(fr.Get("Name")), "_block") {
+				inactive++ // reported like an inactive rule: info, not removed
+				r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", keyPath, v,
+					fmt.Sprintf("rule %q blocks remote addresses %s; its name does not say Windows Update (reported, kept)", fr.Get("Name"), clip(fr.Get("RA4")+fr.Get("RA6"), 80))))
+			}
 			continue
 		}
 		if strings.EqualFold(fr.Get("Active"), "FALSE") {
@@ -420,7 +475,7 @@ func (c Firewall) Diagnose(in *Installation) Result {
 		r.Fix = "delete those rule values"
 	case inactive > 0:
 		r.Status = StatusInfo
-		r.Summary = fmt.Sprintf("%d inactive firewall rule(s) name Windows Update", inactive)
+		r.Summary = fmt.Sprintf("%d inactive or address-only firewall rule(s) may concern Windows Update (reported, kept)", inactive)
 	default:
 		r.Summary = fmt.Sprintf("none of %d firewall rules blocks Windows Update", len(vals))
 	}

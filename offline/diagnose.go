@@ -258,7 +258,8 @@ func diagnoseInstallation(fsys fs.FS, letter string, opts Options) InstallationR
 	ir.Safety.Refusals = append(ir.Safety.Refusals, in.Refusals...)
 	ir.Checks = RunChecks(in)
 	ir.Logs = append(ir.Logs, in.Logs().Findings...)
-	ir.Cases = casesOf(ir.Checks, in.Logs())
+	ir.Cases = casesOf(ir.Checks)
+	ir.LastFailure = in.Logs().LastFailure()
 	ir.Commands = commandsFor(in, ir.Cases)
 	ir.Safety.Writable = len(ir.Safety.Refusals) == 0
 	return ir
@@ -318,8 +319,11 @@ func (s *Safety) fromDirectory(fsys fs.FS) {
 	}
 }
 
-// casesOf lists the cases that apply, most important first.
-func casesOf(results []Result, logs *Logs) []Case {
+// casesOf lists the cases that apply, most important first. They come
+// from what is wrong on the disk now (checks with status problem), never
+// from log history alone: logs record failures that a fix (or Windows)
+// may have cured since; they are shown as past evidence (LastFailure).
+func casesOf(results []Result) []Case {
 	startup, install := false, false
 	for _, r := range results {
 		if r.Status != StatusProblem {
@@ -331,9 +335,6 @@ func casesOf(results []Result, logs *Logs) []Case {
 		case CaseInstall:
 			install = true
 		}
-	}
-	if len(logs.StartupFailures()) > 0 {
-		startup = true
 	}
 	var cs []Case
 	if startup {

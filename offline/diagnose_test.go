@@ -230,6 +230,9 @@ func planted(id string, c map[string]any) []string {
 		out = []string{`config\TxR`}
 	case "minifilters":
 		out = append(keys(c["instances"]), strs(c["fsrm"])...)
+	default:
+		// The checks of the tools' damage list their planted evidence.
+		out = strs(c["evidence"])
 	}
 	return out
 }

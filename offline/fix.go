@@ -58,6 +58,10 @@ type FixOptions struct {
 	JournalDir string
 	// Letter is the drive letter of the Windows volume in printed commands.
 	Letter string
+	// DiscardHibernation (--discard-hibernation) lets fix write to a
+	// hibernated volume whose $LogFile needs no replay, by making the
+	// hibernated session unusable first (docs/catalogue.md, "Hibernation").
+	DiscardHibernation bool
 	// Now is the time written into changed NTFS timestamps and registry
 	// last-written times (zero: time.Now at each write).
 	Now time.Time

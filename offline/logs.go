@@ -96,6 +96,42 @@ func (l *Logs) LogFull() []LogFinding {
 	return l.filter(func(f *LogFinding) bool { return f.LogFull })
 }
 
+// LastFailure returns the most recent failure of any log (the latest
+// time; a log without times counts only when no log has one), nil when no
+// log shows a failure.
+func (l *Logs) LastFailure() *PastFailure {
+	var best *LogFinding
+	for i := range l.Findings {
+		f := &l.Findings[i]
+		if f.Failures == 0 || len(f.Excerpts) == 0 {
+			continue
+		}
+		switch {
+		case best == nil:
+			best = f
+		case f.Last != nil && (best.Last == nil || f.Last.After(*best.Last)):
+			best = f
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	ex := best.Excerpts[len(best.Excerpts)-1]
+	pf := &PastFailure{File: best.File, Text: ex.Text, Time: ex.Time}
+	if pf.Time == nil {
+		pf.Time = best.Last
+	}
+	if hrs := failingHRESULTs(ex.Text); len(hrs) > 0 {
+		pf.HRESULT = hrs[0]
+	}
+	if m := reKB.FindStringSubmatch(ex.Text); m != nil {
+		pf.KB = "KB" + m[1]
+	} else if len(best.KBs) > 0 {
+		pf.KB = best.KBs[len(best.KBs)-1]
+	}
+	return pf
+}
+
 func (l *Logs) filter(keep func(*LogFinding) bool) []LogFinding {
 	var out []LogFinding
 	for i := range l.Findings {

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"wuoffline/internal/evtxgen"
+	"wuoffline/internal/testutil"
 )
 
 func testLog(t *testing.T, name string) []byte {
@@ -138,7 +141,7 @@ func TestReadLogsAll(t *testing.T) {
 		"$WINDOWS.~BT/Sources/Panther/setuperr.log":        {Data: testLog(t, "setuperr.log")},
 		"Windows/Logs/DISM/dism.log":                       {Data: testLog(t, "dism.log")},
 		"Windows/Logs/WindowsUpdate/WindowsUpdate.1.etl":   {Data: make([]byte, 4096)},
-		"Windows/System32/winevt/Logs/System.evtx":         {Data: genEVTX(sampleEvents())},
+		"Windows/System32/winevt/Logs/System.evtx":         {Data: evtxgen.File(evtxgen.SampleEvents())},
 	}
 	l := ReadLogs(fsys)
 	formats := map[string]int{}
@@ -200,4 +203,44 @@ func FuzzCBSLog(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestReadEVTXFinding(t *testing.T) {
+	fsys := fstest.MapFS{"Windows/System32/winevt/Logs/System.evtx": {Data: evtxgen.File(evtxgen.SampleEvents())}}
+	f := readEVTXFinding(fsys, "Windows/System32/winevt/Logs/System.evtx")
+	if f == nil || f.Error != "" {
+		t.Fatalf("finding = %+v", f)
+	}
+	if f.Failures != 2 || !f.InstallFailure || f.HRESULTs["0x80070002"] != 2 {
+		t.Errorf("failures %d, install %v, hresults %v; want 2 failures 0x80070002", f.Failures, f.InstallFailure, f.HRESULTs)
+	}
+	if len(f.KBs) != 1 || f.KBs[0] != "KB5043076" {
+		t.Errorf("KBs = %v, want [KB5043076]", f.KBs)
+	}
+	if readEVTXFinding(fstest.MapFS{}, "x.evtx") != nil {
+		t.Error("missing log gave a finding")
+	}
+}
+
+// TestReadEVTXFindingRealLog: the real Windows 10 1703 System log's
+// WindowsUpdateClient failures (event 20: 0x80248007 for KB4025342,
+// 0x80246013 for KB890830) are reported.
+func TestReadEVTXFindingRealLog(t *testing.T) {
+	b, err := os.ReadFile(testutil.SharedFixture(t, "evtx/System-win10-1703.evtx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := readEVTXFinding(fstest.MapFS{"System.evtx": {Data: b}}, "System.evtx")
+	if f == nil || f.Error != "" || !f.InstallFailure {
+		t.Fatalf("finding = %+v", f)
+	}
+	if f.HRESULTs["0x80248007"] == 0 || f.HRESULTs["0x80246013"] == 0 {
+		t.Errorf("HRESULTs = %v, want 0x80248007 and 0x80246013", f.HRESULTs)
+	}
+	if !slices.Contains(f.KBs, "KB4025342") || !slices.Contains(f.KBs, "KB890830") {
+		t.Errorf("KBs = %v, want KB4025342 and KB890830", f.KBs)
+	}
+	if f.Last == nil || f.Last.Year() != 2017 {
+		t.Errorf("last failure %v, want a 2017 time", f.Last)
+	}
 }

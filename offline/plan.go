@@ -64,10 +64,10 @@ func planActions(ir InstallationReport, opts FixOptions) ([]*plannedAction, []Ch
 					needOptIn = ev.OptIn
 					continue
 				}
-				if ev.Action == "comment-out" {
+				if isFileEdit(ev.Action) {
 					a := hosts[ev.Path]
 					if a == nil {
-						a = &plannedAction{FixAction: FixAction{Check: r.ID, Op: "comment-out", Path: ev.Path}}
+						a = &plannedAction{FixAction: FixAction{Check: r.ID, Op: ev.Action, Path: ev.Path}}
 						hosts[ev.Path] = a
 						acts = append(acts, a)
 					}
@@ -96,13 +96,17 @@ func planActions(ir InstallationReport, opts FixOptions) ([]*plannedAction, []Ch
 			left = append(left, CheckOutcome{ID: r.ID, Before: r.Status, After: r.Status, Reason: why})
 		}
 	}
-	// Renames first, then file edits, then registry by hive: each hive is
-	// opened, edited and flushed once.
+	if discardsHibernation(ir, opts) {
+		acts = append([]*plannedAction{hibernationAction()}, acts...)
+	}
+	// Renames first (the hibernation image before anything else), then
+	// file edits, then registry by hive: each hive is opened, edited and
+	// flushed once.
 	rank := func(a *plannedAction) int {
 		switch a.Op {
 		case "rename":
 			return 0
-		case "comment-out":
+		case "comment-out", "rewrite":
 			return 1
 		}
 		return 2 + hiveRank(a.Hive)
@@ -119,6 +123,26 @@ func hiveRank(name string) int {
 		return 1
 	}
 	return 2
+}
+
+// isFileEdit reports the actions that rewrite a file's data in place
+// (hosts lines commented out; Registry.pol entries removed; gpt.ini's
+// version raised): one action per file, executed by rewrite.
+func isFileEdit(op string) bool { return op == "comment-out" || op == "rewrite" }
+
+// rewrite computes a file edit's new data from the old (nil: unchanged)
+// and the edits made, by the file's rule.
+func (a *plannedAction) rewrite(old []byte) ([]byte, []LineEdit, error) {
+	name := strings.ToLower(a.Path[strings.LastIndexByte(a.Path, '\\')+1:])
+	switch {
+	case a.Op == "comment-out":
+		return CommentOutHosts(old)
+	case name == "registry.pol":
+		return filterRegistryPol(old)
+	case name == "gpt.ini":
+		return bumpGptIni(old)
+	}
+	return nil, nil, fmt.Errorf("%s: no rewrite rule for %s", a.Check, a.Path)
 }
 
 // actionFor converts one evidence item to an action.
@@ -155,6 +179,15 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 			}
 			a.newType, a.newRaw = hive.RegDWORD, binary.LittleEndian.AppendUint32(nil, uint32(n))
 			a.Type = "REG_DWORD"
+			a.New = ev.Want
+		case ev.Type == "REG_SZ" || ev.Type == "REG_EXPAND_SZ":
+			// A string set back to what Windows ships (a ServiceDll path):
+			// UTF-16LE with its NUL, the value keeps its type.
+			a.newType = hive.RegSZ
+			if ev.Type == "REG_EXPAND_SZ" {
+				a.newType = hive.RegExpandSZ
+			}
+			a.newRaw = encodeUTF16Z(ev.Want)
 			a.New = ev.Want
 		default:
 			return nil, fmt.Errorf("%s: no rule to set a %s value", check, ev.Type)
@@ -213,6 +246,15 @@ func decodeMultiSZ(b []byte) []string {
 		out = append(out, string(utf16.Decode(u[start:])))
 	}
 	return out
+}
+
+// encodeUTF16Z encodes a REG_SZ: UTF-16LE with a terminating NUL.
+func encodeUTF16Z(s string) []byte {
+	var b []byte
+	for _, c := range utf16.Encode([]rune(s)) {
+		b = binary.LittleEndian.AppendUint16(b, c)
+	}
+	return append(b, 0, 0)
 }
 
 // encodeMultiSZ is the inverse of decodeMultiSZ.

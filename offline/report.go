@@ -71,9 +71,12 @@ type Evidence struct {
 	Time *time.Time `json:"time,omitempty"`
 	// Detail is a one-line human explanation.
 	Detail string `json:"detail"`
-	// Action is what `wuoffline fix` does with this item: "rename" (aside,
-	// to Want), "delete-key", "delete-value", "set" (to Want),
-	// "remove-entry" (from a MULTI_SZ), "comment-out" (a line); "" when the
+	// Action is what `wuoffline fix` does with this item: "rename" (to
+	// Want, in the same directory: aside, or back to an original name),
+	// "delete-key", "delete-value", "set" (to Want: a DWORD, WinHttpSettings,
+	// or a REG_SZ/REG_EXPAND_SZ path), "remove-entry" (from a MULTI_SZ),
+	// "comment-out" (a hosts line), "rewrite" (a file rewritten by its rule:
+	// Registry.pol entries removed, gpt.ini's version raised); "" when the
 	// item is reported only.
 	Action string `json:"action,omitempty"`
 	// OptIn names the opt-in the action needs ("" = done by default).
@@ -231,9 +234,27 @@ type InstallationReport struct {
 	Checks []Result `json:"checks"`
 	// Logs summarises the log evidence read.
 	Logs []LogFinding `json:"logs"`
+	// LastFailure is the most recent failure the logs record: past
+	// evidence, shown beside the diagnosis, never the diagnosis itself
+	// (Cases come from what is wrong now). nil when no log shows one.
+	LastFailure *PastFailure `json:"last_failure,omitempty"`
 	// Commands are what only a running Windows or WinPE can do, with the
 	// installation's drive letter.
 	Commands []Command `json:"commands"`
+}
+
+// PastFailure is one failure a log recorded.
+type PastFailure struct {
+	// Time is when it was logged (nil when the log has no times).
+	Time *time.Time `json:"time,omitempty"`
+	// File is the log's path on the volume.
+	File string `json:"file"`
+	// Text is the log line or event (clipped).
+	Text string `json:"text"`
+	// HRESULT is the failing code named, "" when none.
+	HRESULT string `json:"hresult,omitempty"`
+	// KB is the update named, "" when none.
+	KB string `json:"kb,omitempty"`
 }
 
 // Command is a command line to run in WinPE/WinRE, with why.

@@ -42,8 +42,10 @@ func (s *switchWriter) WriteAt(p []byte, off int64) (int, error) { return s.cur.
 
 // Plan starts a change of volume v. The volume's safety state is checked
 // here: a volume that is not safe to write (hibernated, Fast Startup,
-// unclean $LogFile, dirty, ...) gives a *RefusedError, for a dry run too.
-func (s *Session) Plan(v *Volume) (*Plan, error) {
+// unclean $LogFile, dirty, ...) gives a *RefusedError, for a dry run too,
+// except for the refusal IDs in allow, which the caller has dealt with (fix
+// --discard-hibernation renames hiberfil.sys aside as the plan's first unit).
+func (s *Session) Plan(v *Volume, allow ...string) (*Plan, error) {
 	o := journal.NewOverlay(s.cache, s.cache.Size())
 	// Whole sectors: the disk's logical sector, or the volume's own if
 	// larger (a bare 4Kn volume), since raw devices refuse partial-sector
@@ -74,7 +76,7 @@ func (s *Session) Plan(v *Volume) (*Plan, error) {
 	// its writes (a 100,000-entry WinSxS once per operation), the plan's
 	// touched directories are checked once on the whole planned state
 	// (Plan.Check) and again on the medium after the write (Verify).
-	w, err := ntfs.OpenWriter(vr, vw, v.Size, ntfs.WriterOptions{Now: s.now(), NoVerify: true})
+	w, err := ntfs.OpenWriter(vr, vw, v.Size, ntfs.WriterOptions{Now: s.now(), NoVerify: true, Allow: allow})
 	if err != nil {
 		var re *ntfs.RefusedError
 		if errors.As(err, &re) {

@@ -67,10 +67,11 @@ def services(prof):
 def hosts(prof):
     lines = []
     if prof.startswith("broken"):
-        lines = list(T.UPDATE_BLOCKS)
+        lines = list(T.UPDATE_BLOCKS) + T.TOOL_BLOCKS + T.PRIVACY_SEXY
     return {"path": "Windows/System32/drivers/etc/hosts", "line_ending": "CRLF",
             "status": "problem" if lines else "ok", "lines": lines,
-            "left_alone": T.TELEMETRY + (["# 0.0.0.0 download.windowsupdate.com (already commented)"] if lines else [])}
+            "left_alone": T.TELEMETRY + (["# 0.0.0.0 download.windowsupdate.com (already commented)"] +
+                                         T.TOOL_MARKERS_START + T.TOOL_MARKERS_END if lines else [])}
 
 
 def firewall(prof):
@@ -80,8 +81,53 @@ def firewall(prof):
         return {"status": "problem", "key": key, "delete": H.BLOCK_RULES,
                 "why": {"WindowsUpdateBlock": "Action=Block and Svc=wuauserv",
                         "{5B1C8F2A-0E3D-4C7B-9A61-2F8D3E4B5C6D}": "Action=Block and Name says Windows Update (Svc=BITS)"},
-                "left_alone": sorted(H.ALLOW_RULES)}
-    return {"status": "ok", "key": key, "delete": {}, "left_alone": sorted(H.ALLOW_RULES)}
+                "left_alone": sorted(H.ALLOW_RULES), "reported_kept": sorted(H.ADDRESS_RULES)}
+    return {"status": "info", "key": key, "delete": {}, "left_alone": sorted(H.ALLOW_RULES), "reported_kept": sorted(H.ADDRESS_RULES),
+            "status_note": "an address-only block rule whose name does not say Windows Update: reported (info), kept"}
+
+
+def blockers(prof):
+    """The checks of the tools' damage (docs/catalogue.md): what is planted
+    on the broken profiles, and the look-alikes every profile carries."""
+    broken = prof.startswith("broken")
+    cs = "ControlSet002" if prof == "broken-win10" else "ControlSet001"
+    ifeo = "SOFTWARE\\" + H.IFEO
+    c = {"service-config": {"status": "ok", "status_note": "accounts and failure actions as Windows sets them; uhssvc/sedsvc absent"}}
+    if not broken:
+        for id in ("servicing-triggers", "renamed-binaries", "update-tasks", "update-pause", "ifeo-debuggers", "group-policy-file"):
+            c[id] = {"status": "ok"}
+        c["ifeo-debuggers"]["left_alone"] = {ifeo + "\\" + H.IFEO_USER[0] + "\\Debugger": H.IFEO_USER[1]}
+        c["update-pause"]["left_alone"] = ["ActiveHoursStart", "ActiveHoursEnd"]
+        c["group-policy-file"].update({"path": "Windows/System32/GroupPolicy/Machine/Registry.pol",
+                                       "entries": [list(e) for e in T.gp_entries(False)]})
+        return c
+    c["servicing-triggers"] = {"status": "problem", "evidence": ["PoqexecCmdline", "ServicingInProgress"],
+                               "delete": {"SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\SideBySide\\Configuration\\PoqexecCmdline": [H.POQEXEC_CMDLINE],
+                                          "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\Interface\\ServicingInProgress": 1},
+                               "left_alone": ["SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\SideBySide\\Configuration\\DisableResetbase"]}
+    c["ifeo-debuggers"] = {"status": "problem", "evidence": sorted(H.IFEO_BLOCKS),
+                           "delete": {ifeo + "\\" + e + "\\Debugger": d for e, d in H.IFEO_BLOCKS.items()},
+                           "left_alone": {ifeo + "\\" + H.IFEO_USER[0] + "\\Debugger": H.IFEO_USER[1],
+                                          ifeo + "\\UsoClient.exe\\MitigationOptions": "0001000000000000"}}
+    c["update-pause"] = {"status": "problem", "evidence": ["PauseUpdatesExpiryTime", "2051-12-31", "FlightSettingsMaxPauseDays", "PausedQualityStatus"],
+                         "delete": ["PauseUpdatesExpiryTime", "PauseFeatureUpdatesEndTime", "PauseQualityUpdatesEndTime",
+                                    "FlightSettingsMaxPauseDays", "PausedQualityStatus", "PausedFeatureStatus"],
+                         "left_alone": ["ActiveHoursStart", "ActiveHoursEnd"]}
+    c["renamed-binaries"] = {"status": "problem",
+                             "evidence": ["wuaueng_BAK.dll", "Wu10Man_WaaSMedicSvc.dll", "WaaSMedicSvc ServiceDll"],
+                             "rename": {"Windows/System32/" + v: "Windows/System32/" + k for k, v in T.RENAMED_BINARIES.items()},
+                             "set": {"SYSTEM\\%s\\Services\\WaaSMedicSvc\\Parameters\\ServiceDll" % cs: "%SystemRoot%\\System32\\WaaSMedicSvc.dll"}}
+    tasks = "Windows/System32/Tasks/Microsoft/Windows/UpdateOrchestrator/"
+    c["update-tasks"] = {"status": "problem", "evidence": [T.TASK_RENAMED[1], T.TASK_DISABLED],
+                         "rename": {tasks + T.TASK_RENAMED[1]: tasks + T.TASK_RENAMED[0]},
+                         "reported": [tasks + T.TASK_DISABLED]}
+    c["group-policy-file"] = {"status": "problem", "path": "Windows/System32/GroupPolicy/Machine/Registry.pol",
+                              "evidence": ["Registry.pol", "gpt.ini"] + [e[1] for e in T.GP_BLOCKS],
+                              "entries": [list(e) for e in T.gp_entries(True)],
+                              "remove": [list(e) for e in T.GP_BLOCKS], "keep": [list(e) for e in T.GP_KEEP],
+                              "gpt_ini": {"path": "Windows/System32/GroupPolicy/gpt.ini", "version": T.GPT_INI_VERSION,
+                                          "version_after_fix": T.GPT_INI_VERSION + 1}}
+    return c
 
 
 def proxy(prof):
@@ -207,6 +253,7 @@ def checks(prof):
     c["hosts"] = hosts(prof)
     c["firewall"] = firewall(prof)
     c["proxy"] = proxy(prof)
+    c.update(blockers(prof))
     if prof == "broken-win10":
         c["os-upgrade"] = {"status": "info", "key_present": False, "evidence": "Windows/Panther/setuperr.log: 2 upgrade errors with 0x80070002",
                            "status_note": "setuperr.log carries the upgrade-case failures; AllowOSUpgrade is opt-in only"}

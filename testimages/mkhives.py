@@ -179,10 +179,26 @@ ALLOW_RULES = {
     # Block rule unrelated to Windows Update: must be left alone.
     "{7C3D9E21-58A4-4B0F-A6E2-9F1C0B3D4E57}": "v2.30|Action=Block|Active=TRUE|Dir=Out|App=C:\\Program Files\\Contoso\\Telemetry\\uploader.exe|Name=Block Contoso telemetry|",
 }
+# Address-only block rule in Destroy Windows Spying's "<ip>_Block" style
+# whose name does not say Windows Update: reported (info), kept, on every profile.
+ADDRESS_RULES = {
+    "203.0.113.7_Block": "v2.30|Action=Block|Active=TRUE|Dir=Out|RA4=203.0.113.7|Name=203.0.113.7_Block|",
+}
 BLOCK_RULES = {
     "WindowsUpdateBlock": "v2.30|Action=Block|Active=TRUE|Dir=Out|App=%SystemRoot%\\system32\\svchost.exe|Svc=wuauserv|Name=WindowsUpdateBlock|",
     "{5B1C8F2A-0E3D-4C7B-9A61-2F8D3E4B5C6D}": "v2.31|Action=Block|Active=TRUE|Dir=Out|Protocol=6|App=%SystemRoot%\\system32\\svchost.exe|Svc=BITS|Name=Block Windows Update (BITS)|Desc=added by an anti-spying tool|",
+    # WindowsSpyBlocker's rule from its update list (remote address only).
+    "windowsSpyBlocker-update-13.107.4.50": "v2.30|Action=Block|Active=TRUE|Dir=Out|RA4=13.107.4.50|Name=windowsSpyBlocker-update-13.107.4.50|",
 }
+
+IFEO = "Microsoft\\Windows NT\\CurrentVersion\\Image File Execution Options"
+# IFEO debuggers that stop update programs (AveYo, privacy.sexy), on the broken profiles.
+IFEO_BLOCKS = {"UsoClient.exe": "systray.exe", "wuauclt.exe": "taskkill.exe", "MusNotification.exe": "systray.exe"}
+# The user's own debugger (every profile): must survive.
+IFEO_USER = ("notepad.exe", "C:\\Tools\\Notepad++\\notepad++.exe -notepadStyleCmdline -z")
+PAUSE_UNTIL = "2051-12-31T23:59:59Z"
+POQEXEC_CMDLINE = "C:\\Windows\\System32\\poqexec.exe /display_progress \\??\\C:\\Windows\\WinSxS\\pending.xml"
+RENAMED_SERVICEDLL = "%SystemRoot%\\System32\\Wu10Man_WaaSMedicSvc.dll"
 
 
 def winhttp(proxy=None, bypass=None):
@@ -279,6 +295,7 @@ def system_hive(name, p):
     b.vals(fw + "\\StandardProfile", {"EnableFirewall": dword(1)})
     b.vals(fw + "\\PublicProfile", {"EnableFirewall": dword(1)})
     rules = dict(ALLOW_RULES)
+    rules.update(ADDRESS_RULES)
     b.vals(fw + "\\FirewallRules", {k: sz(r) for k, r in rules.items()})
 
     if p["broken"]:
@@ -291,6 +308,8 @@ def system_hive(name, p):
             b.set(svc + "\\WaaSMedicSvc", "Start", dword(4))
             del b.keys[svc + "\\DoSvc"]["ImagePath"]
         b.vals(fw + "\\FirewallRules", {k: sz(r) for k, r in BLOCK_RULES.items()})
+        # Wu10Man: WaaSMedicSvc's ServiceDll names the renamed file.
+        b.set(svc + "\\WaaSMedicSvc\\Parameters", "ServiceDll", esz(RENAMED_SERVICEDLL))
         xml = "C:\\Windows\\System32\\poqexec.exe /display_progress \\SystemRoot\\WinSxS\\pending.xml"
         if v == 11:
             b.set(sm, "SetupExecute", multi([xml]))
@@ -389,6 +408,12 @@ def software_hive(name, p):
         b.key(vendor)
     b.set("Microsoft\\Windows\\CurrentVersion\\Run", "SecurityHealth", esz("%windir%\\system32\\SecurityHealthSystray.exe"))
     b.set("Ünïcødé Sоftware\\Пример", "Имя", sz("значение ünïcødé"))
+    # Look-alikes on every profile: the user's own IFEO debugger, a privacy
+    # policy, an ordinary Windows Update UX setting.
+    b.vals(IFEO + "\\" + IFEO_USER[0], {"Debugger": sz(IFEO_USER[1])})
+    b.vals("Policies\\Microsoft\\Windows\\DataCollection", {"AllowTelemetry": dword(0)})
+    b.vals("Microsoft\\WindowsUpdate\\UX\\Settings", {"ActiveHoursStart": dword(8), "ActiveHoursEnd": dword(17)})
+    b.vals("Microsoft\\Windows\\CurrentVersion\\SideBySide\\Configuration", {"DisableResetbase": dword(0)})
 
     if p["broken"]:
         pol = "Policies\\Microsoft\\Windows\\WindowsUpdate"
@@ -414,6 +439,19 @@ def software_hive(name, p):
         b.vals(cbs + "\\SessionsPending", {"Exclusive": dword(3), "TotalSessionPhases": dword(2)})
         b.vals(cbs + "\\SessionsPending\\31143027_2118429347", {"LastCommittedPhase": dword(1), "TotalPhases": dword(2),
                                                                 "Complete": dword(0)})
+        # Servicing told to resume at boot (WindowsDowndate).
+        b.set("Microsoft\\Windows\\CurrentVersion\\SideBySide\\Configuration", "PoqexecCmdline", multi([POQEXEC_CMDLINE]))
+        b.vals(cbs + "\\Interface", {"ServicingInProgress": dword(1)})
+        # IFEO debuggers on update programs; UsoClient.exe's key keeps another value.
+        for exe, dbg in IFEO_BLOCKS.items():
+            b.vals(IFEO + "\\" + exe, {"Debugger": sz(dbg)})
+        b.set(IFEO + "\\UsoClient.exe", "MitigationOptions", binary(bytes.fromhex("0001000000000000")))
+        # Updates paused until 2051 (Aetherinox/pause-windows-updates).
+        ux = "Microsoft\\WindowsUpdate\\UX\\Settings"
+        for n in ("PauseUpdatesExpiryTime", "PauseFeatureUpdatesEndTime", "PauseQualityUpdatesEndTime"):
+            b.set(ux, n, sz(PAUSE_UNTIL))
+        b.set(ux, "FlightSettingsMaxPauseDays", dword(0x2727))
+        b.vals("Microsoft\\WindowsUpdate\\UpdatePolicy\\Settings", {"PausedQualityStatus": dword(1), "PausedFeatureStatus": dword(1)})
         b.vals(au + "\\RebootRequired", {"9f8ea4a3-5b57-4a5d-9e3f-0b3a2f1c7d21": dword(1)})
         b.vals(au + "\\PostRebootReporting", {"Reported": dword(0)})
     return b

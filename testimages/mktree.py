@@ -75,6 +75,74 @@ UPDATE_BLOCKS = [
     "0.0.0.0 fe3.delivery.mp.microsoft.com",
     "0.0.0.0 emdl.ws.microsoft.com",
 ]
+# hosts lines in the tools' own styles (broken profiles): IPv6 loopback,
+# WindowsSpyBlocker's "<hex>-1.l.windowsupdate.com" CDN names, Wu10Man's
+# and privacy.sexy's markers.
+TOOL_BLOCKS = [
+    "::1 tlu.dl.delivery.mp.microsoft.com",
+    "0.0.0.0 a122-1.l.windowsupdate.com",
+    "0.0.0.0 8d0f-1.l.windowsupdate.com",
+]
+TOOL_MARKERS_START = ["# Start of entries added by Wu10Man"]
+TOOL_MARKERS_END = ["# End of entries added by Wu10Man"]
+PRIVACY_SEXY = ["0.0.0.0 displaycatalog.mp.microsoft.com # managed by privacy.sexy"]
+
+# Renamed update binaries (broken profiles): System32 name -> name on disk.
+RENAMED_BINARIES = {"wuaueng.dll": "wuaueng_BAK.dll", "WaaSMedicSvc.dll": "Wu10Man_WaaSMedicSvc.dll"}
+
+# Update tasks (UpdateOrchestrator); broken profiles rename one aside and
+# disable another.
+UPDATE_TASKS = ["Schedule Scan", "USO_UxBroker", "Reboot_AC"]
+TASK_RENAMED = ("Schedule Scan", "Schedule Scan.bak")
+TASK_DISABLED = "USO_UxBroker"
+
+
+def task_xml(name, enabled):
+    """A task definition as Task Scheduler writes it: UTF-16LE with a BOM."""
+    x = ('<?xml version="1.0" encoding="UTF-16"?>\r\n'
+         '<Task version="1.6" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">\r\n'
+         '  <RegistrationInfo><URI>\\Microsoft\\Windows\\UpdateOrchestrator\\%s</URI></RegistrationInfo>\r\n'
+         '  <Settings><Enabled>%s</Enabled></Settings>\r\n'
+         '  <Actions Context="Author"><Exec><Command>%%systemroot%%\\system32\\usoclient.exe</Command><Arguments>StartScan</Arguments></Exec></Actions>\r\n'
+         '</Task>\r\n') % (name, "true" if enabled else "false")
+    return b"\xff\xfe" + x.encode("utf-16-le")
+
+
+# Local Group Policy (Registry.pol, PReg v1), written here from Microsoft's
+# format description; wuoffline reads it with its own parser.
+PREG_WU = "Software\\Policies\\Microsoft\\Windows\\WindowsUpdate"
+GP_BLOCKS = [  # removed by fix (the wu-policies rules)
+    (PREG_WU, "WUServer", 1, "http://127.0.0.1:8530"),
+    (PREG_WU, "DisableWindowsUpdateAccess", 4, 1),
+    (PREG_WU + "\\AU", "NoAutoUpdate", 4, 1),
+    (PREG_WU + "\\AU", "UseWUServer", 4, 1),
+]
+GP_KEEP = [  # kept byte for byte: a privacy policy, a user choice, an instruction
+    ("Software\\Policies\\Microsoft\\Windows\\DataCollection", "AllowTelemetry", 4, 0),
+    ("Software\\Policies\\Microsoft\\Windows\\Personalization", "NoLockScreen", 4, 1),
+    (PREG_WU, "**del.WUStatusServer", 1, " "),
+]
+GPT_INI_VERSION = 65537  # user version 1, machine version 1
+
+
+def preg(entries):
+    import struct
+    b = b"PReg" + struct.pack("<I", 1)
+    for key, name, typ, val in entries:
+        data = struct.pack("<I", val) if typ == 4 else (val + "\0").encode("utf-16-le")
+        b += ("[" + key + "\0;" + name + "\0;").encode("utf-16-le")
+        b += struct.pack("<I", typ) + ";".encode("utf-16-le") + struct.pack("<I", len(data)) + ";".encode("utf-16-le")
+        b += data + "]".encode("utf-16-le")
+    return b
+
+
+def gp_entries(broken):
+    """Registry.pol entries in file order (blockers interleaved with the rest)."""
+    if not broken:
+        return GP_KEEP[:2]
+    return [GP_KEEP[0], GP_BLOCKS[0], GP_BLOCKS[1], GP_KEEP[2], GP_BLOCKS[2], GP_BLOCKS[3], GP_KEEP[1]]
+
+
 TELEMETRY = [
     "0.0.0.0 vortex.data.microsoft.com",
     "0.0.0.0 vortex-win.data.microsoft.com",
@@ -212,7 +280,19 @@ def build(profile, hivedir, dest, dry=False):
     # System32.
     t.dir(S32)
     for f in SYSTEM32_FILES:
+        if broken and f in RENAMED_BINARIES:
+            t.file(S32 + "/" + RENAMED_BINARIES[f], b"MZ")
+            continue
         t.file(S32 + "/" + f)
+    # Update tasks.
+    tasks = S32 + "/Tasks/Microsoft/Windows/UpdateOrchestrator"
+    for name in UPDATE_TASKS:
+        fname = TASK_RENAMED[1] if broken and name == TASK_RENAMED[0] else name
+        t.file(tasks + "/" + fname, task_xml(name, not (broken and name == TASK_DISABLED)))
+    # Local Group Policy.
+    t.file(S32 + "/GroupPolicy/Machine/Registry.pol", preg(gp_entries(broken)))
+    t.file(S32 + "/GroupPolicy/gpt.ini", crlf(["[General]", "gPCMachineExtensionNames=[{35378EAC-683F-11D2-A89A-00C04FBBCFA2}{D02B1F72-3407-48AE-BA88-E8213C6761F1}]",
+                                              "Version=%d" % GPT_INI_VERSION]))
     for i in range(300):
         t.file(S32 + "/api-ms-win-core-%s-l1-1-%d.dll" % (h("api%d" % i, 6), i % 3))
     for i in range(40):
@@ -223,6 +303,7 @@ def build(profile, hivedir, dest, dry=False):
              "#\t::1             localhost", ""]
     if broken:
         hosts += ["# Added by an anti-spying tool"] + UPDATE_BLOCKS + ["# 0.0.0.0 download.windowsupdate.com (already commented)", ""]
+        hosts += TOOL_MARKERS_START + TOOL_BLOCKS + TOOL_MARKERS_END + PRIVACY_SEXY + [""]
     hosts += ["# telemetry (not update hosts: leave them)"] + TELEMETRY
     t.file(S32 + "/drivers/etc/hosts", crlf(hosts))
     t.file(S32 + "/drivers/etc/networks", crlf(["loopback 127"]))

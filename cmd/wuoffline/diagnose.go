@@ -36,9 +36,11 @@ Options:
 
 What it looks at (ids as in 'wuoffline fix'):
   failed startup:       pending-xml cbs-pending components-markers setup-execute
-                        pending-renames reboot-flags txr
+                        servicing-triggers pending-renames reboot-flags txr
   failed installation:  softwaredistribution catroot2 bits-queue services
-                        wu-policies hosts firewall proxy os-upgrade clock minifilters
+                        service-config renamed-binaries update-tasks wu-policies
+                        group-policy-file update-pause ifeo-debuggers hosts
+                        firewall proxy os-upgrade clock minifilters
   and the logs: CBS.log, CbsPersist_*.log, SrtTrail.txt, ReportingEvents.log,
   WindowsUpdate.log, setuperr.log, dism.log, System.evtx.
 
@@ -206,6 +208,9 @@ func writeInstallation(w io.Writer, t offline.TargetReport, in offline.Installat
 		cases = append(cases, caseTitle(c))
 	}
 	fmt.Fprintf(w, "Diagnosis: %s\n", strings.Join(cases, " + "))
+	if lf := in.LastFailure; lf != nil {
+		fmt.Fprintf(w, "Past evidence: %s\n", pastFailure(lf, containsCase(in.Cases, offline.CaseHealthy)))
+	}
 
 	order := append([]offline.Case{}, in.Cases...)
 	for _, c := range []offline.Case{offline.CaseStartup, offline.CaseInstall} {
@@ -388,6 +393,20 @@ func writeRefusals(w io.Writer, what string, rs []offline.Refusal) {
 	for _, r := range rs {
 		fmt.Fprintf(w, "  [%s] %s\n      what to do: %s\n", r.ID, r.Reason, r.Advice)
 	}
+}
+
+// pastFailure is "last failure 2024-09-12 (Windows\Logs\CBS\CBS.log): ...";
+// on a healthy installation it says that this is history.
+func pastFailure(lf *offline.PastFailure, healthy bool) string {
+	s := "last failure"
+	if lf.Time != nil {
+		s += " " + lf.Time.Format("2006-01-02")
+	}
+	s += " (" + lf.File + "): " + clipText(lf.Text, 160)
+	if healthy {
+		s += " [history: nothing wuoffline repairs is left on the disk]"
+	}
+	return s
 }
 
 func caseTitle(c offline.Case) string {

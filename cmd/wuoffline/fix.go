@@ -12,9 +12,9 @@ import (
 )
 
 const fixHelp = `Usage: wuoffline fix [--dry-run] [--yes] [--json] [--with LIST] [--only IDS] [--skip IDS]
-                     [--journal DIR] [--letter X:] TARGET...
+                     [--journal DIR] [--letter X:] [--discard-hibernation] TARGET...
 
-Repairs what 'wuoffline diagnose' reports as problem, as repair-catalog.md says:
+Repairs what 'wuoffline diagnose' reports as problem, as docs/catalogue.md says:
 renames aside (SoftwareDistribution -> SoftwareDistribution.old, .old.1, ...; catroot2,
 pending.xml, the BITS queue), registry edits through the hive engine (dirty hives are
 recovered first), the hosts file's update lines commented out with '# wuoffline:'.
@@ -36,6 +36,13 @@ Options:
   --journal DIR    where the undo journal goes (required for a device when the
                    program's own directory is not writable or is on that device)
   --letter X:      the Windows volume's drive letter, for printed commands
+  --discard-hibernation
+                   write to a hibernated Windows that cannot be booted and shut
+                   down: hiberfil.sys is renamed aside first (journaled), so the
+                   hibernated session is LOST (open programs, unsaved work;
+                   nothing after a Fast Startup shutdown) and Windows starts
+                   afresh; undo brings it back. Refused while $LogFile needs
+                   replay (then do what the refusal says, from WinPE)
 
 Exit codes: 0 fixed (or nothing to do), 1 problems remain (or --dry-run: changes
 planned), 2 usage, 3 refused (nothing written: the reason and the way out are
@@ -57,6 +64,7 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 	skip := fl.String("skip", "", "")
 	jdir := fl.String("journal", "", "")
 	letter := fl.String("letter", "", "")
+	discard := fl.Bool("discard-hibernation", false, "")
 	help := fl.Bool("help", false, "")
 	fl.BoolVar(help, "h", false, "")
 	if err := fl.Parse(args); err != nil {
@@ -79,6 +87,7 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	opts := offline.FixOptions{DryRun: *dry, JournalDir: *jdir, Letter: strings.ToUpper(strings.TrimRight(*letter, `\`))}
+	opts.DiscardHibernation = *discard
 	opts.With = splitList(*with)
 	opts.Only = splitList(*only)
 	opts.Skip = splitList(*skip)

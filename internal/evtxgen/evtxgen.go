@@ -1,4 +1,10 @@
-package offline
+// Package evtxgen writes small .evtx files for tests, from the format
+// description (libevtx "Windows XML Event Log (EVTX) format"): the records are what
+// Windows writes for a templated event: StartOfStream, a TemplateInstance
+// with a resident template definition, then the substitution values. The
+// generated files are checked with python-evtx's evtx_dump.py, which shares
+// no code with this package.
+package evtxgen
 
 import (
 	"encoding/binary"
@@ -10,30 +16,31 @@ import (
 	"wuoffline/internal/filetime"
 )
 
-// A test generator of .evtx files, written from the format description
-// (libevtx "Windows XML Event Log (EVTX) format"): the records are what
-// Windows writes for a templated event: StartOfStream, a TemplateInstance
-// with a resident template definition, then the substitution values. The
-// generated files are checked with python-evtx's evtx_dump.py, which shares
-// no code with this package.
+// Sizes of the format: a 4096-byte file header, 64 KiB chunks whose
+// records start after a 512-byte chunk header.
+const (
+	FileHeaderSize  = 4096
+	ChunkSize       = 65536
+	ChunkHeaderSize = 512
+)
 
-// genEvent is one event to generate.
-type genEvent struct {
+// Event is one event to generate.
+type Event struct {
 	Provider string
 	EventID  uint16
 	Written  time.Time
 	Data     [][2]string // Data elements: Name, value
 	// Typed are Data elements after Data whose values are substitutions
 	// of other types than string.
-	Typed []genValue
+	Typed []Value
 	// Rich adds a UserData element with the rarer tokens: an attribute of
 	// several value tokens, CDATA, character and entity references, a
 	// processing instruction, an optional substitution, an empty element.
 	Rich bool
 }
 
-// genValue is a Data element whose value is a typed substitution.
-type genValue struct {
+// Value is a Data element whose value is a typed substitution.
+type Value struct {
 	Name string
 	Type byte   // value type: 0x08 uint32, 0x13 SID, 0x21 Binary XML, ...
 	B    []byte // the value; ignored for 0x21, which holds <Inner>nested</Inner>
@@ -153,15 +160,14 @@ func (w *bxw) open(name string, hasAttrs bool) int {
 	w.u16(0xffff) // dependency id: none
 	sizeAt := len(w.b)
 	w.u32(0)
-	after := w.pos() + 4
-	if hasAttrs {
-		after += 4
-	}
-	w.u32(after) // name offset: inline, right after the fixed part
+	// The name offset points right after the fixed part: the name is
+	// inline, and (as Windows writes it) the attribute list size of an
+	// element with attributes follows the name.
+	w.u32(w.pos() + 4)
+	w.name(name)
 	if hasAttrs {
 		w.u32(0) // attribute list size (not used by readers)
 	}
-	w.name(name)
 	return sizeAt
 }
 
@@ -197,7 +203,7 @@ func (w *bxw) subst(idx int, typ byte) {
 // Substitutions: 0 provider (string), 1 event id (uint16), 2 time
 // (FILETIME), 3 record id (uint64), 4.. data values (string), then the
 // typed values.
-func genTemplateBody(w *bxw, dataNames []string, typed []genValue, rich bool) {
+func genTemplateBody(w *bxw, dataNames []string, typed []Value, rich bool) {
 	w.u8(0x0f)
 	w.u8(1)
 	w.u16(1)
@@ -269,7 +275,7 @@ func genTemplateBody(w *bxw, dataNames []string, typed []genValue, rich bool) {
 // (by an earlier record) instead of carrying its own: that is how Windows
 // writes every event after the first of its kind in a chunk. It returns
 // the record and the chunk offset of its template definition.
-func genRecord(off int, id uint64, e genEvent, shared int) ([]byte, int) {
+func genRecord(off int, id uint64, e Event, shared int) ([]byte, int) {
 	w := &bxw{base: off}
 	w.u32(0x00002a2a)
 	w.u32(0) // size, patched
@@ -352,7 +358,7 @@ func genRecord(off int, id uint64, e genEvent, shared int) ([]byte, int) {
 }
 
 // shape is the template key of an event: its Data names.
-func shape(e genEvent) string {
+func shape(e Event) string {
 	var b strings.Builder
 	for _, d := range e.Data {
 		b.WriteString(d[0])
@@ -368,11 +374,11 @@ func shape(e genEvent) string {
 	return b.String()
 }
 
-// genChunk builds one 64 KiB chunk holding the events, record ids from first.
-func genChunk(first uint64, events []genEvent) []byte {
-	c := make([]byte, evtxChunkSize)
+// Chunk builds one 64 KiB chunk holding the events, record ids from first.
+func Chunk(first uint64, events []Event) []byte {
+	c := make([]byte, ChunkSize)
 	copy(c, "ElfChnk\x00")
-	off := evtxChunkHeader
+	off := ChunkHeaderSize
 	last := 0
 	templates := map[string]int{}
 	for i, e := range events {
@@ -408,9 +414,9 @@ func genChunk(first uint64, events []genEvent) []byte {
 	return c
 }
 
-// genEVTX builds a whole file: header + one chunk.
-func genEVTX(events []genEvent) []byte {
-	f := make([]byte, evtxHeaderSize)
+// File builds a whole file: header + one chunk.
+func File(events []Event) []byte {
+	f := make([]byte, FileHeaderSize)
 	copy(f, "ElfFile\x00")
 	le := binary.LittleEndian
 	le.PutUint64(f[8:], 0)
@@ -419,17 +425,17 @@ func genEVTX(events []genEvent) []byte {
 	le.PutUint32(f[32:], 128)
 	le.PutUint16(f[36:], 1)
 	le.PutUint16(f[38:], 3)
-	le.PutUint16(f[40:], evtxHeaderSize)
+	le.PutUint16(f[40:], FileHeaderSize)
 	le.PutUint16(f[42:], 1)
 	le.PutUint32(f[124:], crc32.ChecksumIEEE(f[:120]))
-	return append(f, genChunk(1, events)...)
+	return append(f, Chunk(1, events)...)
 }
 
-// sampleEvents is a System log excerpt: a Windows Update failure (event 20),
+// SampleEvents is a System log excerpt: a Windows Update failure (event 20),
 // a success (19) and an unrelated event.
-func sampleEvents() []genEvent {
+func SampleEvents() []Event {
 	t0 := time.Date(2024, 9, 12, 10, 15, 32, 0, time.UTC)
-	return []genEvent{
+	return []Event{
 		{Provider: "Microsoft-Windows-Kernel-General", EventID: 12, Written: t0.Add(-time.Hour),
 			Data: [][2]string{{"MajorVersion", "10"}, {"MinorVersion", "0"}}},
 		{Provider: "Microsoft-Windows-WindowsUpdateClient", EventID: 20, Written: t0,
@@ -443,58 +449,58 @@ func sampleEvents() []genEvent {
 	}
 }
 
-// richValue is a typed value with the text the reader must render for it.
-type richValue struct {
-	genValue
+// RichValue is a typed value with the text the reader must render for it.
+type RichValue struct {
+	Value
 	Text string
 }
 
-// richValues covers every value type variantText knows, plus a value too
+// RichValues covers every value type variantText knows, plus a value too
 // short for its type (rendered as hex).
-func richValues() []richValue {
+func RichValues() []RichValue {
 	le := binary.LittleEndian
 	u32 := func(v uint32) []byte { return le.AppendUint32(nil, v) }
 	u64 := func(v uint64) []byte { return le.AppendUint64(nil, v) }
 	guid := []byte{0x41, 0x2B, 0x5F, 0x8A, 0x8C, 0x2D, 0x2B, 0x4E, 0x9F, 0x1A, 0x3C, 0x7D, 0x5E, 0x6F, 0x7A, 0x8B}
 	when := time.Date(2024, 9, 12, 10, 15, 32, 500_000_000, time.UTC)
-	return []richValue{
-		{genValue{"null", 0x00, nil}, ""},
-		{genValue{"ansi", 0x02, []byte("ansi\x00")}, "ansi"},
-		{genValue{"int8", 0x03, []byte{0xff}}, "-1"},
-		{genValue{"uint8", 0x04, []byte{200}}, "200"},
-		{genValue{"int16", 0x05, []byte{0xfe, 0xff}}, "-2"},
-		{genValue{"uint16", 0x06, []byte{0xff, 0xff}}, "65535"},
-		{genValue{"int32", 0x07, u32(0xfffffffd)}, "-3"},
-		{genValue{"uint32", 0x08, u32(4_000_000_000)}, "4000000000"},
-		{genValue{"int64", 0x09, u64(0xfffffffffffffffc)}, "-4"},
-		{genValue{"uint64", 0x0a, u64(1 << 63)}, "9223372036854775808"},
-		{genValue{"float", 0x0b, u32(0x3fc00000)}, "1.5"},
-		{genValue{"double", 0x0c, u64(0x3fd0000000000000)}, "0.25"},
-		{genValue{"bool", 0x0d, u32(1)}, "true"},
-		{genValue{"binary", 0x0e, []byte{0xde, 0xad}}, "DEAD"},
-		{genValue{"guid", 0x0f, guid}, "{8A5F2B41-2D8C-4E2B-9F1A-3C7D5E6F7A8B}"},
-		{genValue{"size", 0x10, u32(0x1000)}, "0x1000"},
-		{genValue{"filetime", 0x11, u64(filetime.FromTime(when))}, "2024-09-12 10:15:32.500000"},
-		{genValue{"sid", 0x13, []byte{1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0}}, "S-1-5-18"},
-		{genValue{"hex32", 0x14, u32(0xC0000005)}, "0xc0000005"},
-		{genValue{"hex64", 0x15, u64(0x80070002)}, "0x0000000080070002"},
-		{genValue{"strings", 0x81, []byte{'a', 0, 0, 0, 'b', 0, 0, 0}}, "a, b"},
-		{genValue{"nested", 0x21, nil}, ""}, // its text is the child element's
-		{genValue{"short", 0x08, []byte{1, 2}}, "0102"},
+	return []RichValue{
+		{Value{"null", 0x00, nil}, ""},
+		{Value{"ansi", 0x02, []byte("ansi\x00")}, "ansi"},
+		{Value{"int8", 0x03, []byte{0xff}}, "-1"},
+		{Value{"uint8", 0x04, []byte{200}}, "200"},
+		{Value{"int16", 0x05, []byte{0xfe, 0xff}}, "-2"},
+		{Value{"uint16", 0x06, []byte{0xff, 0xff}}, "65535"},
+		{Value{"int32", 0x07, u32(0xfffffffd)}, "-3"},
+		{Value{"uint32", 0x08, u32(4_000_000_000)}, "4000000000"},
+		{Value{"int64", 0x09, u64(0xfffffffffffffffc)}, "-4"},
+		{Value{"uint64", 0x0a, u64(1 << 63)}, "9223372036854775808"},
+		{Value{"float", 0x0b, u32(0x3fc00000)}, "1.5"},
+		{Value{"double", 0x0c, u64(0x3fd0000000000000)}, "0.25"},
+		{Value{"bool", 0x0d, u32(1)}, "true"},
+		{Value{"binary", 0x0e, []byte{0xde, 0xad}}, "DEAD"},
+		{Value{"guid", 0x0f, guid}, "{8A5F2B41-2D8C-4E2B-9F1A-3C7D5E6F7A8B}"},
+		{Value{"size", 0x10, u32(0x1000)}, "0x1000"},
+		{Value{"filetime", 0x11, u64(filetime.FromTime(when))}, "2024-09-12 10:15:32.500000"},
+		{Value{"sid", 0x13, []byte{1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0}}, "S-1-5-18"},
+		{Value{"hex32", 0x14, u32(0xC0000005)}, "0xc0000005"},
+		{Value{"hex64", 0x15, u64(0x80070002)}, "0x0000000080070002"},
+		{Value{"strings", 0x81, []byte{'a', 0, 0, 0, 'b', 0, 0, 0}}, "a, b"},
+		{Value{"nested", 0x21, nil}, ""}, // its text is the child element's
+		{Value{"short", 0x08, []byte{1, 2}}, "0102"},
 	}
 }
 
-// richEvents is two events of one rich shape (the second refers to the
+// RichEvents is two events of one rich shape (the second refers to the
 // first's template), between two plain sample events.
-func richEvents() []genEvent {
-	var typed []genValue
-	for _, v := range richValues() {
-		typed = append(typed, v.genValue)
+func RichEvents() []Event {
+	var typed []Value
+	for _, v := range RichValues() {
+		typed = append(typed, v.Value)
 	}
-	s := sampleEvents()
-	rich := genEvent{Provider: "Rich-Provider", EventID: 4242, Written: s[0].Written,
+	s := SampleEvents()
+	rich := Event{Provider: "Rich-Provider", EventID: 4242, Written: s[0].Written,
 		Data: [][2]string{{"first", "plain"}}, Typed: typed, Rich: true}
 	again := rich
 	again.Provider, again.EventID = "Rich-Again", 4243
-	return []genEvent{s[0], rich, again, s[3]}
+	return []Event{s[0], rich, again, s[3]}
 }

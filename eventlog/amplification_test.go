@@ -1,4 +1,4 @@
-package offline
+package eventlog
 
 import (
 	"encoding/binary"
@@ -10,13 +10,13 @@ import (
 // render hundreds of megabytes of text from one 64 KiB chunk. The text a
 // record renders must stay bounded by a small multiple of the chunk.
 func TestReviewEVTXSubstitutionAmplification(t *testing.T) {
-	c := make([]byte, evtxChunkSize)
+	c := make([]byte, chunkSize)
 	copy(c, "ElfChnk\x00")
 	le := binary.LittleEndian
-	le.PutUint32(c[48:], evtxChunkSize)
-	rec := evtxChunkHeader
+	le.PutUint32(c[48:], chunkSize)
+	rec := chunkHeaderSize
 	le.PutUint32(c[rec:], 0x00002a2a)
-	le.PutUint32(c[rec+4:], uint32(evtxChunkSize-rec))
+	le.PutUint32(c[rec+4:], uint32(chunkSize-rec))
 	pos := rec + 24
 	copy(c[pos:], []byte{0x0f, 0x01, 0x01, 0x00}) // start of stream
 	pos += 4
@@ -25,7 +25,7 @@ func TestReviewEVTXSubstitutionAmplification(t *testing.T) {
 	le.PutUint32(c[pos+6:], uint32(def))
 	const valueSize = 20000
 	body := def + 24
-	n := (evtxChunkSize - body - 1 - 8 - valueSize - 8) / 4
+	n := (chunkSize - body - 1 - 8 - valueSize - 8) / 4
 	le.PutUint32(c[def+20:], uint32(4*n+1))
 	for i := 0; i < n; i++ {
 		copy(c[body+4*i:], []byte{0x0d, 0x00, 0x00, 0x0e}) // substitution 0
@@ -42,7 +42,7 @@ func TestReviewEVTXSubstitutionAmplification(t *testing.T) {
 	p := &bxParser{chunk: c}
 	root := &xnode{}
 	_, err := p.fragment(rec+24, root, nil, 0)
-	if got := root.text.Len(); got > 16*evtxChunkSize {
+	if got := root.text.Len(); got > 16*chunkSize {
 		t.Fatalf("one record rendered %d bytes of text (err %v): unbounded amplification", got, err)
 	}
 	if err == nil {
