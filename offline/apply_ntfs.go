@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"wuoffline/access"
 	"wuoffline/hive"
 	"wuoffline/image"
 	"wuoffline/journal"
@@ -215,7 +216,17 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 	now := opts.clock()
 	t, err := image.Open(path, image.Options{Writable: !opts.DryRun})
 	if err != nil {
-		if !opts.DryRun && (errors.Is(err, fs.ErrPermission) || isReadOnlyErr(err)) {
+		var iu *access.InUseError
+		switch {
+		case errors.As(err, &iu):
+			tr.refuse("mounted", fmt.Sprintf("%s is in use: %s", path, strings.Join(iu.Users, "; ")),
+				"unmount it (umount / fusermount -u) or detach the loop device (losetup -d) first")
+			return
+		case errors.Is(err, access.ErrLocked):
+			tr.refuse("locked", err.Error(), "another wuoffline is changing it: wait for it to finish")
+			return
+		}
+		if !opts.DryRun && (errors.Is(err, fs.ErrPermission) || errors.Is(err, access.ErrReadOnly) || isReadOnlyErr(err)) {
 			tr.refuse("read-only", fmt.Sprintf("%s cannot be opened for writing: %v", path, err),
 				"check the file's permissions or the device's write protection; `fix --dry-run` shows the plan without writing")
 			return

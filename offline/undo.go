@@ -3,8 +3,10 @@ package offline
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
+	"wuoffline/access"
 	"wuoffline/image"
 	"wuoffline/journal"
 	"wuoffline/ntfs"
@@ -85,6 +87,10 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 		return ur
 	}
 	t, err := image.Open(path, image.Options{Writable: true})
+	if iu := (*access.InUseError)(nil); errors.As(err, &iu) {
+		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: %s", path, strings.Join(iu.Users, "; ")), Advice: "unmount it or detach the loop device first (for the running Windows: boot WinPE)"}
+		return ur
+	}
 	if err != nil {
 		ur.Refusal = &Refusal{ID: "read-only", Reason: fmt.Sprintf("%s cannot be opened for writing: %v", path, err), Advice: "check the file's permissions or the device's write protection"}
 		return ur
