@@ -48,10 +48,10 @@ release:
 # Builds the release twice, the second time with an empty build cache of its
 # own, and compares the bytes.
 release-check:
-	@set -e; $(MAKE) --no-print-directory release >/dev/null; cp dist/SHA256SUMS dist.SHA256SUMS.first; \
-	cache=$$(mktemp -d); trap 'rm -rf "$$cache" dist.SHA256SUMS.first' EXIT; \
-	GOCACHE=$$cache $(MAKE) --no-print-directory release >/dev/null; \
-	cmp dist/SHA256SUMS dist.SHA256SUMS.first && echo "release-check: two builds give identical bytes" && cat dist/SHA256SUMS
+	@set -e; cache=$$(mktemp -d); trap 'rm -rf "$$cache"' EXIT; \
+	$(MAKE) --no-print-directory release >/dev/null; cp dist/SHA256SUMS "$$cache/SHA256SUMS.first"; \
+	GOCACHE=$$cache/go $(MAKE) --no-print-directory release >/dev/null; \
+	cmp dist/SHA256SUMS "$$cache/SHA256SUMS.first" && echo "release-check: two builds give identical bytes" && cat dist/SHA256SUMS
 
 # Every Linux binary in dist/ must be statically linked: no program
 # interpreter (PT_INTERP) and no dynamic section.

@@ -60,8 +60,13 @@ type InUseError struct {
 }
 
 func (e *InUseError) Error() string {
-	return fmt.Sprintf("access: %s is in use: %s; %s", e.Path, strings.Join(e.Users, "; "), inUseAdvice(e.Path))
+	return fmt.Sprintf("access: %s is in use: %s; %s", e.Path, strings.Join(e.Users, "; "), e.Advice())
 }
+
+// Advice says what the user can do about it, for this platform: unmount or
+// detach on Linux; on Windows close what has files open on the volume, or
+// repair it through the mounted file system.
+func (e *InUseError) Advice() string { return inUseAdvice(e.Path) }
 
 // File is an opened target. Reads and writes of a device are sector-aligned
 // underneath when the platform requires it; callers use any offset and

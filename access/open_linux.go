@@ -228,3 +228,6 @@ func LockDir(dir string) (release func() error, err error) {
 // VolumePath returns path and false: on Linux a device is named by its node
 // (/dev/sda, /dev/nvme0n1p3) and recognised by stat.
 func VolumePath(path string) (string, bool) { return path, false }
+
+// FixedVolumes returns nothing: drive letters exist on Windows only.
+func FixedVolumes() ([]string, error) { return nil, nil }

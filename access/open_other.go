@@ -56,3 +56,6 @@ func LockDir(dir string) (func() error, error) {
 
 // VolumePath returns path and false: devices are named by their nodes.
 func VolumePath(path string) (string, bool) { return path, false }
+
+// FixedVolumes returns nothing: drive letters exist on Windows only.
+func FixedVolumes() ([]string, error) { return nil, nil }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/windows"
 )
@@ -26,33 +27,11 @@ const (
 	fsctlDismountVolume         = 0x00090020
 )
 
-// VolumePath returns the device path of a drive letter ("D:", "D:\", "d:/"
-// and "\\.\D:" all give \\.\D:) and true, or path and true for another
-// \\.\ or \\?\ device path (\\.\PhysicalDrive1, \\.\HarddiskVolume3), or
-// path and false for anything else.
-func VolumePath(path string) (string, bool) {
-	p := strings.TrimRight(path, `\/`)
-	for _, pre := range []string{`\\.\`, `//./`} {
-		if rest, ok := strings.CutPrefix(p, pre); ok {
-			if isLetter(rest) {
-				return `\\.\` + strings.ToUpper(rest), true
-			}
-			return path, true
-		}
-	}
-	if isLetter(p) {
-		return `\\.\` + strings.ToUpper(p), true
-	}
-	if strings.HasPrefix(path, `\\?\Volume{`) {
-		return strings.TrimRight(path, `\`), true
-	}
-	return path, false
-}
-
-// isLetter: "D:".
-func isLetter(s string) bool {
-	return len(s) == 2 && s[1] == ':' && ('A' <= s[0] && s[0] <= 'Z' || 'a' <= s[0] && s[0] <= 'z')
-}
+// VolumePath returns the device path of a drive letter ("D:", "D:\\",
+// "d:/" and "\\.\D:" all give \\.\D:) and true, path and true for another
+// device path (\\.\PhysicalDrive1, \\.\HarddiskVolume3, \\?\Volume{GUID}),
+// and path and false for anything else ("D:\\." is the mounted directory).
+func VolumePath(path string) (string, bool) { return windowsDevicePath(path) }
 
 func open(path string, mode Mode) (*File, error) {
 	dev, isDev := VolumePath(path)
@@ -97,7 +76,7 @@ func open(path string, mode Mode) (*File, error) {
 			return fail(fmt.Errorf("access: %s is write-protected (IOCTL_DISK_IS_WRITABLE): %w", path, ErrReadOnly))
 		}
 		if isVolume(dev) {
-			if err := windows.DeviceIoControl(h, fsctlLockVolume, nil, 0, nil, 0, &n, nil); err != nil {
+			if err := lockVolume(h); err != nil {
 				return fail(&InUseError{Path: path, Users: []string{fmt.Sprintf("programs or Windows itself have files open on it (FSCTL_LOCK_VOLUME: %v)", err)}})
 			}
 			f.unlock = func() error {
@@ -123,6 +102,26 @@ func open(path string, mode Mode) (*File, error) {
 	// not start and end on a sector boundary.
 	f.rw = newAlignedFile(f.f, sector)
 	return f, nil
+}
+
+// lockVolume takes the volume lock, trying a few times over two seconds: an
+// indexer or antivirus scan holds files open for a moment, and Microsoft's
+// own tools retry FSCTL_LOCK_VOLUME the same way.
+func lockVolume(h windows.Handle) error {
+	var err error
+	for try := 0; try < 10; try++ {
+		if try > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		var n uint32
+		if err = windows.DeviceIoControl(h, fsctlLockVolume, nil, 0, nil, 0, &n, nil); err == nil {
+			return nil
+		}
+		if !errors.Is(err, windows.ERROR_ACCESS_DENIED) && !errors.Is(err, windows.ERROR_SHARING_VIOLATION) {
+			return err
+		}
+	}
+	return err
 }
 
 // isVolume: a volume (drive letter, HarddiskVolumeN, Volume{GUID}), not a
@@ -276,7 +275,7 @@ func InUse(path string) ([]string, error) {
 func inUseAdvice(path string) string {
 	if dev, ok := VolumePath(path); ok && isVolume(dev) {
 		letter := strings.TrimPrefix(dev, `\\.\`)
-		return fmt.Sprintf("close every program and window using %s (including a prompt whose current directory is on it) and try again; or repair it through the mounted file system with `wuoffline fix %s\\` (the operating system's own renames and edits, no lock needed)", letter, letter)
+		return fmt.Sprintf("close every program and window using %s (including a prompt whose current directory is on it) and try again; or repair it through the mounted file system with `wuoffline fix %s\\.` (the directory: the operating system's own renames and edits, no lock needed)", letter, letter)
 	}
 	return "close the program using it and try again"
 }
@@ -301,4 +300,25 @@ func LockDir(dir string) (release func() error, err error) {
 		return nil, fmt.Errorf("access: locking journal directory %s: %w", dir, err)
 	}
 	return func() error { return windows.CloseHandle(h) }, nil
+}
+
+// FixedVolumes lists the drive letters of the fixed (non-removable, local)
+// volumes, "C:" first: what to diagnose when no TARGET is named in WinPE.
+func FixedVolumes() ([]string, error) {
+	mask, err := windows.GetLogicalDrives()
+	if err != nil {
+		return nil, fmt.Errorf("access: GetLogicalDrives: %w", err)
+	}
+	var out []string
+	for i := 0; i < 26; i++ {
+		if mask&(1<<i) == 0 {
+			continue
+		}
+		letter := string(rune('A'+i)) + ":"
+		root, _ := windows.UTF16PtrFromString(letter + `\`)
+		if windows.GetDriveType(root) == windows.DRIVE_FIXED {
+			out = append(out, letter)
+		}
+	}
+	return out, nil
 }

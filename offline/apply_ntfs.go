@@ -219,8 +219,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 		var iu *access.InUseError
 		switch {
 		case errors.As(err, &iu):
-			tr.refuse("mounted", fmt.Sprintf("%s is in use: %s", path, strings.Join(iu.Users, "; ")),
-				"unmount it (umount / fusermount -u) or detach the loop device (losetup -d) first")
+			tr.refuse("mounted", fmt.Sprintf("%s is in use: %s", path, strings.Join(iu.Users, "; ")), iu.Advice())
 			return
 		case errors.Is(err, access.ErrLocked):
 			tr.refuse("locked", err.Error(), "another wuoffline is changing it: wait for it to finish")

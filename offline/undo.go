@@ -88,7 +88,7 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 	}
 	t, err := image.Open(path, image.Options{Writable: true})
 	if iu := (*access.InUseError)(nil); errors.As(err, &iu) {
-		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: %s", path, strings.Join(iu.Users, "; ")), Advice: "unmount it or detach the loop device first (for the running Windows: boot WinPE)"}
+		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: %s", path, strings.Join(iu.Users, "; ")), Advice: iu.Advice()}
 		return ur
 	}
 	if err != nil {
