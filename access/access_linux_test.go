@@ -376,3 +376,81 @@ func TestUnescape(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelMountThroughSecondLoop: as the ntfs-3g case, with a kernel
+// mount (ext4), which /proc/self/mountinfo names by the device's own
+// major:minor.
+func TestKernelMountThroughSecondLoop(t *testing.T) {
+	needLoop(t)
+	testutil.RequireTool(t, "mkfs.ext4")
+	p := scratch(t, 48<<20)
+	whole := attach(t, p)
+	part := attach(t, p, "--offset", strconv.Itoa(1<<20), "--sizelimit", strconv.Itoa(32<<20))
+	testutil.Run(t, "mkfs.ext4", "-q", part)
+	mp := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "ext4", part, mp).CombinedOutput(); err != nil {
+		testutil.Unavailable(t, "kernel mount of ext4 on %s: %v %s", part, err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mp).Run() })
+	want := "/dev/" + filepath.Base(part) + " mounted on " + mp + " (ext4)"
+	wantInUse(t, whole, p, want)
+	wantInUse(t, part, p, want)
+	link := filepath.Join(t.TempDir(), "link.img")
+	if os.Link(p, link) == nil {
+		wantInUse(t, link, p, want)
+	}
+}
+
+// TestLockedByAnotherProcess: a lock another process holds (flock(1), as a
+// second wuoffline would) makes an Exclusive open ErrLocked, for a file
+// and for a loop device's node.
+func TestLockedByAnotherProcess(t *testing.T) {
+	flockTool := testutil.RequireTool(t, "flock")
+	p := scratch(t, 1<<20)
+	targets := []string{p}
+	if os.Geteuid() == 0 {
+		if _, err := exec.LookPath("losetup"); err == nil {
+			targets = append(targets, attach(t, scratch(t, 1<<20)))
+		}
+	}
+	for _, target := range targets {
+		cmd := exec.Command(flockTool, "-n", target, "-c", "echo locked; exec cat")
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if ln, _ := bufio.NewReader(stdout).ReadString('\n'); ln != "locked\n" {
+			t.Fatalf("flock %s: %q", target, ln)
+		}
+		if f, err := Open(target, Exclusive); !errors.Is(err, ErrLocked) {
+			if err == nil {
+				f.Close()
+			}
+			t.Errorf("Open(%s, Exclusive) while another process holds the lock: %v; want ErrLocked", target, err)
+		}
+		stdin.Close()
+		cmd.Wait()
+		f, err := Open(target, Exclusive)
+		if err != nil {
+			t.Errorf("Open(%s, Exclusive) after the other process ended: %v", target, err)
+		} else {
+			f.Close()
+		}
+	}
+}
+
+// TestLoopOverRenamedFile: the kernel's record of a loop device's backing
+// file is its device and inode (LOOP_GET_STATUS64), so the file is found
+// after a rename, when sysfs's backing_file names a path that no longer
+// exists.
+func TestLoopOverRenamedFile(t *testing.T) {
+	needLoop(t)
+	p := scratch(t, 1<<20)
+	loop := attach(t, p)
+	moved := p + ".moved"
+	if err := os.Rename(p, moved); err != nil {
+		t.Fatal(err)
+	}
+	wantInUse(t, moved, moved, "/dev/"+filepath.Base(loop)+" is a loop device over the same file")
+}

@@ -39,6 +39,12 @@ func open(path string, mode Mode) (*File, error) {
 		return openRegular(path, mode)
 	}
 	if mode&Exclusive != 0 {
+		if !isVolume(dev) {
+			// Windows lets nobody write a mounted volume's sectors through
+			// the disk, and a whole disk has no lock of its own: only its
+			// volumes can be locked, one by one.
+			return nil, fmt.Errorf("access: %s is a whole disk, which cannot be locked for writing: name the Windows volume by its drive letter instead (diskpart: list volume; select volume N; assign letter=W)", path)
+		}
 		if sys := systemDrive(); sys != "" && strings.EqualFold(dev, `\\.\`+sys) {
 			return nil, &InUseError{Path: path, Users: []string{"it is the running Windows' own drive (" + sys + `\Windows): boot WinPE or another Windows and repair it from there`}}
 		}
@@ -75,19 +81,17 @@ func open(path string, mode Mode) (*File, error) {
 		if err := windows.DeviceIoControl(h, ioctlDiskIsWritable, nil, 0, nil, 0, &n, nil); errors.Is(err, windows.ERROR_WRITE_PROTECT) {
 			return fail(fmt.Errorf("access: %s is write-protected (IOCTL_DISK_IS_WRITABLE): %w", path, ErrReadOnly))
 		}
-		if isVolume(dev) {
-			if err := lockVolume(h); err != nil {
-				return fail(&InUseError{Path: path, Users: []string{fmt.Sprintf("programs or Windows itself have files open on it (FSCTL_LOCK_VOLUME: %v)", err)}})
-			}
-			f.unlock = func() error {
-				var n uint32
-				return windows.DeviceIoControl(h, fsctlUnlockVolume, nil, 0, nil, 0, &n, nil)
-			}
-			// Dismounting makes the file system forget its cached view:
-			// after the change it mounts again and reads what is on disk.
-			if err := windows.DeviceIoControl(h, fsctlDismountVolume, nil, 0, nil, 0, &n, nil); err != nil {
-				return fail(fmt.Errorf("access: %s: dismounting the volume (FSCTL_DISMOUNT_VOLUME): %w", path, err))
-			}
+		if err := lockVolume(h); err != nil {
+			return fail(&InUseError{Path: path, Users: []string{fmt.Sprintf("programs or Windows itself have files open on it (FSCTL_LOCK_VOLUME: %v)", err)}})
+		}
+		f.unlock = func() error {
+			var n uint32
+			return windows.DeviceIoControl(h, fsctlUnlockVolume, nil, 0, nil, 0, &n, nil)
+		}
+		// Dismounting makes the file system forget its cached view:
+		// after the change it mounts again and reads what is on disk.
+		if err := windows.DeviceIoControl(h, fsctlDismountVolume, nil, 0, nil, 0, &n, nil); err != nil {
+			return fail(fmt.Errorf("access: %s: dismounting the volume (FSCTL_DISMOUNT_VOLUME): %w", path, err))
 		}
 	}
 	size, sector, err := geometry(h, f.f)
