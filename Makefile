@@ -2,18 +2,26 @@
 # the tests' independent checkers come from Debian packages (.ci/run installs them).
 SHELL := /bin/bash
 GO ?= go
+# Version, commit and date come from git; the date is the commit's, so two
+# builds of one commit are byte-identical (with -trimpath, an empty build ID
+# and no VCS stamping, which would differ between a clone and a worktree).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+DATE ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+export SOURCE_DATE_EPOCH
+LDFLAGS := -s -w -buildid= -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 windows/arm64
 BIN := bin/wuoffline
 
-.PHONY: all build native demo test test-short bench fuzz testimages vet clean
+.PHONY: all build native release release-check check-static demo test test-short bench fuzz testimages vet clean
 
 all: native
 
 # Host binary used by demo and tests.
 native:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wuoffline
+	$(GOBUILD) -o $(BIN) ./cmd/wuoffline
 
 # Static binaries for every supported platform, in dist/.
 build:
@@ -21,8 +29,38 @@ build:
 	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
 	  out=dist/wuoffline-$$os-$$arch$$ext; \
 	  echo "build $$out"; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/wuoffline; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $$out ./cmd/wuoffline; \
 	done
+
+# The release: dist/ holds only the static binaries named with the version
+# and their SHA256SUMS. Two runs on one commit give the same bytes
+# (make release-check proves it).
+release:
+	@set -e; rm -rf dist; mkdir -p dist; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  out=dist/wuoffline-$(VERSION)-$$os-$$arch$$ext; \
+	  echo "release $$out"; \
+	  GOOS=$$os GOARCH=$$arch $(GOBUILD) -o $$out ./cmd/wuoffline; \
+	done; \
+	cd dist && sha256sum wuoffline-* > SHA256SUMS && cat SHA256SUMS
+	@$(MAKE) --no-print-directory check-static
+
+# Builds the release twice, the second time with an empty build cache of its
+# own, and compares the bytes.
+release-check:
+	@set -e; cache=$$(mktemp -d); trap 'rm -rf "$$cache"' EXIT; \
+	$(MAKE) --no-print-directory release >/dev/null; cp dist/SHA256SUMS "$$cache/SHA256SUMS.first"; \
+	GOCACHE=$$cache/go $(MAKE) --no-print-directory release >/dev/null; \
+	cmp dist/SHA256SUMS "$$cache/SHA256SUMS.first" && echo "release-check: two builds give identical bytes" && cat dist/SHA256SUMS
+
+# Every Linux binary in dist/ must be statically linked: no program
+# interpreter (PT_INTERP) and no dynamic section.
+check-static:
+	@set -e; n=0; for f in dist/wuoffline-*linux-*; do \
+	  if readelf -lW "$$f" | grep -q INTERP || readelf -dW "$$f" | grep -q NEEDED; then \
+	    echo "check-static: $$f is dynamically linked"; readelf -lW "$$f" | grep -A1 INTERP; exit 1; fi; \
+	  n=$$((n+1)); echo "check-static: $$f: static"; \
+	done; [ $$n -ge 2 ] || { echo "check-static: no linux binaries in dist/"; exit 1; }
 
 # The built-in example: a broken Windows disk image, end to end, in a temp dir.
 demo: native
@@ -33,7 +71,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The whole test suite, including the independent-tool checks (mandatory when CI=true).
-test: vet build
+test: vet build check-static
 	$(GO) test -count=1 -timeout 30m ./...
 
 test-short:

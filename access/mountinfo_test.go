@@ -14,8 +14,8 @@ func TestParseMountinfo(t *testing.T) {
 		"40 1 0:52 / /media/win rw,relatime shared:3 - fuseblk /tmp/disk.img rw,user_id=0\n"
 	got := parseMountinfo([]byte(in))
 	want := []mount{
-		{dev: unix.Mkdev(98, 0), src: "/dev/root", dir: "/mnt/with space"},
-		{dev: unix.Mkdev(0, 52), src: "/tmp/disk.img", dir: "/media/win"},
+		{dev: unix.Mkdev(98, 0), source: "/dev/root", point: "/mnt/with space", fstype: "ext3"},
+		{dev: unix.Mkdev(0, 52), source: "/tmp/disk.img", point: "/media/win", fstype: "fuseblk"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %+v", got)
@@ -33,7 +33,7 @@ func FuzzParseMountinfo(f *testing.F) {
 	f.Add([]byte("1 2 3:4 / /a\\04 - x \\1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range parseMountinfo(b) {
-			_ = m.src + m.dir
+			_ = m.source + m.point
 		}
 	})
 }

@@ -6,365 +6,228 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// Open opens the image file or block device at path. Exclusive checks, in
-// this order and before anything is written: the target is not in use
-// (InUse), not read-only (the device's read-only flag, the file's mode, the
-// file system), and not held by another wuoffline (flock(LOCK_EX|LOCK_NB) on
-// a file, O_EXCL on a block device, which the kernel also refuses while a
-// file system on it is mounted).
-func Open(path string, mode Mode) (*File, error) {
+// open opens a regular file or a block device. For Exclusive the order is:
+// the lock (so a second wuoffline is told ErrLocked, not "in use"), then
+// read-only detection, then the in-use search, then the read-write open
+// (O_EXCL for a device, which closes the race with a mount in between).
+func open(path string, mode Mode) (*File, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, explain(path, err)
 	}
-	device := st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
-	if !device && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("access: %s is not a regular file or block device", path)
+	m := st.Mode()
+	switch {
+	case m.IsDir():
+		return nil, fmt.Errorf("access: %s is a directory, not a disk image or block device", path)
+	case m&fs.ModeCharDevice != 0:
+		return nil, fmt.Errorf("access: %s is a character device, not a disk image or block device", path)
+	case m&fs.ModeDevice == 0 && !m.IsRegular():
+		return nil, fmt.Errorf("access: %s is not a regular file or block device (mode %v)", path, m)
 	}
-	if mode == Exclusive {
-		users, err := InUse(path)
+	device := m&fs.ModeDevice != 0
+	if mode&Exclusive == 0 {
+		f, err := os.Open(path)
 		if err != nil {
-			return nil, err
+			return nil, explain(path, err)
 		}
-		if len(users) > 0 {
-			return nil, &InUseError{Path: path, Users: users}
-		}
-	}
-	af := &File{path: path, device: device, mode: mode}
-	if mode != Exclusive {
-		if af.f, err = os.Open(path); err != nil {
-			return nil, err
-		}
-	} else if device {
-		if err := deviceReadOnly(path); err != nil {
-			return nil, err
-		}
-		af.f, err = os.OpenFile(path, os.O_RDWR|unix.O_EXCL, 0)
-		switch {
-		case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-			return nil, fmt.Errorf("%w: %s: %v", ErrReadOnly, path, err)
-		case errors.Is(err, syscall.EBUSY):
-			// O_EXCL on a block device fails while another opener holds it
-			// exclusively: a mount, device mapper, or another wuoffline.
-			return nil, fmt.Errorf("%w (or by the system): %s: %v", ErrLocked, path, err)
-		case err != nil:
-			return nil, err
-		}
-	} else {
-		if st.Mode().Perm()&0o222 == 0 {
-			// root may open a 0444 file read-write; the user said read-only.
-			return nil, fmt.Errorf("%w: %s has no write permission (mode %v)", ErrReadOnly, path, st.Mode().Perm())
-		}
-		af.f, err = os.OpenFile(path, os.O_RDWR, 0)
-		switch {
-		case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-			return nil, fmt.Errorf("%w: %s: %v", ErrReadOnly, path, err)
-		case err != nil:
-			return nil, err
-		}
-		if err := unix.Flock(int(af.f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			af.f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%w: %s", ErrLocked, path)
-			}
-			return nil, fmt.Errorf("access: locking %s: %w", path, err)
-		}
+		return finish(path, mode, f, device, nil)
 	}
 	if device {
-		if af.size, err = af.f.Seek(0, io.SeekEnd); err != nil {
-			af.Close()
-			return nil, err
-		}
-		if ss, err := unix.IoctlGetInt(int(af.f.Fd()), unix.BLKSSZGET); err == nil && (ss == 512 || ss == 4096) {
-			af.sector = ss
-		}
-	} else {
-		fi, err := af.f.Stat()
-		if err != nil {
-			af.Close()
-			return nil, err
-		}
-		af.size = fi.Size()
+		return openDeviceExclusive(path)
 	}
-	return af, nil
+	return openFileExclusive(path)
 }
 
-// deviceReadOnly reads a block device's read-only flag (BLKROGET), set by
-// losetup -r, a write-protect switch or the kernel.
-func deviceReadOnly(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+// openFileExclusive opens a regular file read-write under flock.
+func openFileExclusive(path string) (*File, error) {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(path, &sfs); err == nil && sfs.Flags&unix.ST_RDONLY != 0 {
+		return nil, fmt.Errorf("access: %s is on a read-only mount: %w", path, ErrReadOnly)
 	}
-	defer f.Close()
-	ro, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKROGET)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("access: %s: BLKROGET: %w", path, err)
+		if isReadOnlyErrno(err) {
+			// EPERM: an immutable file (chattr +i), which even root cannot open for writing.
+			return nil, fmt.Errorf("access: %s cannot be opened for writing (%v): %w", path, errnoOf(err), ErrReadOnly)
+		}
+		return nil, explain(path, err)
 	}
-	if ro != 0 {
-		return fmt.Errorf("%w: %s is a read-only block device", ErrReadOnly, path)
+	if err := flock(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if users, err := InUse(path); err != nil {
+		f.Close()
+		return nil, err
+	} else if len(users) > 0 {
+		f.Close()
+		return nil, &InUseError{Path: path, Users: users}
+	}
+	return finish(path, Exclusive, f, false, nil)
+}
+
+// openDeviceExclusive opens a block device read-write with O_EXCL, holding
+// flock on a second, read-only descriptor of the node: flock says "another
+// wuoffline", O_EXCL says "the kernel or another program".
+func openDeviceExclusive(path string) (*File, error) {
+	lk, err := os.Open(path)
+	if err != nil {
+		return nil, explain(path, err)
+	}
+	fail := func(err error) (*File, error) {
+		lk.Close()
+		return nil, err
+	}
+	if err := flock(lk, path); err != nil {
+		return fail(err)
+	}
+	// BLKROGET: the block layer's read-only flag, set by `losetup -r`,
+	// `blockdev --setro` and by drivers of write-protected media.
+	if ro, err := unix.IoctlGetInt(int(lk.Fd()), unix.BLKROGET); err != nil {
+		return fail(fmt.Errorf("access: %s: BLKROGET: %w", path, err))
+	} else if ro != 0 {
+		return fail(fmt.Errorf("access: %s is a read-only device (BLKROGET): %w", path, ErrReadOnly))
+	}
+	users, err := InUse(path)
+	if err != nil {
+		return fail(err)
+	}
+	if len(users) > 0 {
+		return fail(&InUseError{Path: path, Users: users})
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_EXCL, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.EBUSY):
+			return fail(&InUseError{Path: path, Users: []string{"the kernel refuses an exclusive open (EBUSY): mounted, or claimed by a device-mapper, RAID, swap or another exclusive opener"}})
+		case isReadOnlyErrno(err):
+			return fail(fmt.Errorf("access: %s cannot be opened for writing (%v): %w", path, errnoOf(err), ErrReadOnly))
+		}
+		return fail(explain(path, err))
+	}
+	return finish(path, Exclusive, f, true, lk.Close)
+}
+
+// flock takes the non-blocking exclusive lock every wuoffline takes on a
+// target it changes.
+func flock(f *os.File, path string) error {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("access: %s: %w (wait for it to finish)", path, ErrLocked)
+		}
+		return fmt.Errorf("access: %s: flock: %w", path, err)
 	}
 	return nil
 }
 
-// DropCache writes back and drops the kernel's cached pages of the target
-// (POSIX_FADV_DONTNEED, and BLKFLSBUF for a block device), so that a re-read
-// comes from the medium rather than from what was just written.
-func (f *File) DropCache() error {
-	if f.mode == Exclusive {
-		if err := f.f.Sync(); err != nil {
-			return err
-		}
-	}
-	if f.device {
-		// Best effort: BLKFLSBUF needs CAP_SYS_ADMIN.
-		unix.IoctlSetInt(int(f.f.Fd()), unix.BLKFLSBUF, 0)
-	}
-	return unix.Fadvise(int(f.f.Fd()), 0, 0, unix.FADV_DONTNEED)
-}
-
-// LockDir takes an exclusive lock on a journal directory (a lock file in
-// it), so two wuoffline never write journals for one target at once. It
-// fails with ErrLocked when another holds it.
-func LockDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, ".wuoffline.lock"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("access: locking %s: %w", dir, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+// finish measures the opened target and returns the File.
+func finish(path string, mode Mode, f *os.File, device bool, unlock func() error) (*File, error) {
+	fail := func(err error) (*File, error) {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: journal directory %s", ErrLocked, dir)
+		if unlock != nil {
+			unlock()
 		}
-		return nil, fmt.Errorf("access: locking %s: %w", dir, err)
-	}
-	return func() { f.Close() }, nil
-}
-
-// InUse lists what uses the target at path: mounts of it (a file mounted
-// directly by ntfs-3g, a device, one of its partitions, the whole disk it
-// is a partition of) and loop devices over the same file (by device and
-// inode, so a hard link or another path to the file is found too), with
-// what is mounted from them.
-func InUse(path string) ([]string, error) {
-	st, err := statT(path)
-	if err != nil {
 		return nil, err
 	}
-	mounts := readMounts()
-	var users []string
-	seen := map[string]bool{}
-	add := func(s string) {
-		if !seen[s] {
-			seen[s] = true
-			users = append(users, s)
+	var size int64
+	sector := 0
+	if device {
+		// Seeking to the end of a block device gives its size on Linux.
+		n, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return fail(fmt.Errorf("access: %s: reading the device size: %w", path, err))
 		}
-	}
-	// The block devices that share the target's bytes: the device itself,
-	// its partitions and its whole disk; for a file (or a loop device), every
-	// loop device over the same file and their partitions.
-	devs := map[uint64]string{}
-	var file *unix.Stat_t
-	self := ""
-	if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-		self = sysName(st.Rdev)
-		for d, n := range related(st.Rdev) {
-			devs[d] = n
+		size = n
+		ss, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
+		if err != nil {
+			return fail(fmt.Errorf("access: %s: BLKSSZGET: %w", path, err))
 		}
-		if bf := backingFile(self); bf != "" {
-			if fst, err := statT(bf); err == nil {
-				file = fst
-			}
-		}
+		sector = knownSector(ss)
 	} else {
-		file = st
-	}
-	if file != nil {
-		for _, loop := range loops() {
-			bst, err := statT(backingFile(loop))
-			if err != nil || bst.Dev != file.Dev || bst.Ino != file.Ino || loop == self {
-				continue
-			}
-			ld, err := devOf(loop)
-			if err != nil {
-				continue
-			}
-			add("attached to /dev/" + loop)
-			for d, n := range related(ld) {
-				devs[d] = n
-			}
-		}
-	}
-	for _, m := range mounts {
-		if n, ok := devs[m.dev]; ok {
-			add(fmt.Sprintf("/dev/%s mounted on %s", n, m.dir))
-			continue
-		}
-		// FUSE mounts (ntfs-3g) carry an anonymous device number: compare
-		// the source they were given, by device and inode.
-		if !strings.HasPrefix(m.src, "/") {
-			continue
-		}
-		sst, err := statT(m.src)
+		st, err := f.Stat()
 		if err != nil {
-			continue
+			return fail(fmt.Errorf("access: %s: %w", path, err))
 		}
-		switch {
-		case file != nil && sst.Mode&unix.S_IFMT == unix.S_IFREG && sst.Dev == file.Dev && sst.Ino == file.Ino:
-			add(fmt.Sprintf("%s mounted on %s", m.src, m.dir))
-		case sst.Mode&unix.S_IFMT == unix.S_IFBLK:
-			if _, ok := devs[sst.Rdev]; ok {
-				add(fmt.Sprintf("%s mounted on %s", m.src, m.dir))
-			}
+		size = st.Size()
+	}
+	// Linux block devices opened without O_DIRECT go through the page cache
+	// and take I/O at any offset and length: no alignment layer.
+	return &File{path: path, mode: mode, f: f, rw: f, size: size, sector: sector, device: device, unlock: unlock}, nil
+}
+
+// dropCache drops the page cache of the target: POSIX_FADV_DONTNEED works on
+// files and block devices alike once the data is clean (Sync ran before),
+// and BLKFLSBUF also drops a block device's buffer cache.
+func dropCache(f *os.File, device bool) error {
+	if device {
+		if err := unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0); err != nil {
+			return fmt.Errorf("BLKFLSBUF: %w", err)
 		}
 	}
-	return users, nil
-}
-
-func statT(p string) (*unix.Stat_t, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(p, &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: p, Err: err}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("posix_fadvise(DONTNEED): %w", err)
 	}
-	return &st, nil
+	return nil
 }
 
-type mount struct {
-	dev      uint64
-	src, dir string
+// isReadOnlyErrno: the errors an open for writing gets from a target that
+// cannot be written.
+func isReadOnlyErrno(err error) bool {
+	return errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)
 }
 
-// readMounts parses /proc/self/mountinfo: field 3 is MAJOR:MINOR, field 5
-// the mount point, and after the " - " separator the type and the source.
-func readMounts() []mount {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+// errnoOf returns the errno inside err (or err itself) for short messages.
+func errnoOf(err error) error {
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return err
+}
+
+// explain turns an os error into one that says what to do.
+func explain(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("access: %s does not exist: name an existing disk image, block device (e.g. /dev/sda, /dev/nvme0n1p3, see lsblk) or mounted directory: %w", path, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("access: %s: permission denied: run as root, or check the file's permissions: %w", path, err)
+	}
+	return fmt.Errorf("access: opening %s: %w", path, err)
+}
+
+// inUseAdvice says what to do about a target in use.
+func inUseAdvice(string) string {
+	return "unmount it (umount, fusermount -u), detach the loop device (losetup -d) or stop the program first"
+}
+
+// LockDir locks a journal directory against a second wuoffline (flock on
+// the directory itself: nothing is created). release unlocks it.
+func LockDir(dir string) (release func() error, err error) {
+	d, err := os.Open(dir)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("access: locking journal directory: %w", err)
 	}
-	return parseMountinfo(b)
+	if st, err := d.Stat(); err != nil || !st.IsDir() {
+		d.Close()
+		return nil, fmt.Errorf("access: locking journal directory: %s is not a directory", dir)
+	}
+	if err := flock(d, dir); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d.Close, nil
 }
 
-// parseMountinfo parses the text of /proc/self/mountinfo; lines it cannot
-// read are skipped.
-func parseMountinfo(b []byte) []mount {
-	var out []mount
-	for _, ln := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(ln, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 2 {
-			continue
-		}
-		var maj, min uint32
-		if _, err := fmt.Sscanf(f[2], "%d:%d", &maj, &min); err != nil {
-			continue
-		}
-		out = append(out, mount{dev: unix.Mkdev(maj, min), src: unescape(g[1]), dir: unescape(f[4])})
-	}
-	return out
-}
+// VolumePath returns path and false: on Linux a device is named by its node
+// (/dev/sda, /dev/nvme0n1p3) and recognised by stat.
+func VolumePath(path string) (string, bool) { return path, false }
 
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(byte(c))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// sysName is a block device's kernel name ("sda1", "loop0p1").
-func sysName(dev uint64) string {
-	l, err := os.Readlink(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev)))
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(l)
-}
-
-// related returns the block devices that share a device's bytes, by device
-// number: for a whole disk, the disk and its partitions; for a partition,
-// the partition and its whole disk (not its sibling partitions: another
-// partition of the same disk mounted, the rescue system's own, does not
-// make this one busy).
-func related(dev uint64) map[uint64]string {
-	out := map[uint64]string{dev: sysName(dev)}
-	sys := fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(dev), unix.Minor(dev))
-	real, err := filepath.EvalSymlinks(sys)
-	if err != nil {
-		return out
-	}
-	add := func(dir string) {
-		b, err := os.ReadFile(filepath.Join(dir, "dev"))
-		if err != nil {
-			return
-		}
-		var maj, min uint32
-		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d:%d", &maj, &min); err == nil {
-			out[unix.Mkdev(maj, min)] = filepath.Base(dir)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(real, "partition")); err == nil {
-		add(filepath.Dir(real)) // the whole disk
-		return out
-	}
-	ents, _ := os.ReadDir(real)
-	for _, e := range ents {
-		if _, err := os.Stat(filepath.Join(real, e.Name(), "partition")); err == nil {
-			add(filepath.Join(real, e.Name()))
-		}
-	}
-	return out
-}
-
-// loops lists the attached loop devices ("loop0").
-func loops() []string {
-	ms, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	out := make([]string, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, filepath.Base(filepath.Dir(filepath.Dir(m))))
-	}
-	return out
-}
-
-// backingFile is the file a loop device reads ("" when it is not one).
-func backingFile(name string) string {
-	if name == "" {
-		return ""
-	}
-	b, err := os.ReadFile("/sys/block/" + name + "/loop/backing_file")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
-}
-
-func devOf(name string) (uint64, error) {
-	b, err := os.ReadFile("/sys/block/" + name + "/dev")
-	if err != nil {
-		return 0, err
-	}
-	var maj, min uint32
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d:%d", &maj, &min); err != nil {
-		return 0, err
-	}
-	return unix.Mkdev(maj, min), nil
-}
+// FixedVolumes returns nothing: drive letters exist on Windows only.
+func FixedVolumes() ([]string, error) { return nil, nil }

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package access
 
@@ -6,49 +6,56 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"runtime"
 )
 
-// Open opens the image file or device at path. Outside Linux this minimal
-// version refuses read-only files and nothing else: no lock is taken.
-func Open(path string, mode Mode) (*File, error) {
-	flag := os.O_RDONLY
-	if mode == Exclusive {
-		flag = os.O_RDWR
+// open opens read-only. Exclusive is refused: this system has no tested
+// way here to tell a mounted or busy disk, and a write under a mounted file
+// system destroys it.
+func open(path string, mode Mode) (*File, error) {
+	if mode&Exclusive != 0 {
+		return nil, fmt.Errorf("access: %s: changing a target is supported on Linux and Windows only, not %s", path, runtime.GOOS)
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	st, err := os.Stat(path)
 	if err != nil {
-		if mode == Exclusive && errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("%w: %s: %v", ErrReadOnly, path, err)
-		}
-		return nil, err
+		return nil, fmt.Errorf("access: %s: %w", path, err)
 	}
-	af := &File{f: f, path: path, mode: mode}
-	st, err := f.Stat()
-	if err == nil && st.Mode().IsRegular() {
-		af.size = st.Size()
-	} else {
-		af.device = true
-		if af.size, err = f.Seek(0, io.SeekEnd); err != nil {
-			f.Close()
-			return nil, err
-		}
+	if st.IsDir() {
+		return nil, fmt.Errorf("access: %s is a directory, not a disk image or device", path)
 	}
-	return af, nil
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("access: opening %s: %w", path, err)
+	}
+	if st.Mode()&fs.ModeDevice == 0 {
+		return &File{path: path, mode: mode, f: f, rw: f, size: st.Size()}, nil
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("access: %s: reading the device size: %w", path, err)
+	}
+	// Raw (character) devices on the BSDs and macOS refuse unaligned I/O;
+	// the sector size is not known here, 512 is the common one.
+	return &File{path: path, mode: mode, f: f, rw: newAlignedFile(f, 512), size: size, device: true}, nil
 }
 
-// DropCache does nothing here: the re-read uses new objects, so no cache
-// of the program's own survives.
-func (f *File) DropCache() error { return nil }
+// InUse finds nothing here.
+func InUse(string) ([]string, error) { return nil, nil }
 
-// LockDir makes sure the directory exists; no lock is taken here.
-func LockDir(dir string) (func(), error) {
-	if _, err := os.Stat(filepath.Clean(dir)); err != nil {
-		return nil, err
-	}
-	return func() {}, nil
+func inUseAdvice(string) string { return "unmount it first" }
+
+func dropCache(*os.File, bool) error { return nil }
+
+// LockDir is not supported here (nothing is changed on this system).
+func LockDir(dir string) (func() error, error) {
+	return nil, errors.New("access: locking a journal directory is supported on Linux and Windows only")
 }
 
-// InUse finds nothing outside Linux.
-func InUse(path string) ([]string, error) { return nil, nil }
+// VolumePath returns path and false: devices are named by their nodes.
+func VolumePath(path string) (string, bool) { return path, false }
+
+// FixedVolumes returns nothing: drive letters exist on Windows only.
+func FixedVolumes() ([]string, error) { return nil, nil }

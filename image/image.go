@@ -19,14 +19,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
+
+	"wuoffline/access"
 )
 
 // Options controls how Open opens a target.
 type Options struct {
-	// Writable opens the file or device read-write. Without it the target
-	// is opened read-only and WriterAt always fails.
+	// Writable opens the file or device read-write with exclusive access
+	// (access.Exclusive: refused with access.ErrReadOnly, *access.InUseError
+	// or access.ErrLocked). Without it the target is opened read-only and
+	// WriterAt always fails.
 	Writable bool
 }
 
@@ -110,7 +113,9 @@ type file interface {
 
 // Open opens the TARGET at path: an image file, a block device, a directory
 // (a mounted volume) or, on Windows, a drive letter ("D:", opened as the
-// volume \\.\D:) or \\.\PhysicalDriveN. It identifies the container
+// volume \\.\D:) or \\.\PhysicalDriveN. The bytes are opened by package
+// access: with Options.Writable, exclusively (refused when read-only, in use
+// or locked by another wuoffline). It identifies the container
 // format, reads the partition table if there is one and reports every
 // volume it finds.
 //
@@ -121,28 +126,22 @@ func Open(path string, opts Options) (*Target, error) {
 	if path == "" {
 		return nil, errors.New("image: no target given: name a disk image, a block device or a mounted directory")
 	}
-	osPath, isDevice := devicePath(path)
-	if !isDevice {
-		st, err := os.Stat(osPath)
-		if err != nil {
-			return nil, explainOpenError(path, err)
-		}
-		if st.IsDir() {
-			return &Target{Path: path, Kind: KindDirectory, Format: FormatDirectory, dir: osPath}, nil
-		}
-		isDevice = st.Mode()&fs.ModeDevice != 0
-		if st.Mode()&fs.ModeCharDevice != 0 && !charDeviceOK {
-			return nil, fmt.Errorf("image: %s is a character device, not a disk image or block device", path)
-		}
-		if !isDevice && !st.Mode().IsRegular() {
-			return nil, fmt.Errorf("image: %s is not a regular file, block device or directory (mode %v)", path, st.Mode())
+	if _, isVolume := access.VolumePath(path); !isVolume {
+		// A directory is a mounted volume; anything else (a missing path
+		// included) is for access.Open to open or explain.
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			return &Target{Path: path, Kind: KindDirectory, Format: FormatDirectory, dir: path}, nil
 		}
 	}
-	f, err := openFile(osPath, opts.Writable)
+	mode := access.Read
+	if opts.Writable {
+		mode = access.Exclusive
+	}
+	f, err := access.Open(path, mode)
 	if err != nil {
-		return nil, explainOpenError(path, err)
+		return nil, err
 	}
-	t, err := openOn(path, f, isDevice, opts)
+	t, err := openOn(path, f, opts)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -151,27 +150,8 @@ func Open(path string, opts Options) (*Target, error) {
 }
 
 // openOn finishes Open once the file or device is open.
-func openOn(path string, f *os.File, isDevice bool, opts Options) (*Target, error) {
-	var (
-		size   int64
-		sector int
-		err    error
-		fl     file = f
-	)
-	if isDevice {
-		size, sector, err = deviceGeometry(f)
-		if err != nil {
-			return nil, fmt.Errorf("image: %s: reading the device size: %w", path, err)
-		}
-		fl = wrapDevice(f, sector)
-	} else {
-		st, err := f.Stat()
-		if err != nil {
-			return nil, fmt.Errorf("image: %s: %w", path, err)
-		}
-		size = st.Size()
-	}
-	t, err := probe(fl, size, sector)
+func openOn(path string, f *access.File, opts Options) (*Target, error) {
+	t, err := probe(f, f.Size(), f.SectorSize())
 	if err != nil {
 		var ue *UnsupportedError
 		if errors.As(err, &ue) {
@@ -180,28 +160,12 @@ func openOn(path string, f *os.File, isDevice bool, opts Options) (*Target, erro
 		return nil, fmt.Errorf("image: %s: %w", path, err)
 	}
 	t.Path = path
-	t.Device = isDevice
-	t.f = fl
+	t.Device = f.Device()
+	t.f = f
 	if opts.Writable {
-		if isDevice && t.Kind == KindVolume {
-			if err := lockVolume(f, path); err != nil {
-				return nil, err
-			}
-		}
-		t.w = fl
+		t.w = f
 	}
 	return t, nil
-}
-
-// explainOpenError turns an os error into one that says what to do.
-func explainOpenError(path string, err error) error {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("image: %s does not exist: name an existing disk image, block device (e.g. /dev/sda, /dev/nvme0n1p3), mounted directory or drive letter: %w", path, err)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("image: %s: permission denied: run as root (Linux) or as Administrator (Windows), or check the file's permissions: %w", path, err)
-	}
-	return fmt.Errorf("image: opening %s: %w", path, err)
 }
 
 // Dir returns the directory of a KindDirectory target ("" otherwise).

@@ -154,7 +154,7 @@ type VolumeReport struct {
 
 // Refusal is a reason why `wuoffline fix` would write nothing.
 type Refusal struct {
-	ID     string `json:"id"` // "bitlocker", "hibernated", "fast-startup", "logfile-unclean", "dirty", "unreadable", "control-set", "hive", "mounted"
+	ID     string `json:"id"` // "bitlocker", "hibernated", "fast-startup", "logfile-unclean", "dirty", "unreadable", "control-set", "hive", "mounted", "locked", "read-only", "journal"
 	Reason string `json:"reason"`
 	Advice string `json:"advice"`
 }

@@ -85,7 +85,7 @@ type Session struct {
 	cache   *cachedFile
 	jdir    string
 	jdirErr error
-	unlock  func()
+	unlock  func() error
 	refused []Refusal // dry run: what a write would meet
 	vols    []*Volume
 	device  bool

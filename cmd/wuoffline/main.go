@@ -37,7 +37,7 @@ func commands() []command {
 		{"ls", "list a directory on an NTFS volume without mounting it", runLs},
 		{"mv", "rename or move a file or directory on an NTFS volume without mounting it", runMv},
 		{"check", "check NTFS structures (indexes, names, bitmaps) of a volume", runCheck},
-		{"version", "print the version", runVersion},
+		{"version", "print the version, commit and build date", runVersion},
 	}
 }
 
@@ -99,17 +99,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitUsage
 }
 
-// version is set at build time by the Makefile (-ldflags -X main.version=...).
-var version = ""
+// version, commit and date are set at build time by the Makefile
+// (-ldflags -X main.version=... -X main.commit=... -X main.date=...); date is
+// the commit's time, so that a release build is reproducible. Builds without
+// them (go build, go install) fall back to what the Go toolchain recorded.
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
 
-func runVersion(_ []string, stdout, _ io.Writer) int {
-	v := version
+// buildVersion returns the version, commit and date of this binary.
+func buildVersion() (v, c, d string) {
+	v, c, d = version, commit, date
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		bi = &debug.BuildInfo{}
+	}
 	if v == "" {
 		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
 		}
 	}
-	fmt.Fprintf(stdout, "wuoffline %s\n", v)
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && c == "":
+			c = s.Value
+		case s.Key == "vcs.time" && d == "":
+			d = s.Value
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	if d == "" {
+		d = "unknown"
+	}
+	return v, c, d
+}
+
+func runVersion(_ []string, stdout, _ io.Writer) int {
+	v, c, d := buildVersion()
+	fmt.Fprintf(stdout, "wuoffline %s\ncommit %s\ndate %s\n", v, c, d)
 	return exitOK
 }

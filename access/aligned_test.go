@@ -1,4 +1,4 @@
-package image
+package access
 
 import (
 	"bytes"
@@ -35,8 +35,8 @@ func TestAlignedFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer fb.Close()
 		a := newAlignedFile(fb, ss)
-		defer a.Close()
 		for i := 0; i < 300; i++ {
 			off := rng.Int63n(size)
 			n := rng.Intn(1 << (rng.Intn(22) + 1))
@@ -57,7 +57,7 @@ func TestAlignedFile(t *testing.T) {
 				t.Fatalf("ss %d: ReadAt(%d, %d): file %d %v, aligned %d %v", ss, n, off, n1, err1, n2, err2)
 			}
 		}
-		if err := a.Sync(); err != nil {
+		if err := fb.Sync(); err != nil {
 			t.Fatal(err)
 		}
 		if testutil.SHA256File(t, pa) != testutil.SHA256File(t, pb) {

@@ -1,9 +1,8 @@
-package image
+package access
 
 import (
 	"fmt"
 	"io"
-	"os"
 )
 
 // alignedChunk bounds the bounce buffer of an alignedFile.
@@ -13,11 +12,11 @@ const alignedChunk = 1 << 20
 // device that refuses anything else (Windows disk and volume handles, raw
 // devices on the BSDs). Partial sectors are read, patched and written back.
 type alignedFile struct {
-	f  *os.File
+	f  handle
 	ss int64
 }
 
-func newAlignedFile(f *os.File, sector int) *alignedFile {
+func newAlignedFile(f handle, sector int) *alignedFile {
 	return &alignedFile{f: f, ss: int64(sector)}
 }
 
@@ -49,7 +48,7 @@ func (a *alignedFile) window(buf *[]byte, pos int64, n int) (b []byte, start int
 // ReadAt reads len(p) bytes at off through sector-aligned reads.
 func (a *alignedFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("image: read at negative offset %d", off)
+		return 0, fmt.Errorf("access: read at negative offset %d", off)
 	}
 	var buf []byte
 	done := 0
@@ -76,7 +75,7 @@ func (a *alignedFile) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt writes p at off, reading back the sectors it covers only in part.
 func (a *alignedFile) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("image: write at negative offset %d", off)
+		return 0, fmt.Errorf("access: write at negative offset %d", off)
 	}
 	var buf []byte
 	done := 0
@@ -86,8 +85,11 @@ func (a *alignedFile) WriteAt(p []byte, off int64) (int, error) {
 		skip := int(pos - start)
 		k := min(len(p)-done, len(b)-skip)
 		if skip != 0 || k != len(b) {
-			if err := readFull(a.f, b, start); err != nil {
-				return done, fmt.Errorf("image: reading sectors at %d before a partial write: %w", start, err)
+			if n, err := a.f.ReadAt(b, start); n < len(b) {
+				if err == nil {
+					err = io.ErrUnexpectedEOF
+				}
+				return done, fmt.Errorf("access: reading sectors at %d before a partial write: %w", start, err)
 			}
 		}
 		copy(b[skip:], p[done:done+k])
@@ -98,9 +100,3 @@ func (a *alignedFile) WriteAt(p []byte, off int64) (int, error) {
 	}
 	return done, nil
 }
-
-// Close closes the device.
-func (a *alignedFile) Close() error { return a.f.Close() }
-
-// Sync flushes the device's write cache.
-func (a *alignedFile) Sync() error { return a.f.Sync() }

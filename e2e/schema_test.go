@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"wuoffline/internal/testutil"
+)
+
+// validator checks JSON documents against a JSON Schema 2020-12 file with
+// python3-jsonschema, which shares no code with wuoffline. It prints one line
+// per violation and exits 1 when there is any. date-time values are also
+// held to a pattern in the schemas, since the format checker needs an
+// optional module.
+const validator = `
+import json, sys
+from jsonschema import Draft202012Validator, FormatChecker
+schema = json.load(open(sys.argv[1]))
+Draft202012Validator.check_schema(schema)
+v = Draft202012Validator(schema, format_checker=FormatChecker())
+bad = 0
+for f in sys.argv[2:]:
+    for e in sorted(v.iter_errors(json.load(open(f))), key=lambda e: list(e.absolute_path)):
+        bad += 1
+        print("%s: %s: %s" % (f, e.json_path, e.message[:300]))
+sys.exit(1 if bad else 0)
+`
+
+// needValidator returns the python with jsonschema, skipping (or failing in
+// CI) without it.
+func needValidator(t *testing.T) string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		testutil.Unavailable(t, "%s not found (apt-get install python3-jsonschema)", py)
+	}
+	if out, err := exec.Command(py, "-c", "import jsonschema").CombinedOutput(); err != nil {
+		testutil.Unavailable(t, "python3-jsonschema not installed (apt-get install python3-jsonschema): %v %s", err, out)
+	}
+	return py
+}
+
+// validate returns the validator's complaints about docs (nil when they all
+// conform to the schema docs/NAME.schema.json).
+func validate(t *testing.T, py, name string, docs []string) []string {
+	t.Helper()
+	schema := filepath.Join(testutil.RepoRoot(t), "docs", name+".schema.json")
+	out, err := exec.Command(py, append([]string{"-c", validator, schema}, docs...)...).CombinedOutput()
+	if err == nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		lines = []string{err.Error()}
+	}
+	return lines
+}
+
+// jsonRun runs the Linux build with args, checks the exit code and that
+// stdout is one JSON document, and saves it in dir as name.json.
+func jsonRun(t *testing.T, bin, dir, name string, wantExit int, args ...string) string {
+	t.Helper()
+	r := run(t, nil, bin, args...)
+	if r.exit != wantExit {
+		t.Fatalf("wuoffline %s: exit %d, want %d\n%s%s", strings.Join(args, " "), r.exit, wantExit, r.stdout, r.stderr)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(r.stdout, &v); err != nil {
+		t.Fatalf("wuoffline %s: stdout is not JSON: %v\n%s", strings.Join(args, " "), err, r.stdout)
+	}
+	p := filepath.Join(dir, name+".json")
+	if err := os.WriteFile(p, r.stdout, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestJSONSchemas runs the built binary's diagnose, fix and undo with --json
+// on every kind of test image (broken, healthy, refused, a directory, a
+// missing target, several at once) and validates every document against
+// docs/diagnose.schema.json, docs/fix.schema.json and docs/undo.schema.json
+// with an independent validator; then checks that the validator rejects
+// documents that break the schema, so that a pass means something.
+func TestJSONSchemas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it on every test image")
+	}
+	py := needValidator(t)
+	bin := binary(t, runtime.GOOS, runtime.GOARCH)
+	work := t.TempDir()
+	out := t.TempDir()
+	imgs := map[string]string{}
+	for _, n := range []string{"broken-gpt", "broken-mbr", "broken-4kn", "broken-volume", "healthy-gpt",
+		"refuse-bitlocker", "refuse-dirty", "refuse-faststartup", "refuse-hibernated"} {
+		imgs[n] = testutil.TestImage(t, n+".img")
+	}
+	tree := filepath.Join(work, "tree")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Run(t, "tar", "-xzf", filepath.Join(testutil.RepoRoot(t), "testimages", "data", "broken-tree.tar.gz"), "-C", tree)
+	missing := filepath.Join(work, "missing.img")
+
+	var diag, fix, undo []string
+	for n, want := range map[string]int{"broken-gpt": 1, "broken-mbr": 1, "broken-4kn": 1, "broken-volume": 1, "healthy-gpt": 0,
+		"refuse-bitlocker": 3, "refuse-dirty": 3, "refuse-faststartup": 3, "refuse-hibernated": 3} {
+		diag = append(diag, jsonRun(t, bin, out, "diagnose-"+n, want, "diagnose", "--json", imgs[n]))
+	}
+	diag = append(diag,
+		jsonRun(t, bin, out, "diagnose-tree", 1, "diagnose", "--json", tree),
+		jsonRun(t, bin, out, "diagnose-missing", 4, "diagnose", "--json", missing),
+		jsonRun(t, bin, out, "diagnose-several", 4, "diagnose", "--json", imgs["broken-gpt"], imgs["healthy-gpt"], missing))
+
+	fix = append(fix,
+		jsonRun(t, bin, out, "fix-dry-run", 1, "fix", "--json", "--dry-run", imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "fix-healthy", 0, "fix", "--json", "--yes", imgs["healthy-gpt"]),
+		jsonRun(t, bin, out, "fix-refused", 3, "fix", "--json", "--yes", imgs["refuse-hibernated"]),
+		jsonRun(t, bin, out, "fix-missing", 4, "fix", "--json", "--yes", missing),
+		jsonRun(t, bin, out, "fix-gpt", 0, "fix", "--json", "--yes", imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "fix-tree", 0, "fix", "--json", "--yes", tree))
+	undo = append(undo,
+		jsonRun(t, bin, out, "undo-gpt", 0, "undo", "--json", imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "undo-again", 0, "undo", "--json", imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "undo-tree", 0, "undo", "--json", tree),
+		jsonRun(t, bin, out, "undo-missing", 4, "undo", "--json", missing))
+
+	for name, docs := range map[string][]string{"diagnose": diag, "fix": fix, "undo": undo} {
+		if errs := validate(t, py, name, docs); errs != nil {
+			t.Errorf("%s --json does not conform to docs/%s.schema.json:\n%s", name, name, strings.Join(errs, "\n"))
+		}
+		// Each document must fail when it carries an unknown field, a wrong
+		// type or an unknown enum value: the validator really validates.
+		for _, tamper := range []func(map[string]any){
+			func(d map[string]any) { d["surprise"] = true },
+			func(d map[string]any) { d["schema_version"] = "1" },
+			func(d map[string]any) { d["targets"].([]any)[0].(map[string]any)["exit"] = 2 },
+		} {
+			b, _ := os.ReadFile(docs[0])
+			var d map[string]any
+			json.Unmarshal(b, &d)
+			tamper(d)
+			b, _ = json.Marshal(d)
+			bad := filepath.Join(out, "tampered.json")
+			os.WriteFile(bad, b, 0o644)
+			if validate(t, py, name, []string{bad}) == nil {
+				t.Errorf("docs/%s.schema.json accepts a tampered document: %s", name, b[:min(len(b), 200)])
+			}
+		}
+	}
+}
