@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"wuoffline/internal/testutil"
@@ -108,5 +109,67 @@ func BenchmarkEditBuild(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(len(mf.b))/1e6, "MB")
+	}
+}
+
+// TestEditCellIndex edits a real hive and then compares the per-bin cell
+// index the editor kept up to date (no bin is walked twice) with a fresh
+// walk of every bin over the planned bytes, and the free list with the free
+// cells of the enlisted bins.
+func TestEditCellIndex(t *testing.T) {
+	orig := realSystem(t)
+	h, e, _ := editBytes(t, orig)
+	data := bytes.Repeat([]byte{1}, 700)
+	for i := range 60 {
+		key := `ControlSet001\Control\WuofflineIdx\K` + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		if _, err := e.CreateKey(key); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.SetValue(key, "v", RegBinary, data[:100+10*i]); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 3 {
+			if err := e.DeleteKey(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := e.DeleteValue(`ControlSet001\Control\Session Manager`, "ObjectDirectories"); err != nil {
+		t.Fatal(err)
+	}
+	free := map[edFree]bool{}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for off, bc := range h.bins.cells {
+		b, err := h.bins.find(h.src, off)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := walkCells(h.src, b)
+		if err != nil || fresh.broken != 0 {
+			t.Fatalf("bin 0x%x: %v %s", off, err, fresh.why)
+		}
+		if !slices.Equal(bc.starts, fresh.starts) || !slices.Equal(bc.alloc, fresh.alloc) {
+			t.Fatalf("bin 0x%x: the editor's cell index differs from the bytes", off)
+		}
+		if e.alloc.enlisted[off] {
+			forCells(fresh, b, func(rel, size uint32, allocated bool) {
+				if !allocated {
+					free[edFree{b.off + rel, size}] = true
+				}
+			})
+		}
+	}
+	listed := 0
+	for _, bucket := range e.alloc.free.buckets {
+		for _, f := range bucket {
+			listed++
+			if !free[f] {
+				t.Errorf("free list holds %v, not a free cell of the planned bytes", f)
+			}
+		}
+	}
+	if listed != len(free) {
+		t.Errorf("free list holds %d cells, the enlisted bins %d", listed, len(free))
 	}
 }
