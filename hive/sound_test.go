@@ -702,3 +702,52 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestEditRefusesBadSK breaks the sk list links of the security cell an
+// edit changes the count of: creating a key under its users, or deleting
+// one, is refused and nothing is planned.
+func TestEditRefusesBadSK(t *testing.T) {
+	orig := realSystem(t)
+	h0, err := Open(bytes.NewReader(orig), int64(len(orig)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parent = `ControlSet001\Control`
+	k, err := h0.OpenKey(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, err := k.Subkeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child string
+	for _, s := range subs {
+		if s.nk.security == k.nk.security && s.SubkeyCount() == 0 {
+			child = s.Path()
+			break
+		}
+	}
+	if child == "" {
+		t.Fatalf("no leaf subkey of %s shares its sk", parent)
+	}
+	for _, tc := range []struct {
+		name  string
+		field int
+		val   uint32
+	}{
+		{"flink into the middle of a cell", skOffFlink, k.off + 8},
+		{"blink to a key node", skOffBlink, k.off},
+		{"flink to itself", skOffFlink, k.nk.security},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Clone(orig)
+			binary.LittleEndian.PutUint32(b[BaseBlockSize+int64(k.nk.security)+cellSizeLen+int64(tc.field):], tc.val)
+			_, e, mf := editBytes(t, b)
+			_, err := e.CreateKey(parent + `\WuofflineNew`)
+			wantRefused(t, err, "-", e, mf, b)
+			_, e, mf = editBytes(t, b)
+			wantRefused(t, e.DeleteKey(child), "-", e, mf, b)
+		})
+	}
+}
