@@ -246,7 +246,7 @@ func (h *Hive) Check() *CheckReport {
 	// the hive with a small page cache, so that neighbouring cells cost one
 	// read of the source instead of one each.
 	hc := &Hive{
-		src:     newCheckCache(h.src, h.srcSize),
+		src:     newCheckCache(h.src, h.srcSize, checkCacheSlots),
 		srcSize: h.srcSize, base: h.base,
 		dirty: h.dirty, recovered: h.recovered, rec: h.rec,
 	}
@@ -936,24 +936,25 @@ func (c *checker) checkLeaks() {
 }
 
 // checkCache is a direct-mapped cache of 4 KiB pages over an io.ReaderAt,
-// 16 MiB at most (slots are allocated as used). It is private to one Check
+// of a fixed number of slots (allocated as used). It is private to one Check
 // run (so it can never serve bytes an editor has since changed), or sits
 // under an editor's view, over bytes the editor never writes (its writes
 // stay in the view's pages, which are read first).
 type checkCache struct {
 	r     io.ReaderAt
 	size  int64
-	tags  [checkCacheSlots]int64 // page index + 1; 0 = empty
-	pages [checkCacheSlots]*[checkCachePage]byte
+	tags  []int64 // page index + 1; 0 = empty
+	pages []*[checkCachePage]byte
 }
 
 const (
 	checkCachePage  = 4096
-	checkCacheSlots = 4096
+	checkCacheSlots = 4096 // 16 MiB for a full Check
+	editCacheSlots  = 256  // 1 MiB under an editor: it reads a few paths
 )
 
-func newCheckCache(r io.ReaderAt, size int64) *checkCache {
-	return &checkCache{r: r, size: size}
+func newCheckCache(r io.ReaderAt, size int64, slots int) *checkCache {
+	return &checkCache{r: r, size: size, tags: make([]int64, slots), pages: make([]*[checkCachePage]byte, slots)}
 }
 
 // ReadAt implements io.ReaderAt.
@@ -968,7 +969,7 @@ func (c *checkCache) ReadAt(p []byte, off int64) (int, error) {
 			return n, io.EOF
 		}
 		idx := pos / checkCachePage
-		slot := idx % checkCacheSlots
+		slot := idx % int64(len(c.tags))
 		if c.tags[slot] != idx+1 {
 			if c.pages[slot] == nil {
 				c.pages[slot] = new([checkCachePage]byte)

@@ -104,7 +104,7 @@ func NewEditor(h *Hive, w io.WriterAt, grow func(newSize int64) error, logs ...L
 			Err:  ErrTruncated}
 	}
 	// Neighbouring cells share pages: read each page of the source once.
-	e.view = newEdView(newCheckCache(h.src, h.srcSize), h.srcSize)
+	e.view = newEdView(newCheckCache(h.src, h.srcSize, editCacheSlots), h.srcSize)
 	e.view.size = max(h.srcSize, BaseBlockSize+int64(e.binsSize))
 	h.mu.Lock()
 	h.src = e.view
