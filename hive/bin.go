@@ -45,14 +45,38 @@ type binIndex struct {
 	cells map[uint32]*binCells
 }
 
-// binCells records which 8-byte slots of one bin start a cell, as found by
-// walking the size fields from the bin's first cell; broken is the bin
-// offset where the walk met an impossible size (0 when the cells tile the
-// bin exactly).
+// binCells is the per-bin cell-start index: which 8-byte slots of one bin
+// start a cell and which of those cells are allocated, as found by walking
+// the size fields from the bin's first cell once; broken is the bin offset
+// where the walk met an impossible size (0 when the cells tile the bin
+// exactly). Its memory is two bits per 8 bytes of the bin. An editor keeps
+// it up to date as it splits and merges cells (setCell, clearCell), so a
+// miss is final and no bin is walked twice.
 type binCells struct {
 	starts bitmap // slot i = bin offset 8*i
+	alloc  bitmap // ... and the cell there is allocated
 	broken uint32
 	why    string
+	// sound caches the strict check of the bin (soundBin); checked says
+	// whether it ran.
+	checked bool
+	sound   error
+}
+
+// setCell records a cell starting at bin offset rel.
+func (bc *binCells) setCell(rel uint32, allocated bool) {
+	bc.starts.set(rel)
+	if allocated {
+		bc.alloc.set(rel)
+	} else {
+		bc.alloc.clear(rel)
+	}
+}
+
+// clearCell records that no cell starts at bin offset rel any more.
+func (bc *binCells) clearCell(rel uint32) {
+	bc.starts.clear(rel)
+	bc.alloc.clear(rel)
 }
 
 // readBinHeader reads and validates the bin header at off (relative to the
@@ -183,7 +207,7 @@ const binWalkChunk = 64 << 10
 
 // walkCells reads the size fields of every cell of bin b.
 func walkCells(ra io.ReaderAt, b hbin) (*binCells, error) {
-	bc := &binCells{starts: newBitmap(b.size)}
+	bc := &binCells{starts: newBitmap(b.size), alloc: newBitmap(b.size)}
 	var buf []byte
 	var bufOff uint32 // bin offset of buf[0]
 	for p := uint32(binHeaderSize); p < b.size; {
@@ -207,26 +231,90 @@ func walkCells(ra io.ReaderAt, b hbin) (*binCells, error) {
 			bc.why = fmt.Sprintf("cell at 0x%x has an impossible size %d", b.off+p, raw)
 			break
 		}
-		bc.starts.set(p)
+		bc.setCell(p, raw < 0)
 		p += size
 	}
 	return bc, nil
 }
 
-// isCellStart reports whether a cell starts at off in bin b. A cached walk
-// that does not know off is redone once, so cells an editor created since
-// are found; what the walk says then is final.
-func (x *binIndex) isCellStart(ra io.ReaderAt, b hbin, off uint32) (bool, *binCells, error) {
-	if bc := x.cells[b.off]; bc != nil && bc.starts.get(off-b.off) {
-		return true, bc, nil
+// cellsOf returns the cell-start index of bin b, walking the bin once.
+func (x *binIndex) cellsOf(ra io.ReaderAt, b hbin) (*binCells, error) {
+	if bc := x.cells[b.off]; bc != nil {
+		return bc, nil
 	}
 	bc, err := walkCells(ra, b)
 	if err != nil {
-		return false, nil, err
+		return nil, err
 	}
 	if x.cells == nil {
 		x.cells = map[uint32]*binCells{}
 	}
 	x.cells[b.off] = bc
+	return bc, nil
+}
+
+// isCellStart reports whether a cell starts at off in bin b, from the
+// bin's index (walked once; the editor keeps it current, so a miss is
+// final).
+func (x *binIndex) isCellStart(ra io.ReaderAt, b hbin, off uint32) (bool, *binCells, error) {
+	bc, err := x.cellsOf(ra, b)
+	if err != nil {
+		return false, nil, err
+	}
 	return bc.starts.get(off - b.off), bc, nil
+}
+
+// forget drops what the index knows of the cells of bin b, so the next
+// read walks it again (a verification of planned bytes does this).
+func (x *binIndex) forget(b hbin) { delete(x.cells, b.off) }
+
+// soundBin is the strict check of bin b that an editor needs before it
+// reads, changes or allocates in it: the header is valid (readBinHeader
+// did that), the chain around it holds (the bin before ends exactly where
+// it starts, and the next bin's header is valid where it ends, or it is the
+// last bin), and its cells tile it exactly. The reader alone accepts cells
+// before a broken size field; an editor must not, since freeing or
+// splitting a cell there could merge live cells it cannot see. The result
+// is cached in the bin's index.
+func (x *binIndex) soundBin(ra io.ReaderAt, b hbin) (*binCells, error) {
+	bc, err := x.cellsOf(ra, b)
+	if err != nil {
+		return nil, err
+	}
+	if bc.checked {
+		return bc, bc.sound
+	}
+	bc.checked = true
+	bc.sound = x.chainAround(ra, b)
+	if bc.sound == nil && bc.broken != 0 {
+		bc.sound = cellErr(b.off+bc.broken, "hive bin", ErrBin, "the cells of the bin at 0x%x do not tile it: %s", b.off, bc.why)
+	}
+	return bc, bc.sound
+}
+
+// chainAround checks the bin chain next to b: the bin before it ends at
+// b.off and the bin after it starts at b.end() (or b ends the hive bins).
+func (x *binIndex) chainAround(ra io.ReaderAt, b hbin) error {
+	if b.end() < x.limit {
+		if _, err := readBinHeader(ra, b.end(), x.limit); err != nil {
+			return cellErr(b.off, "hive bin", ErrBin, "the bin after it (at 0x%x) is damaged: %v", b.end(), err)
+		}
+	} else if b.end() > x.limit {
+		return cellErr(b.off, "hive bin", ErrBin, "ends at 0x%x, past the hive-bins data (0x%x)", b.end(), x.limit)
+	}
+	if b.off == 0 {
+		return nil
+	}
+	// Walked bins are a chain from the first one: proven.
+	if i := sort.Search(len(x.bins), func(i int) bool { return x.bins[i].off >= b.off }); i < len(x.bins) && x.bins[i] == b {
+		return nil
+	}
+	prev, err := x.find(ra, b.off-1)
+	switch {
+	case err != nil:
+		return cellErr(b.off, "hive bin", ErrBin, "no sound bin before it: %v", err)
+	case prev.end() != b.off:
+		return cellErr(b.off, "hive bin", ErrBin, "the bin before it (at 0x%x, 0x%x bytes) ends at 0x%x", prev.off, prev.size, prev.end())
+	}
+	return nil
 }

@@ -70,6 +70,9 @@ func (h *Hive) cellAt(off uint32, what string) (cellInfo, []byte, error) {
 	if err := h.checkCellStart(bin, off, what); err != nil {
 		return cellInfo{}, nil, err
 	}
+	if h.touched != nil {
+		h.touched.bins[bin.off] = bin
+	}
 	n := min(uint32(cellPrefetch), bin.end()-off)
 	buf := make([]byte, n)
 	if _, err := h.src.ReadAt(buf, BaseBlockSize+int64(off)); err != nil {
@@ -135,10 +138,17 @@ func (h *Hive) setBinsLimit(n uint32) {
 func (h *Hive) checkCellStart(b hbin, off uint32, what string) error {
 	h.mu.Lock()
 	ok, bc, err := h.bins.isCellStart(h.src, b, off)
+	if err == nil && h.strict {
+		// An editor reads only from sound bins.
+		if _, serr := h.bins.soundBin(h.src, b); serr != nil {
+			h.mu.Unlock()
+			return &CellError{Offset: off, Struct: what, Err: serr}
+		}
+	}
 	h.mu.Unlock()
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s at 0x%x: %w", what, off, err)
+		return &CellError{Offset: off, Struct: what, Err: err}
 	case ok:
 		return nil
 	case bc.broken != 0 && off >= b.off+bc.broken:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -134,6 +135,13 @@ func (m bitmap) set(off uint32) {
 	}
 }
 
+func (m bitmap) clear(off uint32) {
+	i := off / cellAlign
+	if int(i/64) < len(m) {
+		m[i/64] &^= 1 << (i % 64)
+	}
+}
+
 // checker holds the state of one Check run. Its memory is three bitmaps of
 // one bit per 8 bytes of hive bins, the sk table, and the walk's stack of
 // pending keys.
@@ -146,6 +154,55 @@ type checker struct {
 	ref    bitmap // ... and something references it
 	sks    map[uint32]*skUse
 	skList []uint32 // sk cells in first-use order
+
+	// lazy: a bounded check (Editor.Verify) that knows only the bins it
+	// reads, through the hive's per-bin index, and records references in
+	// refs instead of the bitmaps.
+	lazy bool
+	refs map[uint32]bool
+}
+
+// cell reports whether a cell starts at off and whether it is allocated.
+func (c *checker) cell(off uint32) (start, allocated bool) {
+	if off%cellAlign != 0 {
+		return false, false
+	}
+	if !c.lazy {
+		return off < c.limit && c.starts.get(off), c.alloc.get(off)
+	}
+	if off == nilCell {
+		return false, false
+	}
+	h := c.h
+	b, err := h.findBin(off)
+	if err != nil || off < b.off+binHeaderSize {
+		return false, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	bc, err := h.bins.cellsOf(h.src, b)
+	if err != nil {
+		return false, false
+	}
+	rel := off - b.off
+	return bc.starts.get(rel), bc.alloc.get(rel)
+}
+
+// referenced reports whether a reference to off was recorded; mark
+// records one.
+func (c *checker) referenced(off uint32) bool {
+	if c.lazy {
+		return c.refs[off]
+	}
+	return c.ref.get(off)
+}
+
+func (c *checker) mark(off uint32) {
+	if c.lazy {
+		c.refs[off] = true
+		return
+	}
+	c.ref.set(off)
 }
 
 // skUse is what the walk learned about one sk cell.
@@ -189,7 +246,7 @@ func (h *Hive) Check() *CheckReport {
 	// the hive with a small page cache, so that neighbouring cells cost one
 	// read of the source instead of one each.
 	hc := &Hive{
-		src:     newCheckCache(h.src, h.srcSize),
+		src:     newCheckCache(h.src, h.srcSize, checkCacheSlots),
 		srcSize: h.srcSize, base: h.base,
 		dirty: h.dirty, recovered: h.recovered, rec: h.rec,
 	}
@@ -259,36 +316,29 @@ func (c *checker) checkBins() bool {
 		c.add(Warning, "base-bins-size", NoOffset, "", "dirty base block declares 0x%x bytes of hive bins, the bins present end at 0x%x", c.h.base.HiveBinsSize, c.limit)
 	}
 	c.starts, c.alloc, c.ref = newBitmap(c.limit), newBitmap(c.limit), newBitmap(c.limit)
-	var buf []byte
 	for _, b := range bins {
-		if cap(buf) < int(b.size) {
-			buf = make([]byte, b.size)
-		}
-		buf = buf[:b.size]
-		if _, err := c.h.src.ReadAt(buf, BaseBlockSize+int64(b.off)); err != nil {
+		// walkCells reads the bin in bounded chunks: memory does not
+		// follow a bin size that a header declares.
+		bc, err := walkCells(c.h.src, b)
+		if err != nil {
 			c.add(Error, "bin-header", b.off, "", "reading bin: %v", err)
 			continue
 		}
-		bc := &binCells{starts: newBitmap(b.size)}
-		for p := uint32(binHeaderSize); p < b.size; {
-			raw := int32(leUint32(buf[p:]))
-			size := uint32(raw)
-			if raw < 0 {
-				size = uint32(-int64(raw))
+		if bc.broken != 0 {
+			c.add(Error, "bin-cell", b.off+bc.broken, "", "%s (bin at 0x%x)", bc.why, b.off)
+		}
+		for i, w := range bc.starts {
+			for w != 0 {
+				bit := uint32(bits.TrailingZeros64(w))
+				w &^= 1 << bit
+				rel := (uint32(i)*64 + bit) * cellAlign
+				c.r.Cells++
+				c.starts.set(b.off + rel)
+				if bc.alloc.get(rel) {
+					c.r.AllocatedCells++
+					c.alloc.set(b.off + rel)
+				}
 			}
-			if size < minCellSize || size%cellAlign != 0 || size > b.size-p {
-				c.add(Error, "bin-cell", b.off+p, "", "cell size %d does not fit the bin at 0x%x (0x%x bytes left)", raw, b.off, b.size-p)
-				bc.broken, bc.why = p, fmt.Sprintf("cell at 0x%x has an impossible size %d", b.off+p, raw)
-				break
-			}
-			c.r.Cells++
-			c.starts.set(b.off + p)
-			bc.starts.set(p)
-			if raw < 0 {
-				c.r.AllocatedCells++
-				c.alloc.set(b.off + p)
-			}
-			p += size
 		}
 		// The reader would walk this bin again on its first cell read:
 		// hand it the walk.
@@ -315,22 +365,23 @@ func errOffset(err error) uint32 {
 // reports whether the cell may be read: an allocated cell start.
 // Referencing a cell a second time is reported unless shared is set.
 func (c *checker) refCell(off uint32, what, path string, shared bool) bool {
-	if off >= c.limit || !c.starts.get(off) || off%cellAlign != 0 {
+	start, allocated := c.cell(off)
+	if !start {
 		c.add(Error, "ref-not-cell", off, path, "%s: no cell starts at 0x%x", what, off)
 		return false
 	}
-	if !c.alloc.get(off) {
+	if !allocated {
 		c.add(Error, "ref-free", off, path, "%s: the cell at 0x%x is free", what, off)
 		return false
 	}
-	if c.ref.get(off) {
+	if c.referenced(off) {
 		if !shared {
 			c.add(Error, "ref-twice", off, path, "%s: the cell at 0x%x is already used by another structure", what, off)
 			return false
 		}
 		return true
 	}
-	c.ref.set(off)
+	c.mark(off)
 	c.r.ReferencedCell++
 	return true
 }
@@ -713,7 +764,7 @@ func (c *checker) checkSubkeys(p pending, nk *nkRecord) []pending {
 	var maxName, maxClass uint32
 	for _, l := range leaves {
 		for i, off := range l.entries {
-			if !c.alloc.get(off) || !c.starts.get(off) || off >= c.limit {
+			if start, allocated := c.cell(off); !start || !allocated {
 				c.add(Error, "ref-not-cell", off, p.path, "subkey entry %d of the list at 0x%x: no allocated cell at 0x%x", i, l.off, off)
 				continue
 			}
@@ -858,11 +909,11 @@ func (c *checker) checkSecurity() {
 
 // listedSK reads an sk cell reached through the list links.
 func (c *checker) listedSK(off uint32) (*skRecord, error) {
-	if off >= c.limit || !c.starts.get(off) || !c.alloc.get(off) {
+	if start, allocated := c.cell(off); !start || !allocated {
 		return nil, fmt.Errorf("no allocated cell at 0x%x", off)
 	}
-	if !c.ref.get(off) {
-		c.ref.set(off)
+	if !c.referenced(off) {
+		c.mark(off)
 		c.r.ReferencedCell++
 	}
 	return c.h.readSK(off)
@@ -885,22 +936,25 @@ func (c *checker) checkLeaks() {
 }
 
 // checkCache is a direct-mapped cache of 4 KiB pages over an io.ReaderAt,
-// 16 MiB at most (slots are allocated as used), private to one Check run (so it can never serve bytes an
-// editor has since changed).
+// of a fixed number of slots (allocated as used). It is private to one Check
+// run (so it can never serve bytes an editor has since changed), or sits
+// under an editor's view, over bytes the editor never writes (its writes
+// stay in the view's pages, which are read first).
 type checkCache struct {
 	r     io.ReaderAt
 	size  int64
-	tags  [checkCacheSlots]int64 // page index + 1; 0 = empty
-	pages [checkCacheSlots]*[checkCachePage]byte
+	tags  []int64 // page index + 1; 0 = empty
+	pages []*[checkCachePage]byte
 }
 
 const (
 	checkCachePage  = 4096
-	checkCacheSlots = 4096
+	checkCacheSlots = 4096 // 16 MiB for a full Check
+	editCacheSlots  = 256  // 1 MiB under an editor: it reads a few paths
 )
 
-func newCheckCache(r io.ReaderAt, size int64) *checkCache {
-	return &checkCache{r: r, size: size}
+func newCheckCache(r io.ReaderAt, size int64, slots int) *checkCache {
+	return &checkCache{r: r, size: size, tags: make([]int64, slots), pages: make([]*[checkCachePage]byte, slots)}
 }
 
 // ReadAt implements io.ReaderAt.
@@ -915,7 +969,7 @@ func (c *checkCache) ReadAt(p []byte, off int64) (int, error) {
 			return n, io.EOF
 		}
 		idx := pos / checkCachePage
-		slot := idx % checkCacheSlots
+		slot := idx % int64(len(c.tags))
 		if c.tags[slot] != idx+1 {
 			if c.pages[slot] == nil {
 				c.pages[slot] = new([checkCachePage]byte)

@@ -356,7 +356,7 @@ func walkAll(h *Hive, limit int) int {
 		if len(subs) > 0 {
 			k.Subkey(subs[len(subs)/2].Name())
 		}
-		if len(k.path) < 2000 {
+		if len(k.Path()) < 2000 {
 			stack = append(stack, subs...)
 		}
 	}

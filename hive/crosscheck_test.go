@@ -106,65 +106,8 @@ func TestReglookupSYSTEM(t *testing.T) {
 	}
 	ours := walkLines(t, h)
 
-	cmd := exec.Command(tool, path)
-	raw, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("reglookup: %v", err)
-	}
-	var theirs []string
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<24)
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
-			continue // header
-		}
-		f := strings.Split(sc.Text(), ",")
-		if len(f) != 4 {
-			t.Fatalf("reglookup line %q", sc.Text())
-		}
-		parts := strings.Split(f[0], "/")
-		for i := range parts {
-			parts[i] = unescapeReglookup(parts[i])
-		}
-		p := strings.Join(parts, "/")
-		switch f[1] {
-		case "KEY":
-			theirs = append(theirs, fmt.Sprintf("%s,KEY,,%s", p, f[3]))
-		case "DWORD", "DWORD_BE", "QWORD":
-			theirs = append(theirs, fmt.Sprintf("%s,%s,%s,", p, f[1], f[2]))
-		default:
-			theirs = append(theirs, fmt.Sprintf("%s,%s,,", p, f[1]))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(ours)
-	sort.Strings(theirs)
-	if len(ours) != len(theirs) {
-		t.Errorf("%d lines from our walk, %d from reglookup", len(ours), len(theirs))
-	}
-	diff := 0
-	for i, j := 0, 0; i < len(ours) || j < len(theirs); {
-		switch {
-		case j >= len(theirs) || (i < len(ours) && ours[i] < theirs[j]):
-			t.Errorf("only ours:      %q", ours[i])
-			i++
-			diff++
-		case i >= len(ours) || theirs[j] < ours[i]:
-			t.Errorf("only reglookup: %q", theirs[j])
-			j++
-			diff++
-		default:
-			i++
-			j++
-		}
-		if diff > 20 {
-			t.Fatal("too many differences")
-		}
-	}
+	theirs := reglookupLines(t, tool, path)
+	compareLines(t, ours, theirs)
 	t.Logf("%d keys and values agree with reglookup", len(ours))
 }
 
@@ -344,5 +287,76 @@ func TestRegfexportClasses(t *testing.T) {
 	}
 	if c := ours[`ControlSet001\Control\Lsa\JD`]; c != "67cd88ed" {
 		t.Errorf("JD class %q", c)
+	}
+}
+
+// reglookupLines runs reglookup on path and returns its lines in the shape
+// of walkLines.
+func reglookupLines(t *testing.T, tool, path string) []string {
+	t.Helper()
+	cmd := exec.Command(tool, path)
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("reglookup: %v", err)
+	}
+	var theirs []string
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<24)
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue // header
+		}
+		f := strings.Split(sc.Text(), ",")
+		if len(f) != 4 {
+			t.Fatalf("reglookup line %q", sc.Text())
+		}
+		parts := strings.Split(f[0], "/")
+		for i := range parts {
+			parts[i] = unescapeReglookup(parts[i])
+		}
+		p := strings.Join(parts, "/")
+		switch f[1] {
+		case "KEY":
+			theirs = append(theirs, fmt.Sprintf("%s,KEY,,%s", p, f[3]))
+		case "DWORD", "DWORD_BE", "QWORD":
+			theirs = append(theirs, fmt.Sprintf("%s,%s,%s,", p, f[1], f[2]))
+		default:
+			theirs = append(theirs, fmt.Sprintf("%s,%s,,", p, f[1]))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return theirs
+}
+
+// compareLines compares walkLines output with reglookupLines output.
+func compareLines(t *testing.T, ours, theirs []string) {
+	t.Helper()
+	sort.Strings(ours)
+	sort.Strings(theirs)
+	if len(ours) != len(theirs) {
+		t.Errorf("%d lines from our walk, %d from reglookup", len(ours), len(theirs))
+	}
+	diff := 0
+	for i, j := 0, 0; i < len(ours) || j < len(theirs); {
+		switch {
+		case j >= len(theirs) || (i < len(ours) && ours[i] < theirs[j]):
+			t.Errorf("only ours:      %q", ours[i])
+			i++
+			diff++
+		case i >= len(ours) || theirs[j] < ours[i]:
+			t.Errorf("only reglookup: %q", theirs[j])
+			j++
+			diff++
+		default:
+			i++
+			j++
+		}
+		if diff > 20 {
+			t.Fatal("too many differences")
+		}
 	}
 }

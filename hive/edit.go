@@ -43,6 +43,9 @@ type Editor struct {
 	recPending bool
 	err        error // sticky: an edit failed half-way
 	now        func() time.Time
+	// carried: findings ("code|key path") the touched structures had
+	// before the edits and that do not make them unsafe to change.
+	carried map[string]bool
 }
 
 // NewEditor returns an editor of h, which was opened over the file that w
@@ -68,7 +71,8 @@ func NewEditor(h *Hive, w io.WriterAt, grow func(newSize int64) error, logs ...L
 		grow:     grow,
 		binsSize: h.base.HiveBinsSize,
 		fileSize: h.srcSize,
-		alloc:    edAlloc{bins: map[uint32]*edBin{}},
+		alloc:    edAlloc{enlisted: map[uint32]bool{}},
+		carried:  map[string]bool{},
 		now:      time.Now,
 	}
 	seq := max(h.base.Sequence1, h.base.Sequence2)
@@ -92,11 +96,21 @@ func NewEditor(h *Hive, w io.WriterAt, grow func(newSize int64) error, logs ...L
 		return nil, fmt.Errorf("hive: editor: sequence number 0xffffffff in the base block or a log: no higher one can be written; refusing to edit")
 	}
 	e.seq = seq + 1
-	e.view = newEdView(h.src, h.srcSize)
+	if need := BaseBlockSize + int64(e.binsSize); need > h.dataEnd {
+		// Nothing backs the bins the base block declares past the data:
+		// they read as zeros, and the allocator would append after them.
+		return nil, &DamagedError{Offset: NoOffset, Where: "base block",
+			What: fmt.Sprintf("declares 0x%x bytes of hive bins, the file holds 0x%x", e.binsSize, max(h.dataEnd-BaseBlockSize, 0)),
+			Err:  ErrTruncated}
+	}
+	// Neighbouring cells share pages: read each page of the source once.
+	e.view = newEdView(newCheckCache(h.src, h.srcSize, editCacheSlots), h.srcSize)
 	e.view.size = max(h.srcSize, BaseBlockSize+int64(e.binsSize))
 	h.mu.Lock()
 	h.src = e.view
 	h.srcSize = e.view.size
+	h.strict = true
+	h.touched = newTouchSet()
 	h.mu.Unlock()
 	return e, nil
 }
@@ -119,7 +133,7 @@ func (e *Editor) run(op func() error) error {
 		return fmt.Errorf("hive: editor: an earlier edit failed half-way: %w", e.err)
 	}
 	before := e.view.writes
-	err := op()
+	err := asDamaged(op())
 	if err != nil && e.view.writes != before {
 		e.err = err
 	}
@@ -188,6 +202,9 @@ func (e *Editor) CreateKey(path string) (*Key, error) {
 			if !errors.Is(err, ErrNotFound) {
 				return err
 			}
+			if err := e.precheck(k); err != nil {
+				return err
+			}
 			off, err := e.addSubkey(k, name)
 			if err != nil {
 				return err
@@ -219,6 +236,9 @@ func (e *Editor) addSubkey(parent *Key, name string) (uint32, error) {
 	if err != nil {
 		return 0, parent.keyErr(err)
 	}
+	if err := e.checkSKLinks(skOff); err != nil {
+		return 0, err
+	}
 	nameBytes, comp := encodeName(units)
 	nk := make([]byte, nkFixedSize+len(nameBytes))
 	copy(nk, "nk")
@@ -248,6 +268,9 @@ func (e *Editor) addSubkey(parent *Key, name string) (uint32, error) {
 	if err := e.put32(skOff, skOffRefCount, sk.refCount+1); err != nil {
 		return 0, err
 	}
+	e.h.touched.keys[off] = parent.childPath(name)
+	e.h.touched.keys[parent.off] = parent.Path()
+	e.h.touched.sks[skOff] = true
 	list, err := e.listInsert(parent, off, units)
 	if err != nil {
 		return 0, parent.keyErr(err)
@@ -285,7 +308,7 @@ func (e *Editor) DeleteKey(path string) error {
 	}
 	k, err := e.h.OpenKey(path)
 	if err != nil {
-		return err
+		return asDamaged(err)
 	}
 	return e.run(func() error {
 		if k.off == e.h.base.RootCell || k.nk.flags&KeyHiveEntry != 0 {
@@ -299,6 +322,10 @@ func (e *Editor) DeleteKey(path string) error {
 		if err != nil {
 			return err
 		}
+		if err := e.precheckTree(parent, k); err != nil {
+			return err
+		}
+		e.h.touched.keys[parent.off] = parent.Path()
 		list, err := e.listRemove(parent, k.off)
 		if err != nil {
 			return parent.keyErr(err)
@@ -385,6 +412,7 @@ func (e *Editor) releaseSK(off uint32) error {
 	if err != nil {
 		return err
 	}
+	e.h.touched.sks[off] = true
 	if sk.refCount > 1 {
 		return e.put32(off, skOffRefCount, sk.refCount-1)
 	}
@@ -405,6 +433,8 @@ func (e *Editor) releaseSK(off uint32) error {
 	if err := e.put32(sk.flink, skOffBlink, sk.blink); err != nil {
 		return err
 	}
+	e.h.touched.sks[sk.blink] = true
+	e.h.touched.sks[sk.flink] = true
 	return e.freeCell(off, "security")
 }
 
@@ -442,9 +472,13 @@ func (e *Editor) SetValue(keyPath, name string, t ValueType, data []byte) error 
 	}
 	k, err := e.h.OpenKey(keyPath)
 	if err != nil {
-		return err
+		return asDamaged(err)
 	}
 	return e.run(func() error {
+		if err := e.precheck(k); err != nil {
+			return err
+		}
+		e.h.touched.keys[k.off] = k.Path()
 		_, v, offs, err := findValue(k, name)
 		if err != nil {
 			return err
@@ -691,15 +725,19 @@ func (e *Editor) storeData(k *Key, old *vkRecord, v *Value, data []byte) (uint32
 func (e *Editor) DeleteValue(keyPath, name string) error {
 	k, err := e.h.OpenKey(keyPath)
 	if err != nil {
-		return err
+		return asDamaged(err)
 	}
 	return e.run(func() error {
+		if err := e.precheck(k); err != nil {
+			return err
+		}
+		e.h.touched.keys[k.off] = k.Path()
 		i, v, offs, err := findValue(k, name)
 		if err != nil {
 			return err
 		}
 		if v == nil {
-			return &KeyError{Path: k.path, Value: name, Err: ErrNotFound}
+			return &KeyError{Path: k.Path(), Value: name, Err: ErrNotFound}
 		}
 		if err := e.freeValue(v); err != nil {
 			return err

@@ -8,6 +8,15 @@
 // damaged structures give a *CellError naming the cell offset, wrapped in a
 // *KeyError naming the key path.
 //
+// The Editor changes only what checks clean: every structure an edit reads
+// or changes (the cells, their bins, the path from the root, the free cells
+// it allocates from) must be sound, or the edit is refused with a
+// *DamagedError and nothing is planned; damage elsewhere in the hive does
+// not matter to it. Editor.Verify checks the touched structures again on
+// the planned bytes, reading only them; Hive.Check is the full check.
+// Memory follows the bytes really given (the reader's size, the logs'
+// contents), never a size that a header declares.
+//
 // Names are compared as Windows' configuration manager compares them: code
 // unit by code unit after RtlUpcaseUnicodeChar (see upcase.go), not with Go's
 // unicode.ToUpper.
@@ -38,6 +47,18 @@ type Hive struct {
 
 	dirty, recovered bool
 	rec              *recovered // log recovery result, nil unless recovered
+
+	// dataEnd is where the bytes really given end: the primary's size,
+	// or after recovery the end of the last log page laid beyond it.
+	// Bins are only read up to it, so nothing is allocated for a size a
+	// base block (or log) declares but no data backs.
+	dataEnd int64
+
+	// strict is set while an Editor edits the hive: every bin a cell is
+	// read from must be sound (soundBin), and touched records the cells
+	// read and changed, for Editor.Verify.
+	strict  bool
+	touched *touchSet
 
 	mu   sync.Mutex
 	bins binIndex
@@ -72,7 +93,7 @@ func Open(r io.ReaderAt, size int64, logs ...Log) (*Hive, error) {
 	default:
 		return nil, perr
 	}
-	h := &Hive{src: r, srcSize: size, base: bb, dirty: dirty}
+	h := &Hive{src: r, srcSize: size, base: bb, dirty: dirty, dataEnd: size}
 	if len(logs) > 0 {
 		// recoverHive applies Windows' own notion of dirty (which also
 		// covers a base block with a bad clustering factor or bins size)
@@ -91,6 +112,7 @@ func Open(r io.ReaderAt, size int64, logs ...Log) (*Hive, error) {
 			h.srcSize = max(rec.size, rec.primarySize)
 			h.recovered, h.dirty = true, true
 			h.rec = rec
+			h.dataEnd = rec.dataEnd()
 		}
 	}
 	if h.base == nil {
@@ -106,7 +128,9 @@ func Open(r io.ReaderAt, size int64, logs ...Log) (*Hive, error) {
 		if BaseBlockSize+hb > h.srcSize {
 			return nil, fmt.Errorf("hive: %w: base block declares 0x%x bytes of hive bins, the file holds 0x%x", ErrTruncated, hb, h.srcSize-BaseBlockSize)
 		}
-		h.bins.limit = uint32(hb)
+		// Bins past the data given are not read (the checker reports the
+		// base block's size as wrong, the editor refuses).
+		h.bins.limit = uint32(min(hb, (h.dataEnd-BaseBlockSize)&^(binAlign-1)))
 	} else {
 		// Dirty, not recovered: the header's size is untrusted; the bins
 		// end at the first thing that is not a bin (or at end of file).

@@ -149,10 +149,15 @@ func stringUnits(s string) []uint16 { return utf16.Encode([]rune(s)) }
 
 // Key is a registry key read from a hive.
 type Key struct {
-	h    *Hive
-	off  uint32
-	nk   *nkRecord
-	path string // below the root, `\`-separated; "" for the root
+	h   *Hive
+	off uint32
+	nk  *nkRecord
+	// up is the key this one was reached from (nil for the root or a key
+	// read by offset); the path is built from the chain only when asked
+	// for, so listing the children of a deep key does not copy its path
+	// once per child. base is the path of a key without up.
+	up   *Key
+	base string
 }
 
 // readKey reads the key node at off; path is used in messages.
@@ -165,7 +170,7 @@ func (h *Hive) readKey(off uint32, path string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{h: h, off: off, nk: nk, path: path}, nil
+	return &Key{h: h, off: off, nk: nk, base: path}, nil
 }
 
 // Name returns the key's name as stored (case preserved). A UTF-16 name
@@ -178,7 +183,28 @@ func (k *Key) NameUnits() []uint16 { return k.nk.name }
 
 // Path returns the key's path below the root as it was reached (`\`-separated,
 // "" for the root).
-func (k *Key) Path() string { return k.path }
+func (k *Key) Path() string {
+	if k.up == nil {
+		return k.base
+	}
+	var names []string
+	n := 0
+	c := k
+	for ; c.up != nil; c = c.up {
+		names = append(names, c.Name())
+		n += len(names[len(names)-1]) + 1
+	}
+	var b strings.Builder
+	b.Grow(len(c.base) + n)
+	b.WriteString(c.base)
+	for i := len(names) - 1; i >= 0; i-- {
+		if b.Len() > 0 {
+			b.WriteByte('\\')
+		}
+		b.WriteString(names[i])
+	}
+	return b.String()
+}
 
 // Offset returns the cell offset of the key node.
 func (k *Key) Offset() uint32 { return k.off }
@@ -200,14 +226,15 @@ func (k *Key) Hive() *Hive { return k.h }
 
 // childPath joins the key's path and a child name.
 func (k *Key) childPath(name string) string {
-	if k.path == "" {
+	p := k.Path()
+	if p == "" {
 		return name
 	}
-	return k.path + `\` + name
+	return p + `\` + name
 }
 
 // keyErr wraps err with the key's path.
-func (k *Key) keyErr(err error) error { return &KeyError{Path: k.path, Err: err} }
+func (k *Key) keyErr(err error) error { return &KeyError{Path: k.Path(), Err: err} }
 
 // Parent returns the key's parent, or nil for the root key (the key at the
 // base block's root cell or flagged as hive entry).
@@ -215,9 +242,13 @@ func (k *Key) Parent() (*Key, error) {
 	if k.off == k.h.base.RootCell || k.nk.flags&KeyHiveEntry != 0 {
 		return nil, nil
 	}
-	p := ""
-	if i := strings.LastIndexByte(k.path, '\\'); i >= 0 {
-		p = k.path[:i]
+	// Re-read: the editor needs the parent's current node, not the one
+	// read on the way down.
+	p := k.Path()
+	if i := strings.LastIndexByte(p, '\\'); i >= 0 {
+		p = p[:i]
+	} else {
+		p = ""
 	}
 	pk, err := k.h.readKey(k.nk.parent, p)
 	if err != nil {

@@ -35,10 +35,16 @@ const (
 	hvleOffHash1     = 24
 	hvleOffHash2     = 32
 
-	// maxLogSize bounds how much of one log is read into memory. Windows'
-	// own logs are a few MiB (they are reset after every reconciliation);
-	// anything near this is not a log.
+	// maxLogSize bounds the logs looked at. Windows' own logs are a few
+	// MiB (they are reset after every reconciliation); anything near this
+	// is not a log. A log is never read whole: what is held in memory is
+	// its valid entries (new format) or its dirty pages (old format), as
+	// the file proves to hold them.
 	maxLogSize = 1 << 30
+
+	// logScanChunk is how much of a log one read brings in when scanning
+	// it for entry headers.
+	logScanChunk = 64 << 10
 
 	// maxHiveBinsSize is the largest hive-bins size accepted from a log:
 	// cell offsets are 31-bit (the top bit marks volatile storage), so no
@@ -51,10 +57,14 @@ const (
 // errLogUnusable is wrapped by every reason a log is not used.
 var errLogUnusable = errors.New("log not usable")
 
-// logFile is one transaction log read into memory and checked.
+// logFile is one transaction log, checked; only its base block, dirty
+// vector and valid entries are held in memory, the rest is read from r
+// when needed.
 type logFile struct {
 	name string
-	data []byte     // the whole file
+	r    io.ReaderAt
+	size int64      // bytes r holds (checked when the log is opened)
+	head []byte     // the first 512 bytes (or fewer, for a shorter log)
 	base *BaseBlock // its base block; nil when unusable
 	err  error      // why the log is unusable (base block or format), nil if usable
 
@@ -92,23 +102,46 @@ func readLog(l Log) (*logFile, error) {
 		lf.err = fmt.Errorf("%w: empty", errLogUnusable)
 		return lf, nil
 	}
-	// Read through a SectionReader so memory grows with the bytes that
-	// are really there, not with a Size the caller may have got wrong.
-	data, err := io.ReadAll(io.NewSectionReader(l.R, 0, l.Size))
-	if err == nil && int64(len(data)) != l.Size {
-		err = io.ErrUnexpectedEOF
+	// The size the caller gives must be what the reader holds: its last
+	// byte must be readable (memory follows the bytes read, never Size).
+	var last [1]byte
+	if _, err := l.R.ReadAt(last[:], l.Size-1); err != nil {
+		return nil, fmt.Errorf("hive: log %s: reading byte %d of %d: %w", l.Name, l.Size-1, l.Size, noEOF(err))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("hive: log %s: reading %d bytes: %w", l.Name, l.Size, err)
+	lf.r, lf.size = l.R, l.Size
+	lf.head = make([]byte, min(l.Size, logSector))
+	if _, err := l.R.ReadAt(lf.head, 0); err != nil {
+		return nil, fmt.Errorf("hive: log %s: reading the base block: %w", l.Name, noEOF(err))
 	}
-	lf.data = data
 	lf.err = lf.parse()
+	if lf.err != nil && !errors.Is(lf.err, errLogUnusable) {
+		return nil, fmt.Errorf("hive: log %s: %w", l.Name, lf.err)
+	}
 	return lf, nil
+}
+
+// noEOF turns io.EOF (a read short of what the size promised) into
+// io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readAt reads n bytes of the log at off; the caller has checked that they
+// lie inside it.
+func (l *logFile) readAt(off, n int64) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := l.r.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("reading %d bytes at 0x%x: %w", n, off, noEOF(err))
+	}
+	return b, nil
 }
 
 // parse checks the base block and the format-specific structures.
 func (l *logFile) parse() error {
-	bb, err := ParseBaseBlock(l.data)
+	bb, err := ParseBaseBlock(l.head)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errLogUnusable, err)
 	}
@@ -117,7 +150,7 @@ func (l *logFile) parse() error {
 	// clustering 1, a hive-bins size that is a multiple of 4096.
 	switch {
 	case !bb.ChecksumOK:
-		return fmt.Errorf("%w: base block checksum 0x%08x, computed 0x%08x", errLogUnusable, bb.Checksum, Checksum(l.data))
+		return fmt.Errorf("%w: base block checksum 0x%08x, computed 0x%08x", errLogUnusable, bb.Checksum, Checksum(l.head))
 	case bb.Sequence1 != bb.Sequence2:
 		return fmt.Errorf("%w: base block sequence numbers differ (%d, %d)", errLogUnusable, bb.Sequence1, bb.Sequence2)
 	case bb.Clustering != 1:
@@ -130,7 +163,9 @@ func (l *logFile) parse() error {
 	case fileTypeLogOld, fileTypeLogVeryOld:
 		return l.parseOld()
 	case fileTypeLogNew:
-		l.parseNew()
+		if err := l.parseNew(); err != nil {
+			return err
+		}
 		if len(l.entries) == 0 {
 			return fmt.Errorf("%w: no valid entry with sequence number %d at offset 512", errLogUnusable, bb.Sequence1)
 		}
@@ -147,41 +182,55 @@ func (l *logFile) parse() error {
 func (l *logFile) parseOld() error {
 	bitmapLen := int64(l.base.HiveBinsSize) / binBlock // one bit per 512 bytes
 	vecEnd := int64(logSector) + int64(len(dirtSignature)) + bitmapLen
-	if vecEnd > int64(len(l.data)) {
+	if vecEnd > l.size {
 		return fmt.Errorf("%w: dirty vector for 0x%x bytes of bins needs %d bytes, the log holds %d",
-			errLogUnusable, l.base.HiveBinsSize, vecEnd, len(l.data))
+			errLogUnusable, l.base.HiveBinsSize, vecEnd, l.size)
 	}
-	if sig := string(l.data[logSector : logSector+4]); sig != dirtSignature {
+	vec, err := l.readAt(logSector, vecEnd-logSector)
+	if err != nil {
+		return err
+	}
+	if sig := string(vec[:4]); sig != dirtSignature {
 		return fmt.Errorf("%w: dirty vector signature %q at 0x200, want %q", errLogUnusable, sig, dirtSignature)
 	}
-	l.bitmap = l.data[logSector+4 : vecEnd]
+	l.bitmap = vec[4:]
 	l.dirtyStart = alignUp(vecEnd, logSector)
 	var n int64
 	for _, b := range l.bitmap {
 		n += int64(bits.OnesCount8(b))
 	}
-	if need := l.dirtyStart + n*logSector; need > int64(len(l.data)) {
-		return fmt.Errorf("%w: %d dirty pages need %d bytes, the log holds %d", errLogUnusable, n, need, len(l.data))
+	if need := l.dirtyStart + n*logSector; need > l.size {
+		return fmt.Errorf("%w: %d dirty pages need %d bytes, the log holds %d", errLogUnusable, n, need, l.size)
 	}
 	return nil
 }
 
 // oldPages calls fn for every dirty page of an old-format log, in bitmap
 // order: off is the hive file offset (4096 + 512 × bit), page the 512
-// bytes. parseOld has checked that all pages are present.
-func (l *logFile) oldPages(fn func(off int64, page []byte) bool) {
+// bytes (fn may keep them). parseOld has checked that all pages are
+// present; they are read in runs of up to logScanChunk bytes.
+func (l *logFile) oldPages(fn func(off int64, page []byte) bool) error {
 	pos := l.dirtyStart
+	var buf []byte
 	for i, b := range l.bitmap {
 		for b != 0 {
 			bit := bits.TrailingZeros8(b)
 			b &^= 1 << bit
 			off := BaseBlockSize + (int64(i)*8+int64(bit))*logSector
-			if !fn(off, l.data[pos:pos+logSector]) {
-				return
+			if len(buf) == 0 {
+				var err error
+				if buf, err = l.readAt(pos, min(logScanChunk, l.size-pos)&^(logSector-1)); err != nil {
+					return fmt.Errorf("hive: log %s: dirty pages: %w", l.name, err)
+				}
 			}
+			if !fn(off, buf[:logSector:logSector]) {
+				return nil
+			}
+			buf = buf[logSector:]
 			pos += logSector
 		}
 	}
+	return nil
 }
 
 // logEntry is one checked new-format log entry.
@@ -202,18 +251,34 @@ type pageRef struct {
 }
 
 // parseNew collects the run of valid entries from offset 512 whose
-// sequence numbers are the base block's, then one more each time.
-func (l *logFile) parseNew() {
+// sequence numbers are the base block's, then one more each time. Each
+// entry is read on its own (its header first, then the size it declares
+// if that lies inside the log); only valid entries are kept.
+func (l *logFile) parseNew() error {
 	want := l.base.Sequence1
-	for off := int64(logSector); off < int64(len(l.data)); {
-		e, err := parseLogEntry(l.data, off)
-		if err != nil || e.seq != want {
-			return // the end of the log's valid data: garbage or stale entries follow
+	for off := int64(logSector); off+hvleHeaderSize <= l.size; {
+		hdr, err := l.readAt(off, hvleHeaderSize)
+		if err != nil {
+			return err
 		}
+		size := int64(binary.LittleEndian.Uint32(hdr[hvleOffSize:]))
+		if string(hdr[:4]) != hvleSignature || size < hvleHeaderSize || size > l.size-off {
+			return nil
+		}
+		body, err := l.readAt(off, size)
+		if err != nil {
+			return err
+		}
+		e, err := parseLogEntry(body, 0)
+		if err != nil || e.seq != want {
+			return nil // the end of the log's valid data: garbage or stale entries follow
+		}
+		e.off = off
 		l.entries = append(l.entries, e)
 		off += int64(e.size)
 		want++
 	}
+	return nil
 }
 
 // parseLogEntry checks and decodes the entry at off. The checks are those
@@ -291,32 +356,45 @@ func (l *logFile) maxSequence() (max uint32, ok bool) {
 			max, ok = s, true
 		}
 	}
-	if len(l.data) >= logSector && string(l.data[:4]) == "regf" {
-		see(binary.LittleEndian.Uint32(l.data[bbOffSequence1:]))
-		see(binary.LittleEndian.Uint32(l.data[bbOffSequence2:]))
+	if len(l.head) >= logSector && string(l.head[:4]) == "regf" {
+		see(binary.LittleEndian.Uint32(l.head[bbOffSequence1:]))
+		see(binary.LittleEndian.Uint32(l.head[bbOffSequence2:]))
 	}
-	for off := int64(logSector); off+hvleHeaderSize <= int64(len(l.data)); off += logSector {
-		if string(l.data[off:off+4]) != hvleSignature {
-			continue
+	// The log is scanned in windows of logScanChunk bytes (plus the 40
+	// header bytes of an entry starting at a window's last sector).
+	var buf []byte
+	for start := int64(logSector); start+hvleHeaderSize <= l.size; start += logScanChunk {
+		n := min(logScanChunk+hvleHeaderSize, l.size-start)
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
 		}
-		if seq, ok := logEntryHeaderSeq(l.data, off); ok {
-			see(seq)
+		buf = buf[:n]
+		if _, err := l.r.ReadAt(buf, start); err != nil {
+			break // unreadable from here: what was seen stands
+		}
+		for rel := int64(0); rel < logScanChunk && rel+hvleHeaderSize <= n; rel += logSector {
+			if string(buf[rel:rel+4]) != hvleSignature {
+				continue
+			}
+			if seq, sok := logEntryHeaderSeq(buf[rel:rel+hvleHeaderSize], l.size-start-rel); sok {
+				see(seq)
+			}
 		}
 	}
 	return max, ok
 }
 
-// logEntryHeaderSeq returns the sequence number of the entry at off when
-// its header is sound: "HvLE", a size that is a non-zero multiple of 512
-// inside the log, and a valid hash-2. It reads 40 bytes whatever the size.
-func logEntryHeaderSeq(data []byte, off int64) (uint32, bool) {
-	if off < 0 || off+hvleHeaderSize > int64(len(data)) {
+// logEntryHeaderSeq returns the sequence number of the entry whose 40
+// header bytes are h, with rest bytes of the log from its start, when the
+// header is sound: "HvLE", a size that is a non-zero multiple of 512
+// inside the log, and a valid hash-2.
+func logEntryHeaderSeq(h []byte, rest int64) (uint32, bool) {
+	if len(h) < hvleHeaderSize {
 		return 0, false
 	}
-	h := data[off : off+hvleHeaderSize]
 	le := binary.LittleEndian
 	size := le.Uint32(h[hvleOffSize:])
-	if string(h[:4]) != hvleSignature || size == 0 || size%logSector != 0 || int64(size) > int64(len(data))-off {
+	if string(h[:4]) != hvleSignature || size == 0 || size%logSector != 0 || int64(size) > rest {
 		return 0, false
 	}
 	if marvin32(logEntryHashSeed, h[:hvleOffHash2]) != le.Uint64(h[hvleOffHash2:]) {

@@ -78,6 +78,17 @@ func (rc *recovered) entriesApplied() int {
 	return n
 }
 
+// dataEnd returns where the bytes backed by real data end: the primary
+// file, or the last log page laid beyond it. Past it the recovered image
+// reads zeros that nothing on disk holds.
+func (rc *recovered) dataEnd() int64 {
+	end := rc.primarySize
+	for off := range rc.pages {
+		end = max(end, off+logSector)
+	}
+	return min(end, max(rc.size, rc.primarySize))
+}
+
 // ReaderAt returns the recovered hive as an io.ReaderAt over primary (the
 // same primary recoverHive read): the recovered base block at 0-4095, log
 // pages where recovery wrote them, the primary elsewhere, zeros where the
@@ -217,7 +228,13 @@ func recoverHive(r io.ReaderAt, size int64, logs []Log) (*recovered, error) {
 	}
 	rc.dirty = true
 
-	if rc.replayNew(files, primary, pbb, valid) || rc.replayOld(r, files, primary, pbb, valid) {
+	if rc.replayNew(files, primary, pbb, valid) {
+		return rc, nil
+	}
+	if ok, err := rc.replayOld(r, files, primary, pbb, valid); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
 		return rc, nil
 	}
 	return nil, fmt.Errorf("hive: primary is dirty: %w%s", ErrNoUsableLog, describeLogs(files))
@@ -289,7 +306,7 @@ func (rc *recovered) replayNew(files []*logFile, primary []byte, pbb *BaseBlock,
 	if valid {
 		copy(base, primary)
 	} else {
-		copy(base, lastLog.data[:logBaseBlockSize])
+		copy(base, lastLog.head)
 	}
 	le := binary.LittleEndian
 	le.PutUint32(base[bbOffFileType:], fileTypePrimary)
@@ -324,8 +341,8 @@ func (rc *recovered) applyEntry(e *logEntry) int {
 }
 
 // replayOld applies the best old-format log; it reports whether one was
-// applied.
-func (rc *recovered) replayOld(r io.ReaderAt, files []*logFile, primary []byte, pbb *BaseBlock, valid bool) bool {
+// applied (the error is a failure to read its pages).
+func (rc *recovered) replayOld(r io.ReaderAt, files []*logFile, primary []byte, pbb *BaseBlock, valid bool) (bool, error) {
 	// The primary's last-written time; with an untrusted base block, the
 	// first bin's timestamp (hbin header offset 20), as Windows uses.
 	var ptime uint64
@@ -343,7 +360,7 @@ func (rc *recovered) replayOld(r io.ReaderAt, files []*logFile, primary []byte, 
 		if !lf.isOld() {
 			continue
 		}
-		t := binary.LittleEndian.Uint64(lf.data[bbOffLastWritten:])
+		t := binary.LittleEndian.Uint64(lf.head[bbOffLastWritten:])
 		if t < ptime {
 			continue // older than the primary: already reconciled
 		}
@@ -352,17 +369,19 @@ func (rc *recovered) replayOld(r io.ReaderAt, files []*logFile, primary []byte, 
 		}
 	}
 	if best == nil {
-		return false
+		return false, nil
 	}
 	a := appliedLog{name: best.name, oldFormat: true}
 	if rc.pages == nil {
 		rc.pages = make(map[int64][]byte)
 	}
-	best.oldPages(func(off int64, page []byte) bool {
+	if err := best.oldPages(func(off int64, page []byte) bool {
 		rc.pages[off] = page
 		a.pages++
 		return true
-	})
+	}); err != nil {
+		return false, err
+	}
 	rc.size = BaseBlockSize + int64(best.base.HiveBinsSize)
 	a.pages -= rc.dropFromInvalidBin(r)
 	// The log's base block is a copy of the in-memory one at the time of
@@ -372,7 +391,7 @@ func (rc *recovered) replayOld(r io.ReaderAt, files []*logFile, primary []byte, 
 	if valid {
 		copy(base, primary)
 	}
-	copy(base, best.data[:logBaseBlockSize])
+	copy(base, best.head)
 	le := binary.LittleEndian
 	seq := best.base.Sequence1
 	le.PutUint32(base[bbOffFileType:], fileTypePrimary)
@@ -383,7 +402,7 @@ func (rc *recovered) replayOld(r io.ReaderAt, files []*logFile, primary []byte, 
 	rc.format = logFormatOld
 	rc.lastSeq = seq
 	rc.applied = append(rc.applied, a)
-	return true
+	return true, nil
 }
 
 // pageWrite is one contiguous run of recovered bytes to store in the

@@ -495,7 +495,8 @@ func TestLogEntriesHashes(t *testing.T) {
 		{"NewDirtyHive1/NewDirtyHive.LOG1", []uint32{2}, 24576},
 		{"NewDirtyHive1/NewDirtyHive.LOG2", []uint32{3, 4, 5}, 40960},
 	} {
-		lf, err := readLog(memLog(tc.rel, yarpFile(t, tc.rel)))
+		data := yarpFile(t, tc.rel)
+		lf, err := readLog(memLog(tc.rel, data))
 		if err != nil || lf.err != nil {
 			t.Fatalf("%s: %v %v", tc.rel, err, lf.err)
 		}
@@ -507,7 +508,7 @@ func TestLogEntriesHashes(t *testing.T) {
 			t.Errorf("%s: entries %v, want %v", tc.rel, got, tc.seqs)
 		}
 		last := lf.entries[len(lf.entries)-1]
-		if end := last.off + int64(last.size); end != tc.end || !bytes.Equal(lf.data[end:], make([]byte, len(lf.data)-int(end))) {
+		if end := last.off + int64(last.size); end != tc.end || !bytes.Equal(data[end:], make([]byte, len(data)-int(end))) {
 			t.Errorf("%s: entries end at %d, want %d followed by zeros", tc.rel, end, tc.end)
 		}
 	}

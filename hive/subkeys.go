@@ -110,7 +110,7 @@ func (k *Key) child(off uint32) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.path = k.childPath(c.Name())
+	c.up = k
 	if slices.Contains(c.nk.name, '\\') {
 		// Windows never stores one: a path could not name this key.
 		return nil, cellErr(off, "key node", ErrRecord, "subkey name %q contains a backslash", c.Name())

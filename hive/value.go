@@ -182,7 +182,7 @@ func (k *Key) Value(name string) (*Value, error) {
 			return v, nil
 		}
 	}
-	return nil, &KeyError{Path: k.path, Value: name, Err: ErrNotFound}
+	return nil, &KeyError{Path: k.Path(), Value: name, Err: ErrNotFound}
 }
 
 // Name returns the value's name ("" for the default value).
@@ -198,7 +198,7 @@ func (v *Value) Offset() uint32 { return v.off }
 func (v *Value) Size() uint32 { return v.vk.length() }
 
 func (v *Value) err(err error) error {
-	return &KeyError{Path: v.k.path, Value: v.displayName(), Err: err}
+	return &KeyError{Path: v.k.Path(), Value: v.displayName(), Err: err}
 }
 
 func (v *Value) displayName() string {

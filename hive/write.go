@@ -2,6 +2,7 @@ package hive
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -160,12 +161,18 @@ func (e *Editor) pendingRanges() []WriteRange {
 // nothing to write.
 func (e *Editor) Ranges() []WriteRange { return e.pendingRanges() }
 
+// ErrVerify is wrapped by Flush's error when the planned bytes fail
+// Verify: an editor bug, never the hive's damage (damage is refused before
+// anything is planned). Nothing is written then.
+var ErrVerify = errors.New("the planned hive fails verification of the structures the edits touched")
+
 // Flush writes everything planned through the editor's io.WriterAt: the
 // recovered state of a dirty hive, the edits, then, last, a base block
 // with both sequence numbers equal and above every sequence number in the
 // primary and its logs, the current hive-bins size and a correct
 // checksum. When the hive bins end beyond the file, the grow function is
-// called first. Flush writes nothing if an earlier edit failed half-way.
+// called first. Flush writes nothing if an earlier edit failed half-way, or
+// if Verify finds a problem in the planned bytes (ErrVerify).
 func (e *Editor) Flush() error {
 	if e.err != nil {
 		return fmt.Errorf("hive: editor: an earlier edit failed, nothing written: %w", e.err)
@@ -173,6 +180,12 @@ func (e *Editor) Flush() error {
 	rs := e.pendingRanges()
 	if len(rs) == 0 {
 		return nil
+	}
+	// The planned bytes must pass the touched-structure check before any
+	// of them is written.
+	if r := e.Verify(); !r.OK() {
+		e.err = fmt.Errorf("%w:\n%s", ErrVerify, r)
+		return fmt.Errorf("hive: editor: nothing written: %w", e.err)
 	}
 	need := BaseBlockSize + int64(e.binsSize)
 	if need > e.fileSize {
