@@ -44,12 +44,12 @@ const (
 type Target struct {
 	Path       string // as given to Open
 	Kind       Kind
-	Format     string // container format: FormatRaw, FormatVHDFixed or FormatDirectory
+	Format     string // container format: FormatRaw, FormatVHDFixed, FormatVHDDynamic, FormatVHDDifferencing, FormatVHDX, FormatQCOW2 or FormatDirectory
 	Device     bool   // a block device (or a Windows disk or volume device), not a file
 	SectorSize int    // logical sector size used for the partition table (512 or 4096); 0 for a bare volume or directory
 	Table      string // "gpt", "mbr", or "" (bare volume, directory)
 	DiskID     string // GPT disk GUID, or the MBR disk signature as 8 hex digits; "" otherwise
-	Size       int64  // bytes of disk or volume data (a VHD footer excluded)
+	Size       int64  // bytes of disk or volume data: the virtual disk of a container (a VHD footer excluded)
 	Volumes    []Volume
 	// Warnings lists what was odd but did not stop the target from being
 	// read, e.g. a GPT read from its backup copy because the primary is
@@ -60,6 +60,11 @@ type Target struct {
 	r   io.ReaderAt // reads of the data area, [0, Size)
 	w   io.WriterAt // writes of the data area; nil unless Writable
 	dir string      // the directory, for KindDirectory
+
+	fileSize int64  // bytes of the file or device (container metadata included)
+	lay      layer  // the container logic (qcow2, VHDX, dynamic VHD); nil for raw data
+	chain    *chain // the parents a differencing disk opened; nil otherwise
+	over     bool   // made by Over: writes go through the container logic
 }
 
 // Volume is one partition of a disk, or the whole of a bare volume.
@@ -171,18 +176,13 @@ func openOn(path string, f *os.File, isDevice bool, opts Options) (*Target, erro
 		}
 		size = st.Size()
 	}
-	t, err := probe(fl, size, sector)
+	t, err := probeNamed(path, fl, size, sector)
 	if err != nil {
-		var ue *UnsupportedError
-		if errors.As(err, &ue) {
-			return nil, unsupported(ue.Format, path)
-		}
-		return nil, fmt.Errorf("image: %s: %w", path, err)
+		return nil, err
 	}
-	t.Path = path
 	t.Device = isDevice
 	t.f = fl
-	if opts.Writable {
+	if opts.Writable && t.lay == nil {
 		if isDevice && t.Kind == KindVolume {
 			if err := lockVolume(f, path); err != nil {
 				return nil, err
@@ -228,6 +228,9 @@ func (t *Target) WriterAt(v Volume) (io.WriterAt, error) {
 		if t.Kind == KindDirectory {
 			return nil, fmt.Errorf("image: %s is a directory: it has no volume to write to", t.Path)
 		}
+		if t.lay != nil && !t.over {
+			return nil, fmt.Errorf("image: %s is a %s container: it is written only through Target.Over (a planned, journaled change)", t.Path, t.Format)
+		}
 		return nil, fmt.Errorf("image: %s was opened read-only", t.Path)
 	}
 	found := false
@@ -262,12 +265,22 @@ func (t *Target) Sync() error {
 	return nil
 }
 
-// Close closes the file or device. It is safe to call more than once.
+// Close closes the file or device, and the parents of a differencing disk
+// that Open or New opened. It is safe to call more than once. A Target
+// made by Over closes nothing: its bytes and parents belong to the Target
+// it was made from.
 func (t *Target) Close() error {
+	var cerr error
+	if t.chain != nil && !t.over {
+		cerr = t.chain.close()
+	}
 	if t.f == nil {
+		if cerr != nil {
+			return fmt.Errorf("image: closing the parents of %s: %w", t.Path, cerr)
+		}
 		return nil
 	}
-	err := t.f.Close()
+	err := errors.Join(t.f.Close(), cerr)
 	t.f, t.r, t.w = nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("image: closing %s: %w", t.Path, err)
