@@ -14,16 +14,17 @@ import (
 // end (at most maxGrow bytes, so that a hostile header cannot make a fuzz
 // run allocate without bound through the writer either).
 type memFile struct {
-	base  []byte
-	pages map[int64][]byte // 4 KiB pages written
-	size  int64
+	base    []byte
+	pages   map[int64][]byte // 4 KiB pages written
+	size    int64
+	maxGrow int64
 }
 
 const memPage = 4096
 const maxGrow = 64 << 20
 
 func newMemFile(base []byte) *memFile {
-	return &memFile{base: base, pages: map[int64][]byte{}, size: int64(len(base))}
+	return &memFile{base: base, pages: map[int64][]byte{}, size: int64(len(base)), maxGrow: maxGrow}
 }
 
 func (m *memFile) Size() int64 { return m.size }
@@ -69,7 +70,7 @@ func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(p)) > int64(len(m.base))+maxGrow {
+	if off < 0 || off+int64(len(p)) > int64(len(m.base))+m.maxGrow {
 		return 0, io.ErrShortWrite
 	}
 	for n := 0; n < len(p); {

@@ -83,14 +83,28 @@ func TestVHDDifferencing(t *testing.T) {
 	qemuImg(t, "convert", "-q", "-f", "raw", "-O", "vpc", "-o", "force_size=on", raw, parent)
 	child := filepath.Join(dir, "child.vhd")
 	makeDifferencingVHD(t, parent, child, nil)
-	parentSum := testutil.SHA256File(t, parent)
+	// qemu-img reads a differencing VHD's own blocks only (zeros
+	// elsewhere).
 
+	checkDifferencing(t, raw, parent, child, FormatVHDDifferencing, 11, func() string { return child }, "vpc")
+}
+
+// checkDifferencing reads the empty differencing child through its parent
+// (all raw's bytes), writes random ranges into it, and checks that the
+// parent is unchanged, that the child reads the writes on top of the
+// parent, and that the child's own blocks (2 MiB) as qemu-img reads them
+// in the file alone() returns hold the whole block as the guest sees it
+// where a write touched it, zeros elsewhere.
+func checkDifferencing(t *testing.T, raw, parent, child, format string, seed uint64, alone func() string, qemuFormat string) {
+	t.Helper()
+	dir := t.TempDir()
+	parentSum := testutil.SHA256File(t, parent)
 	tg, err := Open(child, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tg.Format != FormatVHDDifferencing {
-		t.Errorf("format %q", tg.Format)
+	if tg.Format != format {
+		t.Errorf("format %q, want %q", tg.Format, format)
 	}
 	if got, want := sha256Reader(t, tg.r, tg.Size), testutil.SHA256File(t, raw); got != want {
 		t.Errorf("read through the parent: sha256 %s, raw %s", got, want)
@@ -105,7 +119,7 @@ func TestVHDDifferencing(t *testing.T) {
 	copyFile(t, raw, want)
 	wf := openBacking(t, want)
 	touched := map[int64]bool{}
-	for _, w := range randomWrites(11, o.Size) {
+	for _, w := range randomWrites(seed, o.Size) {
 		if _, err := o.w.WriteAt(w.b, w.off); err != nil {
 			t.Fatalf("write of %d at %d: %v", len(w.b), w.off, err)
 		}
@@ -125,10 +139,8 @@ func TestVHDDifferencing(t *testing.T) {
 	if got := sha256Reader(t, tg2.r, tg2.Size); got != testutil.SHA256File(t, want) {
 		t.Error("reopened, the child does not read the parent with the writes on top")
 	}
-	// qemu-img reads the child's own blocks: each touched block must hold
-	// the whole block as the guest sees it, every other block zeros.
 	back := filepath.Join(dir, "back.img")
-	qemuImg(t, "convert", "-q", "-f", "vpc", "-O", "raw", child, back)
+	qemuImg(t, "convert", "-q", "-f", qemuFormat, "-O", "raw", alone(), back)
 	got, err := os.ReadFile(back)
 	if err != nil {
 		t.Fatal(err)

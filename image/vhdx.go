@@ -18,7 +18,8 @@ import (
 // appends a new block at the 1 MiB-aligned end of the file holding what
 // the guest reads there now (zeros or the parent's data) with the write on
 // top, and sets its entry to FULLY_PRESENT (a PARTIALLY_PRESENT block of a
-// differencing disk is completed in place the same way). Before the first
+// differencing disk, and a ZERO block that keeps preallocated space, are
+// filled in place the same way). Before the first
 // write the headers get new FileWriteGuid and DataWriteGuid values
 // ([MS-VHDX] 2.2.2: changed before the first modification of the file and
 // of the user-visible data), written to both header slots in turn.
@@ -164,8 +165,14 @@ func (v *vhdx) blockAt(i int64) (uint64, int64, error) {
 	state := e & 7
 	off := int64(e>>20) << 20
 	switch state {
-	case vhdxNotPresent, vhdxUndefined, vhdxZero, vhdxUnmapped:
+	case vhdxNotPresent, vhdxUndefined, vhdxUnmapped:
 		return state, 0, nil
+	case vhdxZero:
+		// A ZERO block may keep the space preallocated for it: a write
+		// fills it in place, as qemu does.
+		if off == 0 {
+			return state, 0, nil
+		}
 	case vhdxFullyPresent:
 	case vhdxPartiallyPresent:
 		if !v.meta.hasParent {
@@ -303,7 +310,7 @@ func (v *vhdx) plan(p []byte, off int64) ([]fileWrite, func(), error) {
 			return nil, nil, err
 		}
 		copy(b[in:], chunk)
-		if state != vhdxPartiallyPresent {
+		if boff == 0 {
 			boff = next
 			next += v.bs
 			if next > vhdxMaxFileSize {
