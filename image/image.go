@@ -1,18 +1,23 @@
 // Package image turns a TARGET named on the command line into the volumes it
 // holds: a raw disk image or block device with an MBR or GPT partition table
 // (512-byte or 4096-byte logical sectors), a single partition or bare
-// volume, a fixed VHD (raw data followed by a 512-byte footer), or a
-// directory where a volume is already mounted.
+// volume, a VM disk container (fixed, dynamic or differencing VHD, VHDX,
+// qcow2 versions 2 and 3, read through their parents), or a directory
+// where a volume is already mounted.
 //
 // Nothing is trusted before it is checked: the container format is
-// identified first (formats that are not supported yet get an
-// *UnsupportedError that says how to convert them), the partition table is
-// read with go-diskfs after its header has been validated here, and every
-// partition is checked against the disk and against the others. Readers and
-// writers handed out are bounded to one volume.
+// identified first (formats that are not read, such as VMDK, get an
+// *UnsupportedError that says how to convert them), every container table
+// is checked against the file before it is followed, the partition table
+// is read with go-diskfs after its header has been validated here, and
+// every partition is checked against the disk and against the others.
+// Readers and writers handed out are bounded to one volume.
 //
 // A Target is opened read-only unless Options.Writable is set; a read-only
-// Target never writes a byte.
+// Target never writes a byte. A container is written only through
+// Target.Over, which runs the container's logic over the caller's reader
+// and writer of the whole file, so that a journal records every byte of
+// the file that changes, container metadata included.
 package image
 
 import (
