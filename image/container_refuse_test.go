@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -327,4 +328,75 @@ func TestBackingLoop(t *testing.T) {
 	before := testutil.SHA256File(t, a)
 	_, err := Open(a, Options{})
 	wantRefusal(t, err, "loops", a, before)
+}
+
+// TestBackingChainDepth: a chain of qcow2 images deeper than
+// maxChainDepth is refused; one just within it is read.
+func TestBackingChainDepth(t *testing.T) {
+	dir := t.TempDir()
+	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("l%02d.qcow2", i)) }
+	qemuImg(t, "create", "-q", "-f", "qcow2", name(0), "16M")
+	qemuIO(t, name(0), "write -P 0x33 0 4k")
+	for i := 1; i <= maxChainDepth; i++ {
+		qemuImg(t, "create", "-q", "-f", "qcow2", "-b", filepath.Base(name(i-1)), "-F", "qcow2", name(i))
+	}
+	// l15 has 15 ancestors: 16 files in all.
+	tg, err := Open(name(maxChainDepth-1), Options{})
+	if err != nil {
+		t.Fatalf("a chain of %d files: %v", maxChainDepth, err)
+	}
+	got := make([]byte, 4096)
+	if _, err := tg.r.ReadAt(got, 0); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{0x33}, 4096)) {
+		t.Errorf("the base's data does not read through the chain (%v)", err)
+	}
+	tg.Close()
+	before := testutil.SHA256File(t, name(maxChainDepth))
+	_, err = Open(name(maxChainDepth), Options{})
+	wantRefusal(t, err, "deep", name(maxChainDepth), before)
+}
+
+// TestOverRaw: Over on a raw disk maps volumes straight onto the given
+// writer, in file coordinates, bounded to the volume.
+func TestOverRaw(t *testing.T) {
+	raw := brokenRaw(t)
+	orig, err := os.ReadFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := openBacking(t, raw)
+	tg, err := New(raw, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if _, err := tg.WriterAt(tg.Volumes[0]); err == nil {
+		t.Error("a Target from New without Writable gave a writer")
+	}
+	m := newMemFile(orig)
+	o, err := tg.Over(m, m, m.size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := ntfsVolume(t, o)
+	w, err := o.WriterAt(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("hello"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	m.ReadAt(got, v.Offset+4096)
+	if string(got) != "hello" {
+		t.Errorf("file bytes at %d: %q", v.Offset+4096, got)
+	}
+	if _, err := w.WriteAt([]byte("x"), v.Size); err == nil {
+		t.Error("a write past the volume's end was taken")
+	}
+	if len(m.pages) != 1 {
+		t.Errorf("%d pages changed, want 1", len(m.pages))
+	}
+	if _, err := tg.Over(m, m, m.size-512); err == nil {
+		t.Error("Over took bytes of another size")
+	}
 }
