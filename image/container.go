@@ -295,11 +295,36 @@ func clipRead(p []byte, off, size int64) ([]byte, error) {
 	return p, nil
 }
 
-// fileWrite is one write of a container file that a plan makes.
+// fileWrite is one write of a container file that a plan makes: the bytes
+// b, or n bytes that fill produces a chunk at a time (a whole new block of
+// a VHD or VHDX, whose size a header declares, is never held in memory at
+// once).
 type fileWrite struct {
 	off  int64
 	b    []byte
+	n    int64
+	fill func(p []byte, at int64) error // fills p with the bytes at off+at
 	what string
+}
+
+// fillChunk bounds the buffer of a filled write.
+const fillChunk = 1 << 20
+
+// blockFill returns the fill function of a block of the guest disk at
+// guest offset base: what read gives there now, with data written at in
+// bytes into the block on top.
+func blockFill(read func(p []byte, pos int64) error, base int64, data []byte, in int64) func(p []byte, at int64) error {
+	return func(p []byte, at int64) error {
+		if err := read(p, base+at); err != nil {
+			return err
+		}
+		// The part of the write that falls in [at, at+len(p)).
+		lo, hi := max(in, at), min(in+int64(len(data)), at+int64(len(p)))
+		if lo < hi {
+			copy(p[lo-at:hi-at], data[lo-in:hi-in])
+		}
+		return nil
+	}
 }
 
 // planFunc works out every file write a guest write needs, and the
@@ -321,9 +346,25 @@ func writePlanned(f *containerFile, size int64, p []byte, off int64, plan planFu
 	if err != nil {
 		return 0, fmt.Errorf("%s: write of %d bytes at %d refused, nothing written: %w", f.name, len(p), off, err)
 	}
+	var buf []byte
 	for _, w := range ws {
-		if err := f.write(w.b, w.off, w.what); err != nil {
-			return 0, err
+		if w.fill == nil {
+			if err := f.write(w.b, w.off, w.what); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, fillChunk)
+		}
+		for at := int64(0); at < w.n; at += fillChunk {
+			p := buf[:min(fillChunk, w.n-at)]
+			if err := w.fill(p, at); err != nil {
+				return 0, fmt.Errorf("%s: %s at %d: %w", f.name, w.what, w.off+at, err)
+			}
+			if err := f.write(p, w.off+at, w.what); err != nil {
+				return 0, err
+			}
 		}
 	}
 	commit()

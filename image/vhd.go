@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -207,18 +208,12 @@ func (v *vhd) plan(p []byte, off int64) ([]fileWrite, func(), error) {
 			if next/512 >= vhdUnallocated {
 				return nil, nil, fmt.Errorf("the file would grow past what a BAT entry can address")
 			}
-			b := make([]byte, v.bitmap+bs)
-			for i := range b[:v.bitmap] {
-				b[i] = 0xFF
-			}
-			if err := v.readAbsent(b[v.bitmap:], bi*bs); err != nil {
-				return nil, nil, fmt.Errorf("reading block %d from the parent: %w", bi, err)
-			}
-			copy(b[v.bitmap+in:], chunk)
-			ws = append(ws, fileWrite{off: next, b: b, what: "new VHD block"})
+			bm := bytes.Repeat([]byte{0xFF}, int(v.bitmap))
+			ws = append(ws, fileWrite{off: next, b: bm, what: "new VHD block's sector bitmap"},
+				fileWrite{off: next + v.bitmap, n: bs, fill: blockFill(v.readAbsent, bi*bs, chunk, in), what: "new VHD block"})
 			newBAT[bi] = uint32(next / 512)
 			batWs = append(batWs, fileWrite{off: int64(v.dyn.tableOffset) + bi*4, b: binary.BigEndian.AppendUint32(nil, uint32(next/512)), what: "BAT entry"})
-			next += int64(len(b))
+			next += v.bitmap + bs
 			continue
 		}
 		bm := make([]byte, v.bitmap)

@@ -235,13 +235,8 @@ func (v *vhdx) readBlock(p []byte, pos int64) error {
 // in this file and which come from the parent.
 func (v *vhdx) readPartial(p []byte, pos, blockOff int64) error {
 	bi := pos / v.bs
-	sbIdx := (bi/v.chunk)*(v.chunk+1) + v.chunk
-	e := v.bat[sbIdx]
-	if e&7 != vhdxSBPresent {
-		return fmt.Errorf("%s: block %d is PARTIALLY_PRESENT but its sector bitmap block is not present: the disk is damaged", v.f.name, bi)
-	}
-	sbOff := int64(e>>20) << 20
-	if err := v.checkObject(sbOff, 1<<20, fmt.Sprintf("the sector bitmap of block %d", bi)); err != nil {
+	sbOff, err := v.sectorBitmapAt(bi)
+	if err != nil {
 		return err
 	}
 	ss := int64(v.meta.logicalSect)
@@ -266,6 +261,24 @@ func (v *vhdx) readPartial(p []byte, pos, blockOff int64) error {
 		done += n
 	}
 	return nil
+}
+
+// sectorBitmapAt returns the file offset of the sector bitmap block that
+// covers payload block bi, checked.
+func (v *vhdx) sectorBitmapAt(bi int64) (int64, error) {
+	idx := (bi/v.chunk)*(v.chunk+1) + v.chunk
+	if idx >= int64(len(v.bat)) {
+		return 0, fmt.Errorf("%s: block %d is PARTIALLY_PRESENT but the BAT has no sector bitmap entry for it: the disk is damaged", v.f.name, bi)
+	}
+	e := v.bat[idx]
+	if e&7 != vhdxSBPresent {
+		return 0, fmt.Errorf("%s: block %d is PARTIALLY_PRESENT but its sector bitmap block is not present: the disk is damaged", v.f.name, bi)
+	}
+	off := int64(e>>20) << 20
+	if err := v.checkObject(off, 1<<20, fmt.Sprintf("the sector bitmap of block %d", bi)); err != nil {
+		return 0, err
+	}
+	return off, nil
 }
 
 // WriteAt writes guest data, planning the whole write first.
@@ -305,11 +318,12 @@ func (v *vhdx) plan(p []byte, off int64) ([]fileWrite, func(), error) {
 		// What the guest reads in the whole block now, with the write on
 		// top, becomes a FULLY_PRESENT block: in place for a partly
 		// present one, at the end of the file otherwise.
-		b := make([]byte, v.bs)
-		if err := v.readBlock(b, bi*v.bs); err != nil {
-			return nil, nil, err
+		if state == vhdxPartiallyPresent {
+			// Checked now: the block is read while it is written.
+			if _, err := v.sectorBitmapAt(bi); err != nil {
+				return nil, nil, err
+			}
 		}
-		copy(b[in:], chunk)
 		if boff == 0 {
 			boff = next
 			next += v.bs
@@ -317,7 +331,7 @@ func (v *vhdx) plan(p []byte, off int64) ([]fileWrite, func(), error) {
 				return nil, nil, fmt.Errorf("the file would grow past %d bytes", int64(vhdxMaxFileSize))
 			}
 		}
-		ws = append(ws, fileWrite{off: boff, b: b, what: "VHDX block"})
+		ws = append(ws, fileWrite{off: boff, n: v.bs, fill: blockFill(v.readBlock, bi*v.bs, chunk, in), what: "VHDX block"})
 		idx := v.entryIndex(bi)
 		e := uint64(boff>>20)<<20 | vhdxFullyPresent
 		newBAT[idx] = e
