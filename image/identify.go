@@ -2,7 +2,6 @@ package image
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -15,11 +14,11 @@ import (
 const (
 	FormatRaw             = "raw"              // raw disk or volume data
 	FormatVHDFixed        = "vhd-fixed"        // fixed VHD: raw data, then a 512-byte "conectix" footer
-	FormatVHDDynamic      = "vhd-dynamic"      // dynamic VHD (not supported)
-	FormatVHDDifferencing = "vhd-differencing" // differencing VHD (not supported)
-	FormatVHDX            = "vhdx"             // not supported
-	FormatQCOW2           = "qcow2"            // not supported (QEMU copy-on-write, any version)
-	FormatVMDK            = "vmdk"             // not supported
+	FormatVHDDynamic      = "vhd-dynamic"      // dynamic VHD: footer copy, dynamic header, BAT, blocks, footer
+	FormatVHDDifferencing = "vhd-differencing" // differencing VHD: a dynamic VHD read through its parent
+	FormatVHDX            = "vhdx"             // VHDX, fixed, dynamic or differencing
+	FormatQCOW2           = "qcow2"            // QEMU copy-on-write, versions 2 and 3
+	FormatVMDK            = "vmdk"             // not supported: convert it
 	FormatWIM             = "wim"              // a Windows image archive, not a disk
 	FormatRegf            = "regf"             // a registry hive on its own, not a disk
 	FormatDirectory       = "directory"        // a mounted volume
@@ -87,7 +86,8 @@ type Identification struct {
 	Format string // one of the Format constants, or a MIME type mimetype found ("application/gzip")
 	MIME   string // the MIME type of the head of the file
 	// DataSize is the number of bytes of disk data: the size minus the
-	// footer for a fixed VHD, the size otherwise.
+	// footer for a fixed VHD, the size otherwise (for a container such as
+	// qcow2 the file's size: its virtual size is in its header).
 	DataSize int64
 	// Warning says what is odd about a format that can still be read,
 	// e.g. a fixed VHD holding less data than its footer's disk size.
@@ -103,8 +103,9 @@ const headSize = 4096
 const vhdFooterSize = 512
 
 // Identify says what the size bytes of r are. A format this package cannot
-// open as a disk or volume yields an *UnsupportedError (with a generic
-// file name in its hint); anything not recognised is FormatRaw.
+// open as a disk or volume (VMDK, WIM, a hive, an archive) yields an
+// *UnsupportedError (with a generic file name in its hint); anything not
+// recognised is FormatRaw.
 func Identify(r io.ReaderAt, size int64) (Identification, error) {
 	if size < 0 {
 		return Identification{}, fmt.Errorf("identify: negative size %d", size)
@@ -140,9 +141,11 @@ func Identify(r io.ReaderAt, size int64) (Identification, error) {
 				}
 				return id, nil
 			case vhdTypeDynamic:
-				return id, unsupported(FormatVHDDynamic, "")
+				id.Format = FormatVHDDynamic
+				return id, nil
 			case vhdTypeDifferencing:
-				return id, unsupported(FormatVHDDifferencing, "")
+				id.Format = FormatVHDDifferencing
+				return id, nil
 			default:
 				return id, fmt.Errorf("identify: VHD footer at %d has unknown disk type %d", size-vhdFooterSize, f.diskType)
 			}
@@ -153,11 +156,13 @@ func Identify(r io.ReaderAt, size int64) (Identification, error) {
 	case m.Is(MIMEVHD):
 		// The footer copy at 0 without a footer at the end: a dynamic VHD
 		// cut short, or one with a damaged footer.
-		return id, unsupported(FormatVHDDynamic, "")
+		return id, fmt.Errorf("identify: a dynamic VHD (footer copy at 0) without a valid footer at its end: the file is cut short or its footer is damaged")
 	case m.Is(MIMEVHDX):
-		return id, unsupported(FormatVHDX, "")
+		id.Format = FormatVHDX
+		return id, nil
 	case m.Is(MIMEQCOW2):
-		return id, unsupported(FormatQCOW2, "")
+		id.Format = FormatQCOW2
+		return id, nil
 	case m.Is(MIMEVMDK):
 		return id, unsupported(FormatVMDK, "")
 	case m.Is(MIMEWIM):
@@ -202,8 +207,8 @@ func hintFor(format string) string {
 		return "a registry hive is not a disk: inspect or edit it with `wuoffline reg`, or point at the disk or volume that holds it"
 	case FormatWIM:
 		return "a WIM is not a disk; apply it or point at the installed disk"
-	case FormatVHDDifferencing:
-		return "convert it with its parent chain to a raw image: qemu-img convert -O raw IN OUT"
+	case FormatVMDK:
+		return "VMDK is not read: convert it to a raw image (qemu-img convert -O raw IN OUT), or to qcow2 or VHDX, which are fixed in place; convert it back with qemu-img convert -O vmdk if the hypervisor needs VMDK"
 	}
 	for _, c := range notDisks {
 		if c.mime == format {
@@ -231,43 +236,6 @@ func quoteArg(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// VHD disk types (footer offset 0x3C, big-endian).
-const (
-	vhdTypeFixed        = 2
-	vhdTypeDynamic      = 3
-	vhdTypeDifferencing = 4
-)
-
-type vhdFooter struct {
-	diskType    uint32
-	currentSize uint64
-}
-
-// parseVHDFooter checks a 512-byte footer: cookie "conectix" at 0, checksum
-// at 0x40 (one's complement of the byte sum of the footer with the checksum
-// field taken as zero), current size at 0x30 and disk type at 0x3C, all
-// big-endian.
-func parseVHDFooter(b []byte) (vhdFooter, error) {
-	if len(b) != vhdFooterSize || !hasAt(b, 0, sigVHD) {
-		return vhdFooter{}, fmt.Errorf("no conectix cookie")
-	}
-	var sum uint32
-	for i, c := range b {
-		if i >= 0x40 && i < 0x44 {
-			continue
-		}
-		sum += uint32(c)
-	}
-	want := binary.BigEndian.Uint32(b[0x40:])
-	if ^sum != want {
-		return vhdFooter{}, fmt.Errorf("checksum is %#08x, the footer sums to %#08x: the footer is damaged", want, ^sum)
-	}
-	return vhdFooter{
-		diskType:    binary.BigEndian.Uint32(b[0x3C:]),
-		currentSize: binary.BigEndian.Uint64(b[0x30:]),
-	}, nil
 }
 
 // readFull reads len(p) bytes at off, treating a short read as an error.

@@ -1,18 +1,23 @@
 // Package image turns a TARGET named on the command line into the volumes it
 // holds: a raw disk image or block device with an MBR or GPT partition table
 // (512-byte or 4096-byte logical sectors), a single partition or bare
-// volume, a fixed VHD (raw data followed by a 512-byte footer), or a
-// directory where a volume is already mounted.
+// volume, a VM disk container (fixed, dynamic or differencing VHD, VHDX,
+// qcow2 versions 2 and 3, read through their parents), or a directory
+// where a volume is already mounted.
 //
 // Nothing is trusted before it is checked: the container format is
-// identified first (formats that are not supported yet get an
-// *UnsupportedError that says how to convert them), the partition table is
-// read with go-diskfs after its header has been validated here, and every
-// partition is checked against the disk and against the others. Readers and
-// writers handed out are bounded to one volume.
+// identified first (formats that are not read, such as VMDK, get an
+// *UnsupportedError that says how to convert them), every container table
+// is checked against the file before it is followed, the partition table
+// is read with go-diskfs after its header has been validated here, and
+// every partition is checked against the disk and against the others.
+// Readers and writers handed out are bounded to one volume.
 //
 // A Target is opened read-only unless Options.Writable is set; a read-only
-// Target never writes a byte.
+// Target never writes a byte. A container is written only through
+// Target.Over, which runs the container's logic over the caller's reader
+// and writer of the whole file, so that a journal records every byte of
+// the file that changes, container metadata included.
 package image
 
 import (
@@ -47,12 +52,12 @@ const (
 type Target struct {
 	Path       string // as given to Open
 	Kind       Kind
-	Format     string // container format: FormatRaw, FormatVHDFixed or FormatDirectory
+	Format     string // container format: FormatRaw, FormatVHDFixed, FormatVHDDynamic, FormatVHDDifferencing, FormatVHDX, FormatQCOW2 or FormatDirectory
 	Device     bool   // a block device (or a Windows disk or volume device), not a file
 	SectorSize int    // logical sector size used for the partition table (512 or 4096); 0 for a bare volume or directory
 	Table      string // "gpt", "mbr", or "" (bare volume, directory)
 	DiskID     string // GPT disk GUID, or the MBR disk signature as 8 hex digits; "" otherwise
-	Size       int64  // bytes of disk or volume data (a VHD footer excluded)
+	Size       int64  // bytes of disk or volume data: the virtual disk of a container (a VHD footer excluded)
 	Volumes    []Volume
 	// Warnings lists what was odd but did not stop the target from being
 	// read, e.g. a GPT read from its backup copy because the primary is
@@ -63,6 +68,11 @@ type Target struct {
 	r   io.ReaderAt // reads of the data area, [0, Size)
 	w   io.WriterAt // writes of the data area; nil unless Writable
 	dir string      // the directory, for KindDirectory
+
+	fileSize int64  // bytes of the file or device (container metadata included)
+	lay      layer  // the container logic (qcow2, VHDX, dynamic VHD); nil for raw data
+	chain    *chain // the parents a differencing disk opened; nil otherwise
+	over     bool   // made by Over: writes go through the container logic
 }
 
 // Volume is one partition of a disk, or the whole of a bare volume.
@@ -151,18 +161,16 @@ func Open(path string, opts Options) (*Target, error) {
 
 // openOn finishes Open once the file or device is open.
 func openOn(path string, f *access.File, opts Options) (*Target, error) {
-	t, err := probe(f, f.Size(), f.SectorSize())
+	t, err := probeNamed(path, f, f.Size(), f.SectorSize())
 	if err != nil {
-		var ue *UnsupportedError
-		if errors.As(err, &ue) {
-			return nil, unsupported(ue.Format, path)
-		}
-		return nil, fmt.Errorf("image: %s: %w", path, err)
+		return nil, err
 	}
 	t.Path = path
 	t.Device = f.Device()
 	t.f = f
-	if opts.Writable {
+	// A container (qcow2, VHD, VHDX) is written only through Over, where its
+	// metadata writes are journaled with the data.
+	if opts.Writable && t.lay == nil {
 		t.w = f
 	}
 	return t, nil
@@ -191,6 +199,9 @@ func (t *Target) WriterAt(v Volume) (io.WriterAt, error) {
 	if t.w == nil {
 		if t.Kind == KindDirectory {
 			return nil, fmt.Errorf("image: %s is a directory: it has no volume to write to", t.Path)
+		}
+		if t.lay != nil && !t.over {
+			return nil, fmt.Errorf("image: %s is a %s container: it is written only through Target.Over (a planned, journaled change)", t.Path, t.Format)
 		}
 		return nil, fmt.Errorf("image: %s was opened read-only", t.Path)
 	}
@@ -226,12 +237,22 @@ func (t *Target) Sync() error {
 	return nil
 }
 
-// Close closes the file or device. It is safe to call more than once.
+// Close closes the file or device, and the parents of a differencing disk
+// that Open or New opened. It is safe to call more than once. A Target
+// made by Over closes nothing: its bytes and parents belong to the Target
+// it was made from.
 func (t *Target) Close() error {
+	var cerr error
+	if t.chain != nil && !t.over {
+		cerr = t.chain.close()
+	}
 	if t.f == nil {
+		if cerr != nil {
+			return fmt.Errorf("image: closing the parents of %s: %w", t.Path, cerr)
+		}
 		return nil
 	}
-	err := t.f.Close()
+	err := errors.Join(t.f.Close(), cerr)
 	t.f, t.r, t.w = nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("image: closing %s: %w", t.Path, err)

@@ -16,20 +16,66 @@ var mbrSignature = []byte{0x55, 0xAA}
 // devSector is the logical sector size a block device reports (0 for a
 // file).
 func probe(r io.ReaderAt, size int64, devSector int) (*Target, error) {
+	return probeFile(r, size, devSector, "")
+}
+
+// probeNamed is probeFile with its errors naming path, and an unsupported
+// format's hint filled in with it.
+func probeNamed(path string, r io.ReaderAt, size int64, devSector int) (*Target, error) {
+	t, err := probeFile(r, size, devSector, path)
+	if err != nil {
+		var ue *UnsupportedError
+		if errors.As(err, &ue) {
+			return nil, unsupported(ue.Format, path)
+		}
+		return nil, fmt.Errorf("image: %s: %w", path, err)
+	}
+	t.Path = path
+	return t, nil
+}
+
+// probeFile is probe for the file at path ("" when the bytes have no
+// name): a differencing disk finds its parent beside it. A container
+// format (qcow2, VHDX, dynamic or differencing VHD) is opened read-only:
+// its Target writes only through Over.
+func probeFile(r io.ReaderAt, size int64, devSector int, path string) (*Target, error) {
 	id, err := Identify(r, size)
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Format: id.Format, Size: id.DataSize}
+	t := &Target{Format: id.Format, Size: id.DataSize, fileSize: size}
 	if id.Warning != "" {
 		t.Warnings = append(t.Warnings, id.Warning)
 	}
-	data := io.NewSectionReader(r, 0, id.DataSize)
-	t.r = data
-	if t.Size < 512 {
-		return nil, fmt.Errorf("%d bytes of data is too small to hold a disk or a volume", t.Size)
+	var data *io.SectionReader
+	switch id.Format {
+	case FormatRaw, FormatVHDFixed:
+		data = io.NewSectionReader(r, 0, id.DataSize)
+		t.r = data
+	default:
+		t.chain = newChain(path)
+		name := path
+		if name == "" {
+			name = id.Format + " image"
+		}
+		l, err := openLayer(id, &containerFile{r: r, size: size, name: name}, path, t.chain)
+		if err != nil {
+			t.chain.close()
+			return nil, err
+		}
+		t.lay, t.Size = l, l.virtualSize()
+		data = io.NewSectionReader(l, 0, t.Size)
+		t.r = l
 	}
-	if err := t.readLayout(data, devSector); err != nil {
+	if t.Size < 512 {
+		err = fmt.Errorf("%d bytes of data is too small to hold a disk or a volume", t.Size)
+	} else {
+		err = t.readLayout(data, devSector)
+	}
+	if err != nil {
+		if t.chain != nil {
+			t.chain.close()
+		}
 		return nil, err
 	}
 	return t, nil
