@@ -2,7 +2,6 @@ package ntfs
 
 import (
 	"fmt"
-	"sort"
 	"unicode/utf16"
 )
 
@@ -128,10 +127,9 @@ func (t *tx) findAttrAny(base *Record, typ uint32, name string) (rec *Record, a 
 // syncAttrList rewrites the base record's $ATTRIBUTE_LIST after attributes
 // of the base record were removed (dropIDs) or added (the new attributes
 // of addTypes in the record, by instance): the list must name every
-// attribute. A list that would outgrow its allocation is refused.
+// attribute. A list that outgrows its allocation takes more clusters.
 func (t *tx) syncAttrList(base *Record, dropIDs map[uint16]bool, add []Attr) error {
-	a, ok, err := base.FindAttr(AttrAttributeList, "")
-	if err != nil || !ok {
+	if _, ok, err := base.FindAttr(AttrAttributeList, ""); err != nil || !ok {
 		return err
 	}
 	es, err := t.attrList(base)
@@ -148,38 +146,5 @@ func (t *tx) syncAttrList(base *Record, dropIDs map[uint16]bool, add []Attr) err
 	for _, x := range add {
 		out = append(out, alEntry{typ: x.Type, name: x.Name, ref: base.Ref(), id: x.ID})
 	}
-	// Sorted by type, then name, then lowest VCN (layout.h).
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].typ != out[j].typ {
-			return out[i].typ < out[j].typ
-		}
-		if out[i].name != out[j].name {
-			return out[i].name < out[j].name
-		}
-		return out[i].startVCN < out[j].startVCN
-	})
-	b := encodeAttrList(out)
-	if !a.NonResident {
-		if err := base.SetResidentValue(a, b); err != nil {
-			return fmt.Errorf("ntfs: MFT record %d: $ATTRIBUTE_LIST: %w", base.Num, err)
-		}
-		return nil
-	}
-	if int64(len(b)) > a.AllocSize() {
-		return fmt.Errorf("ntfs: MFT record %d: $ATTRIBUTE_LIST would outgrow its %d allocated bytes: %w", base.Num, a.AllocSize(), ErrNeedsAttributeList)
-	}
-	runs, err := a.Runs()
-	if err != nil {
-		return err
-	}
-	// Zero the tail up to the old size so no stale entry stays readable.
-	buf := b
-	if old := a.DataSize(); old > int64(len(b)) {
-		buf = append(append([]byte(nil), b...), make([]byte, old-int64(len(b)))...)
-	}
-	if err := stageRuns(t.o, t.g, runs, 0, buf); err != nil {
-		return fmt.Errorf("ntfs: MFT record %d: writing $ATTRIBUTE_LIST: %w", base.Num, err)
-	}
-	base.SetSizes(a, a.AllocSize(), int64(len(b)), int64(len(b)))
-	return nil
+	return t.writeAttrList(base, out)
 }

@@ -487,11 +487,13 @@ func (t *tx) refreshDupInfo(rec *Record, tmpl []byte, now uint64) []byte {
 		putLE32(v[0x38:], fa)
 	}
 	if !rec.IsDir() {
-		if a, ok, err := rec.FindAttr(AttrData, ""); err == nil && ok {
+		// With an $ATTRIBUTE_LIST the sizes are in the extent of lowest
+		// VCN 0, which may be in an extension record.
+		if dr, a, n, err := t.findAttrAny(rec, AttrData, ""); err == nil && n > 0 && dr != nil {
 			if a.NonResident {
 				alloc := a.AllocSize()
 				if a.Flags&(AttrFlagCompressed|AttrFlagSparse) != 0 && a.Len >= 0x48 {
-					alloc = int64(le64(rec.Data[a.Off+0x40:]))
+					alloc = int64(le64(dr.Data[a.Off+0x40:]))
 				}
 				putLE64(v[0x28:], uint64(alloc))
 				putLE64(v[0x30:], uint64(a.DataSize()))
