@@ -3,6 +3,7 @@ package ntfs
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -414,3 +415,219 @@ func TestAgedWinSxSRenames(t *testing.T) {
 }
 
 var wtPending = []byte("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<PendingTransaction Version=\"3.1\" Identifier=\"aged\">\n</PendingTransaction>\n")
+
+// wtHoles builds a volume whose free space near the test files is
+// one-cluster holes (ntfs-3g: pads, a filler taking the rest, every other
+// pad deleted, the filler deleted), so that every cluster the writer takes
+// next to a file starts a new run.
+func wtHoles(t *testing.T, pads, files int) string {
+	t.Helper()
+	v := wtMakeVolume(t, 64<<20, "-s", "512", "-c", "4096")
+	mp, unmount := wtMount(t, v.path, false)
+	J := filepath.Join
+	for _, d := range []string{"pad", "src", "idx"} {
+		if err := os.Mkdir(J(mp, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < files; i++ {
+		if err := os.WriteFile(J(mp, "src", fmt.Sprintf("s%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(J(mp, "grow.bin"), bytes.Repeat([]byte{'g'}, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < pads; i++ {
+		if err := os.WriteFile(J(mp, "pad", fmt.Sprint(i)), bytes.Repeat([]byte{'p'}, 4096), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fl, err := os.Create(J(mp, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []int{1 << 20, 4096} {
+		for {
+			if _, err := fl.Write(make([]byte, chunk)); err != nil {
+				break
+			}
+		}
+	}
+	fl.Close()
+	for i := 0; i < pads; i += 2 {
+		os.Remove(J(mp, "pad", fmt.Sprint(i)))
+	}
+	os.Remove(J(mp, "filler"))
+	unmount()
+	return v.path
+}
+
+// TestExtensionRecordsCreated: a file and a directory without an
+// $ATTRIBUTE_LIST grow through the writer until their run lists outgrow
+// the base record: the writer creates the list and new extension records
+// (from $MFT:$Bitmap), the index $BITMAP grows (resident, then
+// non-resident when the crowded record has no room), and shrinking drops
+// extents and frees extension records. ntfs-3g, icat, fls, ntfsfix -n and
+// Check --all verify; the saved original bytes undo everything.
+func TestExtensionRecordsCreated(t *testing.T) {
+	testutil.RequireTool(t, "ntfsfix")
+	files := 2500
+	img := wtHoles(t, 4000, files)
+	orig := wtSnapshot(t, img)
+	u := &wtUndo{img: img}
+	w := wtWriter(t, img)
+	if al, _, _ := wtHasAttrList(t, w, "grow.bin", AttrData, ""); al {
+		t.Fatal("grow.bin starts with an $ATTRIBUTE_LIST")
+	}
+	// The file: one cluster at a time, each a new run.
+	r := rand.New(rand.NewSource(3))
+	want := bytes.Repeat([]byte{'g'}, 4096)
+	f, err := w.OpenData("grow.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 400; i++ {
+		b := wtRand(r, 4096)
+		if _, err := f.WriteAt(b, int64(len(want))); err != nil {
+			t.Fatalf("growth %d: %v", i, err)
+		}
+		want = append(want, b...)
+	}
+	rs, err := f.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.save(t, rs)
+	if _, err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	al, n, _ := wtHasAttrList(t, w, "grow.bin", AttrData, "")
+	if !al || n < 2 {
+		t.Fatalf("grow.bin: $ATTRIBUTE_LIST %v, %d extents after 400 fragmented growths", al, n)
+	}
+	t.Logf("grow.bin: %d extents", n)
+	wtVerifyTools(t, img)
+	wtReadBoth(t, img, "grow.bin", want)
+
+	// The directory: long names moved in, in one operation, so the index
+	// allocation takes a hole per block.
+	m := wtModelFromMount(t, img, w.up)
+	tx := w.begin()
+	for i := 0; i < files; i++ {
+		from := fmt.Sprintf("src/s%05d", i)
+		to := fmt.Sprintf("idx/%05d %s", i, strings.Repeat("n", 240))
+		if err := tx.rename(from, to); err != nil {
+			t.Fatalf("rename %d: %v", i, err)
+		}
+		m.move(from, to)
+	}
+	if err := tx.flush(); err != nil {
+		t.Fatal(err)
+	}
+	u.save(t, tx.o.ranges())
+	if err := w.commit(tx); err != nil {
+		t.Fatal(err)
+	}
+	al, n, _ = wtHasAttrList(t, w, "idx", AttrIndexAllocation, i30)
+	_, _, bmNR := wtHasAttrList(t, w, "idx", AttrBitmap, i30)
+	t.Logf("idx: $ATTRIBUTE_LIST %v, %d $INDEX_ALLOCATION extents, non-resident $BITMAP %v", al, n, bmNR)
+	if !al || n < 2 {
+		t.Errorf("idx did not get an $ATTRIBUTE_LIST and extents")
+	}
+	wtVerifyTools(t, img)
+	wtVerify(t, img, m)
+
+	// Shrink the file back: extents go, extension records are freed.
+	f, err = w.OpenData("grow.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(5000); err != nil {
+		t.Fatal(err)
+	}
+	want = want[:5000]
+	rs, err = f.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.save(t, rs)
+	if _, err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, n, _ := wtHasAttrList(t, w, "grow.bin", AttrData, ""); n != 1 {
+		t.Errorf("grow.bin: %d extents after shrinking to 5000 bytes", n)
+	}
+	wtVerifyTools(t, img)
+	wtReadBoth(t, img, "grow.bin", want)
+	u.restore(t)
+	if a, b := testutil.SHA256File(t, img), testutil.SHA256File(t, orig); a != b {
+		t.Errorf("undo: image %s, original %s", a, b)
+	}
+}
+
+// TestExtensionRecordRefusals: when $MFT has no free record, a change that
+// needs an extension record fails while planning with ErrMFTFull, and
+// nothing is written; a record that is free in $MFT:$Bitmap but carries
+// the in-use flag is never taken.
+func TestExtensionRecordRefusals(t *testing.T) {
+	img := wtHoles(t, 2000, 10)
+	before := testutil.SHA256File(t, img)
+	w := wtWriter(t, img)
+	f, err := w.OpenData("grow.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every record in use: the bitmap as the operation sees it.
+	m, err := f.t.mftBits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.bits {
+		m.bits[i] = 0xFF
+	}
+	var gerr error
+	for i := 0; i < 400 && gerr == nil; i++ {
+		_, gerr = f.WriteAt(make([]byte, 4096), int64(4096*(i+1)))
+	}
+	if !errors.Is(gerr, ErrMFTFull) {
+		t.Fatalf("growth past the base record with $MFT full: %v, want ErrMFTFull", gerr)
+	}
+	if err := f.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if after := testutil.SHA256File(t, img); after != before {
+		t.Error("the image changed after a refused change")
+	}
+	// A free record whose header says in use is skipped.
+	tx := w.begin()
+	base, err := tx.record(wtNum(t, w, "grow.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = tx.mftBits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := uint64(0)
+	for n := uint64(firstUserRecord); n < tx.g.records(); n++ {
+		if !m.used(n) {
+			first = n
+			break
+		}
+	}
+	if first == 0 {
+		t.Fatal("no free record")
+	}
+	fake := tx.formatRecord(first, 7, 0)
+	if err := tx.g.writeRecordTo(tx.o, fake); err != nil {
+		t.Fatal(err)
+	}
+	r, err := tx.newExtensionRecord(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Num == first {
+		t.Errorf("record %d, free in the bitmap but in use in its header, was taken", first)
+	}
+}

@@ -162,7 +162,6 @@ type ixTree struct {
 	// The records holding $INDEX_ROOT, $INDEX_ALLOCATION and $BITMAP: the
 	// directory's own, or extension records named by its attribute list.
 	rootRec, allocRec, bmRec uint64
-	hasAL                    bool
 	// ia and bm map every extent of a non-resident $INDEX_ALLOCATION and
 	// index $BITMAP (nil when absent or resident).
 	ia, bm *nrAttr
@@ -179,11 +178,6 @@ func (t *tx) loadTree(dir uint64) (*ixTree, error) {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a directory", dir)
 	}
 	tr := &ixTree{t: t, dir: dir, nodes: map[int64]*ixNode{}, rootRec: dir, allocRec: dir, bmRec: dir}
-	al, err := t.attrList(rec)
-	if err != nil {
-		return nil, err
-	}
-	tr.hasAL = al != nil
 	var haveRoot bool
 	for _, typ := range []uint32{AttrIndexRoot, AttrIndexAllocation, AttrBitmap} {
 		r, a, extents, err := t.findAttrAny(rec, typ, i30)

@@ -131,48 +131,66 @@ func fits83(u []uint16) bool {
 	return base >= 1 && base <= 8 && ext <= 3
 }
 
-// shortName generates a DOS name for long in the style of Windows: the
-// name upper-cased with invalid characters dropped (or '_' for other
-// characters), the first six characters of the base, "~N", and the first
-// three of the extension; taken tells whether a candidate exists already.
+// shortName generates a DOS name for long the way Windows NTFS does when
+// it must make one (RtlGenerate8dot3Name): the characters of the base
+// before the last dot and of the extension after it are kept when they
+// are printable ASCII other than space and dot, upper-cased, with the
+// characters DOS forbids turned into '_'; the first four candidates are
+// the first six base characters with ~1 to ~4; from the fifth on, the
+// first two base characters, four hexadecimal digits of a checksum of the
+// long name and ~1, ~2, ... (a base of two characters or fewer gets the
+// checksum at once). The index grows as far as it must, the base giving
+// up characters so that the name stays within eight; the extension keeps
+// its first three characters. taken tells whether a candidate exists in
+// the directory already (compared case-insensitively by the caller).
 func shortName(long []uint16, up *UpCase, taken func([]uint16) (bool, error)) ([]uint16, error) {
-	lastDot := -1
+	whole := long // the checksum covers the whole name
+	// The extension follows the last dot, unless that dot is the first
+	// character (".hidden file" has none) or the last.
+	lastDot := len(long)
 	for i, c := range long {
-		if c == '.' {
+		if c == '.' && i > 0 && i < len(long)-1 {
 			lastDot = i
 		}
 	}
-	clean := func(part []uint16) []uint16 {
+	keep := func(part []uint16, max int) []uint16 {
 		var out []uint16
 		for _, c := range part {
-			if c == ' ' || c == '.' {
+			if len(out) == max {
+				break
+			}
+			if c <= ' ' || c == '.' || c >= 127 {
 				continue
 			}
-			c = up.Upper(c)
-			if c >= 0x80 || !dosChar(c) {
+			if c = up.Upper(c); !dosChar(c) {
 				c = '_'
 			}
 			out = append(out, c)
 		}
 		return out
 	}
-	base, ext := long, []uint16(nil)
-	if lastDot > 0 {
-		base, ext = long[:lastDot], long[lastDot+1:]
+	base := keep(long[:lastDot], 6)
+	var ext []uint16
+	if lastDot < len(long) {
+		ext = keep(long[lastDot+1:], 3)
 	}
-	b, e := clean(base), clean(ext)
-	if len(e) > 3 {
-		e = e[:3]
+	hashed := false
+	if len(base) <= 2 {
+		base = append(base, shortNameHash(whole)...)
+		hashed = true
 	}
-	if len(b) == 0 {
-		b = []uint16{'_'}
-	}
-	for n := 1; n < 1000000; n++ {
-		suffix := encodeName("~" + strconv.Itoa(n))
-		keep := min(len(b), 8-len(suffix))
-		cand := append(append([]uint16(nil), b[:keep]...), suffix...)
-		if len(e) > 0 {
-			cand = append(append(cand, '.'), e...)
+	k := 0
+	for tries := 0; tries < 1000000; tries++ {
+		k++
+		if k == 5 && !hashed {
+			// Four plain candidates taken: the hashed form, from ~1 again.
+			base = append(base[:2:2], shortNameHash(whole)...)
+			hashed, k = true, 1
+		}
+		suffix := encodeName("~" + strconv.Itoa(k))
+		cand := append(append([]uint16(nil), base[:min(len(base), 8-len(suffix))]...), suffix...)
+		if len(ext) > 0 {
+			cand = append(append(cand, '.'), ext...)
 		}
 		t, err := taken(cand)
 		if err != nil {
@@ -183,6 +201,34 @@ func shortName(long []uint16, up *UpCase, taken func([]uint16) (bool, error)) ([
 		}
 	}
 	return nil, errors.New("ntfs: no free short name")
+}
+
+// shortNameHash is the four hexadecimal digits, low nibble first, of the
+// checksum Windows (7 and later) puts into hashed short names
+// (RtlComputeLfnChecksum): a 16-bit polynomial hash of the long name's
+// UTF-16 code units, base 37, scrambled as a signed 32-bit product with
+// 314159269, made positive and taken modulo 1000000007.
+func shortNameHash(name []uint16) []uint16 {
+	var sum uint16
+	for _, c := range name {
+		sum = sum*37 + c
+	}
+	p := int32(uint32(sum) * 314159269) // wraps as the 32-bit product does
+	if p < 0 {
+		p = -p // -MinInt32 stays MinInt32, as abs does in 32 bits
+	}
+	h := uint16(p % 1000000007)
+	out := make([]uint16, 4)
+	for i := range out {
+		d := h & 0xF
+		if d > 9 {
+			out[i] = 'A' + d - 10
+		} else {
+			out[i] = '0' + d
+		}
+		h >>= 4
+	}
+	return out
 }
 
 // buildFileName makes a $FILE_NAME value from a template with a new parent,
