@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -298,60 +299,105 @@ func wtExportHive(t testing.TB, h []byte) string {
 	return string(out)
 }
 
-// TestAgedDataRandom drives random writes, growth and shrinking of the
-// aged hive file against a model, verified by ntfs-3g, icat, ntfsfix -n and
-// Check --all every few steps, then undone byte for byte.
-func TestAgedDataRandom(t *testing.T) {
+// TestAgedProperty drives random renames (names lengthened and shortened
+// in WinSxS, moves between WinSxS, its component directories and System32,
+// hard-linked files included) and random writes, growth and shrinking of
+// the fragmented hive file against a model. Every few steps ntfs-3g
+// (readdir and stat of every name), fls, ntfsfix -n and Check --all must
+// agree with the model, and ntfs-3g and icat must read the hive's expected
+// bytes; at the end the saved original bytes undo everything, byte for
+// byte. -wt.agedlong runs ten times as many steps.
+func TestAgedProperty(t *testing.T) {
 	img := wtAged(t, "aged")
 	orig := wtSnapshot(t, img)
 	const hp = "Windows/System32/config/SOFTWARE"
 	w := wtWriter(t, img)
+	m := wtModelFromMount(t, img, w.up)
 	want := testutil.Run(t, "icat", img, fmt.Sprint(wtNum(t, w, hp)))
-	r := rand.New(rand.NewSource(7))
+	r := rand.New(rand.NewSource(*wtSeed))
 	u := &wtUndo{img: img}
-	ops, every := 24, 8
+	ops, every := 60, 20
 	if *wtAgedLong {
-		ops, every = 300, 25
+		ops, every = 600, 50
 	}
+	var dirs, files []string
+	for p, d := range m.paths {
+		if strings.HasPrefix(p, "Windows/WinSxS/") || strings.HasPrefix(p, "Windows/System32/lib") {
+			if d {
+				dirs = append(dirs, p)
+			} else if !strings.HasSuffix(p, "pending.xml") {
+				files = append(files, p)
+			}
+		}
+	}
+	sort.Strings(dirs)
+	sort.Strings(files)
+	dirs = append(dirs, "Windows/WinSxS", "Windows/System32")
 	for i := 0; i < ops; i++ {
-		f, err := w.OpenData(hp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch k := r.Intn(6); {
-		case k < 3: // overwrite anywhere, across extents
-			off := r.Int63n(int64(len(want)))
-			b := wtRand(r, 1+r.Intn(20000))
-			if _, err := f.WriteAt(b, off); err != nil {
-				t.Fatalf("op %d: write %d at %d: %v", i, len(b), off, err)
+		if r.Intn(3) > 0 {
+			k := r.Intn(len(files))
+			from := files[k]
+			dir := "Windows/WinSxS"
+			if r.Intn(3) == 0 {
+				dir = dirs[r.Intn(len(dirs))]
 			}
-			if end := off + int64(len(b)); end > int64(len(want)) {
-				want = append(want, make([]byte, end-int64(len(want)))...)
+			n := 1 + r.Intn(220)
+			name := fmt.Sprintf("p%d %s.dll", i, strings.Repeat(string(rune('a'+r.Intn(26))), n))
+			to := dir + "/" + name
+			if m.existsFold(dir, name) {
+				continue
 			}
-			copy(want[off:], b)
-		case k < 5: // grow: appended clusters, often new runs
-			n := int64(1 + r.Intn(5*4096))
-			if err := f.Truncate(int64(len(want)) + n); err != nil {
-				t.Fatalf("op %d: grow by %d: %v", i, n, err)
+			rs, err := w.PlanRename(from, to)
+			if err != nil {
+				t.Fatalf("op %d: plan rename %q -> %q: %v", i, from, to, err)
 			}
-			want = append(want, make([]byte, n)...)
-		default: // shrink: extents dropped
-			n := r.Int63n(int64(len(want)) / 8)
-			if err := f.Truncate(int64(len(want)) - n); err != nil {
-				t.Fatalf("op %d: shrink by %d: %v", i, n, err)
+			u.save(t, rs)
+			if _, err := w.Rename(from, to); err != nil {
+				t.Fatalf("op %d: rename %q -> %q: %v", i, from, to, err)
 			}
-			want = want[:int64(len(want))-n]
-		}
-		rs, err := f.Plan()
-		if err != nil {
-			t.Fatalf("op %d: %v", i, err)
-		}
-		u.save(t, rs)
-		if _, err := f.Commit(); err != nil {
-			t.Fatalf("op %d: commit: %v", i, err)
+			m.move(from, to)
+			files[k] = to
+		} else {
+			f, err := w.OpenData(hp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch k := r.Intn(4); {
+			case k < 2: // overwrite anywhere, across extents
+				off := r.Int63n(int64(len(want)))
+				b := wtRand(r, 1+r.Intn(20000))
+				if _, err := f.WriteAt(b, off); err != nil {
+					t.Fatalf("op %d: write %d at %d: %v", i, len(b), off, err)
+				}
+				if end := off + int64(len(b)); end > int64(len(want)) {
+					want = append(want, make([]byte, end-int64(len(want)))...)
+				}
+				copy(want[off:], b)
+			case k < 3: // grow: appended clusters
+				n := int64(1 + r.Intn(5*4096))
+				if err := f.Truncate(int64(len(want)) + n); err != nil {
+					t.Fatalf("op %d: grow by %d: %v", i, n, err)
+				}
+				want = append(want, make([]byte, n)...)
+			default: // shrink: runs and extents dropped
+				n := r.Int63n(int64(len(want)) / 8)
+				if err := f.Truncate(int64(len(want)) - n); err != nil {
+					t.Fatalf("op %d: shrink by %d: %v", i, n, err)
+				}
+				want = want[:int64(len(want))-n]
+			}
+			rs, err := f.Plan()
+			if err != nil {
+				t.Fatalf("op %d: %v", i, err)
+			}
+			u.save(t, rs)
+			if _, err := f.Commit(); err != nil {
+				t.Fatalf("op %d: commit: %v", i, err)
+			}
 		}
 		if (i+1)%every == 0 || i == ops-1 {
 			wtVerifyTools(t, img)
+			wtVerify(t, img, m)
 			wtReadBoth(t, img, hp, want)
 			if t.Failed() {
 				t.FailNow()
@@ -629,5 +675,47 @@ func TestExtensionRecordRefusals(t *testing.T) {
 	}
 	if r.Num == first {
 		t.Errorf("record %d, free in the bitmap but in use in its header, was taken", first)
+	}
+}
+
+// TestAgedRenameNameInExtension: ntfs-3g moved the aged hive's $FILE_NAME
+// into an extension record. Renaming it (to a long name, then back) removes
+// the name there and writes the new one, and the attribute list follows;
+// ntfs-3g, fls, ntfsfix -n and Check --all agree, the data is unchanged,
+// and undo restores every byte.
+func TestAgedRenameNameInExtension(t *testing.T) {
+	img := wtAged(t, "aged")
+	orig := wtSnapshot(t, img)
+	const hp = "Windows/System32/config/SOFTWARE"
+	w := wtWriter(t, img)
+	tx := w.begin()
+	base, err := tx.record(wtNum(t, w, hp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fns, _ := base.fileNames(); len(fns) != 0 {
+		t.Fatalf("the aged hive keeps its $FILE_NAME in the base record: the test no longer covers names in extension records")
+	}
+	want := testutil.Run(t, "icat", img, fmt.Sprint(base.Num))
+	m := wtModelFromMount(t, img, w.up)
+	u := &wtUndo{img: img}
+	to := hp + ".old " + strings.Repeat("o", 200)
+	for _, step := range [][2]string{{hp, to}, {to, hp + ".bak"}} {
+		rs, err := w.PlanRename(step[0], step[1])
+		if err != nil {
+			t.Fatalf("plan rename %q: %v", step[0], err)
+		}
+		u.save(t, rs)
+		if _, err := w.Rename(step[0], step[1]); err != nil {
+			t.Fatalf("rename %q: %v", step[0], err)
+		}
+		m.move(step[0], step[1])
+	}
+	wtVerifyTools(t, img)
+	wtVerify(t, img, m)
+	wtReadBoth(t, img, hp+".bak", want)
+	u.restore(t)
+	if a, b := testutil.SHA256File(t, img), testutil.SHA256File(t, orig); a != b {
+		t.Errorf("undo: image %s, original %s", a, b)
 	}
 }

@@ -11,6 +11,13 @@ import (
 // u32, length u16, name length u8, name offset u8, lowest VCN u64, MFT
 // reference u64, instance u16, name.
 
+// alKey names one attribute in a list: the record holding it and its
+// instance number there.
+type alKey struct {
+	rec uint64
+	id  uint16
+}
+
 type alEntry struct {
 	typ      uint32
 	name     string
@@ -125,10 +132,10 @@ func (t *tx) findAttrAny(base *Record, typ uint32, name string) (rec *Record, a 
 }
 
 // syncAttrList rewrites the base record's $ATTRIBUTE_LIST after attributes
-// of the base record were removed (dropIDs) or added (the new attributes
+// were removed (drop: by record and instance) or added (the new attributes
 // of addTypes in the record, by instance): the list must name every
 // attribute. A list that outgrows its allocation takes more clusters.
-func (t *tx) syncAttrList(base *Record, dropIDs map[uint16]bool, add []Attr) error {
+func (t *tx) syncAttrList(base *Record, drop map[alKey]bool, add []Attr) error {
 	if _, ok, err := base.FindAttr(AttrAttributeList, ""); err != nil || !ok {
 		return err
 	}
@@ -138,13 +145,19 @@ func (t *tx) syncAttrList(base *Record, dropIDs map[uint16]bool, add []Attr) err
 	}
 	var out []alEntry
 	for _, e := range es {
-		if RefNum(e.ref) == base.Num && dropIDs[e.id] {
+		if drop[alKey{RefNum(e.ref), e.id}] {
 			continue
 		}
 		out = append(out, e)
 	}
 	for _, x := range add {
-		out = append(out, alEntry{typ: x.Type, name: x.Name, ref: base.Ref(), id: x.ID})
+		listed := false
+		for _, e := range out {
+			listed = listed || RefNum(e.ref) == base.Num && e.id == x.ID
+		}
+		if !listed {
+			out = append(out, alEntry{typ: x.Type, name: x.Name, ref: base.Ref(), id: x.ID})
+		}
 	}
 	return t.writeAttrList(base, out)
 }

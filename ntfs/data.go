@@ -482,7 +482,7 @@ func (f *DataFile) makeNonResident(rec *Record, a Attr, data []byte) error {
 		if err != nil {
 			return err
 		}
-		return f.t.syncAttrList(rec, map[uint16]bool{a.ID: true}, []Attr{na})
+		return f.t.syncAttrList(rec, map[alKey]bool{{rec.Num, a.ID}: true}, []Attr{na})
 	}
 	return nil
 }

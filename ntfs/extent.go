@@ -504,3 +504,83 @@ func (n *nrAttr) read(limit int64) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// makeRoom moves attributes of a full base record into new extension
+// records until need bytes are free, the largest first, creating the
+// $ATTRIBUTE_LIST when the file has none (Windows makes room the same
+// way). $STANDARD_INFORMATION, $ATTRIBUTE_LIST and $FILE_NAME stay in the
+// base record, as do a directory's $I30 index attributes (the index code
+// holds their places).
+func (t *tx) makeRoom(base *Record, need int) error {
+	for tries := 0; base.Free() < need; tries++ {
+		as, err := base.Attrs()
+		if err != nil {
+			return err
+		}
+		var pick *Attr
+		for i, a := range as {
+			switch {
+			case a.Type == AttrStandardInformation, a.Type == AttrAttributeList, a.Type == AttrFileName:
+				continue
+			case a.Name == i30 && (a.Type == AttrIndexRoot || a.Type == AttrIndexAllocation || a.Type == AttrBitmap):
+				continue
+			}
+			if pick == nil || a.Len > pick.Len {
+				pick = &as[i]
+			}
+		}
+		// Moving out an attribute smaller than a list entry gains nothing.
+		if pick == nil || pick.Len <= 0x20 || tries >= 8 {
+			return fmt.Errorf("ntfs: MFT record %d: %d bytes needed, %d free, and nothing left to move out: %w", base.Num, need, base.Free(), ErrNeedsAttributeList)
+		}
+		if err := t.moveOut(base, *pick); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveOut moves attribute a of base, as it is, into a new extension
+// record with a new instance number, and lists it there.
+func (t *tx) moveOut(base *Record, a Attr) error {
+	es, err := t.attrList(base)
+	if err != nil {
+		return err
+	}
+	if es == nil {
+		as, err := base.Attrs()
+		if err != nil {
+			return err
+		}
+		for _, x := range as {
+			e := alEntry{typ: x.Type, name: x.Name, ref: base.Ref(), id: x.ID}
+			if x.NonResident {
+				e.startVCN = x.StartVCN()
+			}
+			es = append(es, e)
+		}
+	}
+	raw := append([]byte(nil), base.Data[a.Off:a.Off+a.Len]...)
+	r, err := t.newExtensionRecord(base)
+	if err != nil {
+		return err
+	}
+	off, err := r.insertSpace(a.Type, a.Name, len(raw))
+	if err != nil {
+		return fmt.Errorf("ntfs: MFT record %d: moving attribute 0x%x to record %d: %w", base.Num, a.Type, r.Num, err)
+	}
+	copy(r.Data[off:], raw)
+	id := r.takeAttrID()
+	putLE16(r.Data[off+0xE:], id)
+	t.dirty(r)
+	if err := base.RemoveAttr(a.Off); err != nil {
+		return err
+	}
+	t.dirty(base)
+	for i, e := range es {
+		if RefNum(e.ref) == base.Num && e.id == a.ID && e.typ == a.Type {
+			es[i].ref, es[i].id = r.Ref(), id
+		}
+	}
+	return t.writeAttrList(base, es)
+}

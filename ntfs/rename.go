@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sort"
 	"strconv"
 	"unicode/utf16"
 
@@ -31,7 +32,8 @@ type fileName struct {
 	ns     byte
 	name   []uint16
 	raw    []byte
-	off    int // attribute offset in its record
+	off    int    // attribute offset in its record
+	in     uint64 // the record holding it (base or extension)
 }
 
 func parseFileName(v []byte) (fileName, error) {
@@ -63,7 +65,7 @@ func (r *Record) fileNames() ([]fileName, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ntfs: MFT record %d: %w", r.Num, err)
 		}
-		fn.off = a.Off
+		fn.off, fn.in = a.Off, r.Num
 		out = append(out, fn)
 	}
 	return out, nil
@@ -326,11 +328,6 @@ func (t *tx) rename(oldPath, newPath string) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range al {
-		if e.typ == AttrFileName && RefNum(e.ref) != child {
-			return fmt.Errorf("%s: the file keeps a $FILE_NAME in extension record %d; not supported", where, RefNum(e.ref))
-		}
-	}
 	ntree, err := t.tree(newParent)
 	if err != nil {
 		return err
@@ -341,10 +338,20 @@ func (t *tx) rename(oldPath, newPath string) error {
 		return fmt.Errorf("%s: %q already exists: %w", where, string16(newName), ErrExist)
 	}
 
-	// The names to remove: the one the path named and its partner.
-	fns, err := rec.fileNames()
+	// The names to remove: the one the path named and its partner, in the
+	// base record or in extension records (a file with many hard links
+	// keeps names there).
+	recs, err := t.fileRecords(rec)
 	if err != nil {
 		return err
+	}
+	var fns []fileName
+	for _, fr := range recs {
+		x, err := fr.fileNames()
+		if err != nil {
+			return err
+		}
+		fns = append(fns, x...)
 	}
 	match := -1
 	for i, fn := range fns {
@@ -394,22 +401,37 @@ func (t *tx) rename(oldPath, newPath string) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	dropIDs := map[uint16]bool{}
+	drop := map[alKey]bool{}
 	for _, fn := range remove {
-		dropIDs[le16(rec.Data[fn.off+0xE:])] = true
+		fr, err := t.record(fn.in)
+		if err != nil {
+			return err
+		}
+		drop[alKey{fn.in, le16(fr.Data[fn.off+0xE:])}] = true
 	}
 	// Remove the attributes from the highest offset down so that the
-	// offsets of the others stay valid.
-	for i := len(remove) - 1; i >= 0; i-- {
-		hi := i
-		for j := 0; j < i; j++ {
-			if remove[j].off > remove[hi].off {
-				hi = j
-			}
+	// offsets of the others in the same record stay valid.
+	sort.Slice(remove, func(i, j int) bool {
+		if remove[i].in != remove[j].in {
+			return remove[i].in < remove[j].in
 		}
-		remove[hi], remove[i] = remove[i], remove[hi]
-		if err := rec.RemoveAttr(remove[i].off); err != nil {
+		return remove[i].off > remove[j].off
+	})
+	for _, fn := range remove {
+		fr, err := t.record(fn.in)
+		if err != nil {
 			return err
+		}
+		if err := fr.RemoveAttr(fn.off); err != nil {
+			return err
+		}
+		t.dirty(fr)
+		if fr.Num != rec.Num {
+			if left, err := fr.Attrs(); err == nil && len(left) == 0 {
+				if err := t.freeExtensionRecord(fr); err != nil {
+					return err
+				}
+			}
 		}
 	}
 
@@ -444,6 +466,13 @@ func (t *tx) rename(oldPath, newPath string) error {
 	for _, a := range adds {
 		v := buildFileName(tmplRaw, parentRef, a.name, a.ns)
 		off, err := rec.InsertResident(AttrFileName, "", v, true)
+		if errors.Is(err, ErrNeedsAttributeList) {
+			// The record is full: other attributes move to an extension
+			// record, as Windows moves them, and the name goes in.
+			if err = t.makeRoom(rec, align8(0x18+len(v))); err == nil {
+				off, err = rec.InsertResident(AttrFileName, "", v, true)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
@@ -452,7 +481,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	if al != nil {
+	if _, hasAL, _ := rec.FindAttr(AttrAttributeList, ""); al != nil || hasAL {
 		as, err := rec.Attrs()
 		if err != nil {
 			return err
@@ -465,7 +494,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 				}
 			}
 		}
-		if err := t.syncAttrList(rec, dropIDs, newAttrs); err != nil {
+		if err := t.syncAttrList(rec, drop, newAttrs); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
