@@ -329,26 +329,9 @@ func (t *tx) replaceListEntries(baseNum uint64, typ uint32, name string, exts []
 	if err != nil {
 		return err
 	}
-	es, err := t.attrList(base)
+	es, err := t.listOrNew(base)
 	if err != nil {
 		return err
-	}
-	if es == nil {
-		// A new list names every attribute of the base record.
-		as, err := base.Attrs()
-		if err != nil {
-			return err
-		}
-		for _, a := range as {
-			if a.Type == typ && a.Name == name {
-				continue
-			}
-			e := alEntry{typ: a.Type, name: a.Name, ref: base.Ref(), id: a.ID}
-			if a.NonResident {
-				e.startVCN = a.StartVCN()
-			}
-			es = append(es, e)
-		}
 	}
 	var out []alEntry
 	for _, e := range es {
@@ -543,22 +526,9 @@ func (t *tx) makeRoom(base *Record, need int) error {
 // moveOut moves attribute a of base, as it is, into a new extension
 // record with a new instance number, and lists it there.
 func (t *tx) moveOut(base *Record, a Attr) error {
-	es, err := t.attrList(base)
+	es, err := t.listOrNew(base)
 	if err != nil {
 		return err
-	}
-	if es == nil {
-		as, err := base.Attrs()
-		if err != nil {
-			return err
-		}
-		for _, x := range as {
-			e := alEntry{typ: x.Type, name: x.Name, ref: base.Ref(), id: x.ID}
-			if x.NonResident {
-				e.startVCN = x.StartVCN()
-			}
-			es = append(es, e)
-		}
 	}
 	raw := append([]byte(nil), base.Data[a.Off:a.Off+a.Len]...)
 	r, err := t.newExtensionRecord(base)
@@ -583,4 +553,26 @@ func (t *tx) moveOut(base *Record, a Attr) error {
 		}
 	}
 	return t.writeAttrList(base, es)
+}
+
+// listOrNew returns the base record's $ATTRIBUTE_LIST entries, or, for a
+// file without one, the entries a new list needs: every attribute of the
+// base record (the list never names itself).
+func (t *tx) listOrNew(base *Record) ([]alEntry, error) {
+	es, err := t.attrList(base)
+	if err != nil || es != nil {
+		return es, err
+	}
+	as, err := base.Attrs()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range as {
+		e := alEntry{typ: a.Type, name: a.Name, ref: base.Ref(), id: a.ID}
+		if a.NonResident {
+			e.startVCN = a.StartVCN()
+		}
+		es = append(es, e)
+	}
+	return es, nil
 }
