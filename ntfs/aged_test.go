@@ -563,6 +563,8 @@ func TestExtensionRecordsCreated(t *testing.T) {
 		t.Fatalf("grow.bin: $ATTRIBUTE_LIST %v, %d extents after 400 fragmented growths", al, n)
 	}
 	t.Logf("grow.bin: %d extents", n)
+	exts := wtExtensionRecords(t, w, "grow.bin")
+	wtMFTBits(t, img, exts, true)
 	wtVerifyTools(t, img)
 	wtReadBoth(t, img, "grow.bin", want)
 
@@ -614,6 +616,8 @@ func TestExtensionRecordsCreated(t *testing.T) {
 	if _, n, _ := wtHasAttrList(t, w, "grow.bin", AttrData, ""); n != 1 {
 		t.Errorf("grow.bin: %d extents after shrinking to 5000 bytes", n)
 	}
+	// The emptied extension records are free again in $MFT:$Bitmap.
+	wtMFTBits(t, img, exts, false)
 	wtVerifyTools(t, img)
 	wtReadBoth(t, img, "grow.bin", want)
 	u.restore(t)
@@ -779,5 +783,40 @@ func TestAgedBigDirectory(t *testing.T) {
 	u.restore(t)
 	if a, b := testutil.SHA256File(t, img), testutil.SHA256File(t, orig); a != b {
 		t.Errorf("undo: image %s, original %s", a, b)
+	}
+}
+
+// wtExtensionRecords lists the extension records holding the unnamed
+// $DATA of the file at p.
+func wtExtensionRecords(t testing.TB, w *Writer, p string) []uint64 {
+	t.Helper()
+	tx := w.begin()
+	base, err := tx.record(wtNum(t, w, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr, ok, err := tx.loadNR(base, AttrData, "")
+	if err != nil || !ok {
+		t.Fatalf("%s: %v", p, err)
+	}
+	var out []uint64
+	for _, e := range nr.exts {
+		if e.rec != base.Num {
+			out = append(out, e.rec)
+		}
+	}
+	return out
+}
+
+// wtMFTBits checks the $MFT:$Bitmap bits of records as sleuthkit reads
+// them (icat of $MFT's $BITMAP attribute, type 176).
+func wtMFTBits(t testing.TB, img string, recs []uint64, inUse bool) {
+	t.Helper()
+	bits := testutil.Run(t, "icat", img, "0-176")
+	for _, n := range recs {
+		set := n/8 < uint64(len(bits)) && bits[n/8]&(1<<(n%8)) != 0
+		if set != inUse {
+			t.Errorf("record %d: $MFT:$Bitmap bit %v, want %v", n, set, inUse)
+		}
 	}
 }
