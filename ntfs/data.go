@@ -15,7 +15,9 @@ import (
 // io.WriterAt and checks the parent directory. Resident data that no
 // longer fits in the record becomes non-resident; growth beyond the
 // allocated clusters takes clusters from $Bitmap next to the file's last
-// ones. Compressed and encrypted files, and writes into sparse holes, are
+// ones. Data whose run list spans extension records (an $ATTRIBUTE_LIST)
+// is mapped across every extent; a run list that outgrows its record
+// continues in new extension records. Compressed and encrypted files, and writes into sparse holes, are
 // refused. The sizes in the record's $FILE_NAME attributes and in the
 // parent's index entries follow the $DATA sizes.
 type DataFile struct {
@@ -90,7 +92,8 @@ type dataPage struct {
 }
 
 // ErrUnsupportedData is returned for data the writer will not edit in
-// place (compressed, encrypted, sparse holes, attribute lists).
+// place (compressed, encrypted, sparse holes, resident data in an extension
+// record that outgrows it).
 var ErrUnsupportedData = errors.New("ntfs: data layout not supported for in-place writes")
 
 // OpenData opens the unnamed $DATA of the file at path for editing.
