@@ -184,38 +184,11 @@ func (tr *ixTree) allocBlock() (int64, error) {
 	for _, r := range got {
 		runs = appendRun(runs, r.LCN, r.Length)
 	}
-	if tr.hasAL && tr.allocRuns == nil {
-		return 0, fmt.Errorf("ntfs: directory %d: adding $INDEX_ALLOCATION to a record with an attribute list: %w", tr.dir, ErrNeedsAttributeList)
-	}
-	rec, err := tr.t.record(tr.allocRec)
-	if err != nil {
-		return 0, err
-	}
 	newSize := tr.allocSize + grow
-	a, ok, err := rec.FindAttr(AttrIndexAllocation, i30)
-	if err != nil {
+	if err := tr.growAllocation(runs, newSize); err != nil {
+		tr.t.freeClusters(got)
 		return 0, err
 	}
-	if !ok {
-		if _, err := rec.InsertNonResident(AttrIndexAllocation, i30, runs, newSize, newSize, newSize); err != nil {
-			return 0, fmt.Errorf("ntfs: directory %d: adding $INDEX_ALLOCATION: %w", tr.dir, err)
-		}
-	} else {
-		if err := rec.SetRuns(a, runs); err != nil {
-			return 0, fmt.Errorf("ntfs: directory %d: extending $INDEX_ALLOCATION: %w", tr.dir, err)
-		}
-		a, _, _ = rec.FindAttr(AttrIndexAllocation, i30)
-		rec.SetSizes(a, newSize, newSize, newSize)
-	}
-	if _, ok, _ := rec.FindAttr(AttrBitmap, i30); !ok {
-		if _, err := rec.InsertResident(AttrBitmap, i30, make([]byte, 8), false); err != nil {
-			return 0, fmt.Errorf("ntfs: directory %d: adding the index $BITMAP: %w", tr.dir, err)
-		}
-		tr.bitmap = make([]byte, 8)
-		tr.bmResident = true
-	}
-	tr.t.dirty(rec)
-	tr.allocRuns, tr.allocSize = runs, newSize
 	if err := tr.setBit(nblocks); err != nil {
 		return 0, err
 	}
@@ -225,23 +198,9 @@ func (tr *ixTree) allocBlock() (int64, error) {
 // setBit marks block i in use, growing the bitmap 8 bytes at a time.
 func (tr *ixTree) setBit(i int64) error {
 	for i/8 >= int64(len(tr.bitmap)) {
-		if !tr.bmResident {
-			return fmt.Errorf("ntfs: directory %d: non-resident index $BITMAP would have to grow; not supported", tr.dir)
-		}
-		tr.bitmap = append(tr.bitmap, make([]byte, 8)...)
-		// Grow it in the record now, so the root's room is counted right.
-		rec, err := tr.t.record(tr.bmRec)
-		if err != nil {
+		if err := tr.growBitmap(); err != nil {
 			return err
 		}
-		a, ok, err := rec.FindAttr(AttrBitmap, i30)
-		if err != nil || !ok {
-			return fmt.Errorf("ntfs: directory %d: index $BITMAP vanished (%v)", tr.dir, err)
-		}
-		if err := rec.SetResidentValue(a, tr.bitmap); err != nil {
-			return fmt.Errorf("ntfs: directory %d: growing the index $BITMAP: %w", tr.dir, err)
-		}
-		tr.t.dirty(rec)
 	}
 	tr.bitmap[i/8] |= 1 << (i % 8)
 	tr.bmDirty = true
@@ -325,13 +284,9 @@ func (tr *ixTree) flush() error {
 		n.raw, n.dirty = plain, false
 	}
 	if tr.bmDirty {
-		rec, err := tr.t.record(tr.bmRec)
+		rec, a, err := tr.bitmapAttr()
 		if err != nil {
 			return err
-		}
-		a, ok, err := rec.FindAttr(AttrBitmap, i30)
-		if err != nil || !ok {
-			return fmt.Errorf("ntfs: directory %d: index $BITMAP vanished (%v)", tr.dir, err)
 		}
 		if tr.bmResident {
 			if err := rec.SetResidentValue(a, tr.bitmap); err != nil {
@@ -339,14 +294,7 @@ func (tr *ixTree) flush() error {
 			}
 			tr.t.dirty(rec)
 		} else {
-			runs, err := a.Runs()
-			if err != nil {
-				return err
-			}
-			if int64(len(tr.bitmap)) > a.DataSize() {
-				return fmt.Errorf("ntfs: directory %d: non-resident index $BITMAP would have to grow", tr.dir)
-			}
-			if err := stageRuns(tr.t.o, tr.t.g, runs, 0, tr.bitmap); err != nil {
+			if err := tr.writeBitmap(); err != nil {
 				return err
 			}
 		}

@@ -2,7 +2,6 @@ package ntfs
 
 import (
 	"fmt"
-	"sort"
 	"unicode/utf16"
 )
 
@@ -11,6 +10,13 @@ import (
 // the record holding each. Entry layout (layout.h ATTR_LIST_ENTRY): type
 // u32, length u16, name length u8, name offset u8, lowest VCN u64, MFT
 // reference u64, instance u16, name.
+
+// alKey names one attribute in a list: the record holding it and its
+// instance number there.
+type alKey struct {
+	rec uint64
+	id  uint16
+}
 
 type alEntry struct {
 	typ      uint32
@@ -126,12 +132,11 @@ func (t *tx) findAttrAny(base *Record, typ uint32, name string) (rec *Record, a 
 }
 
 // syncAttrList rewrites the base record's $ATTRIBUTE_LIST after attributes
-// of the base record were removed (dropIDs) or added (the new attributes
+// were removed (drop: by record and instance) or added (the new attributes
 // of addTypes in the record, by instance): the list must name every
-// attribute. A list that would outgrow its allocation is refused.
-func (t *tx) syncAttrList(base *Record, dropIDs map[uint16]bool, add []Attr) error {
-	a, ok, err := base.FindAttr(AttrAttributeList, "")
-	if err != nil || !ok {
+// attribute. A list that outgrows its allocation takes more clusters.
+func (t *tx) syncAttrList(base *Record, drop map[alKey]bool, add []Attr) error {
+	if _, ok, err := base.FindAttr(AttrAttributeList, ""); err != nil || !ok {
 		return err
 	}
 	es, err := t.attrList(base)
@@ -140,46 +145,19 @@ func (t *tx) syncAttrList(base *Record, dropIDs map[uint16]bool, add []Attr) err
 	}
 	var out []alEntry
 	for _, e := range es {
-		if RefNum(e.ref) == base.Num && dropIDs[e.id] {
+		if drop[alKey{RefNum(e.ref), e.id}] {
 			continue
 		}
 		out = append(out, e)
 	}
 	for _, x := range add {
-		out = append(out, alEntry{typ: x.Type, name: x.Name, ref: base.Ref(), id: x.ID})
-	}
-	// Sorted by type, then name, then lowest VCN (layout.h).
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].typ != out[j].typ {
-			return out[i].typ < out[j].typ
+		listed := false
+		for _, e := range out {
+			listed = listed || RefNum(e.ref) == base.Num && e.id == x.ID
 		}
-		if out[i].name != out[j].name {
-			return out[i].name < out[j].name
+		if !listed {
+			out = append(out, alEntry{typ: x.Type, name: x.Name, ref: base.Ref(), id: x.ID})
 		}
-		return out[i].startVCN < out[j].startVCN
-	})
-	b := encodeAttrList(out)
-	if !a.NonResident {
-		if err := base.SetResidentValue(a, b); err != nil {
-			return fmt.Errorf("ntfs: MFT record %d: $ATTRIBUTE_LIST: %w", base.Num, err)
-		}
-		return nil
 	}
-	if int64(len(b)) > a.AllocSize() {
-		return fmt.Errorf("ntfs: MFT record %d: $ATTRIBUTE_LIST would outgrow its %d allocated bytes: %w", base.Num, a.AllocSize(), ErrNeedsAttributeList)
-	}
-	runs, err := a.Runs()
-	if err != nil {
-		return err
-	}
-	// Zero the tail up to the old size so no stale entry stays readable.
-	buf := b
-	if old := a.DataSize(); old > int64(len(b)) {
-		buf = append(append([]byte(nil), b...), make([]byte, old-int64(len(b)))...)
-	}
-	if err := stageRuns(t.o, t.g, runs, 0, buf); err != nil {
-		return fmt.Errorf("ntfs: MFT record %d: writing $ATTRIBUTE_LIST: %w", base.Num, err)
-	}
-	base.SetSizes(a, a.AllocSize(), int64(len(b)), int64(len(b)))
-	return nil
+	return t.writeAttrList(base, out)
 }

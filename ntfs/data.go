@@ -15,7 +15,9 @@ import (
 // io.WriterAt and checks the parent directory. Resident data that no
 // longer fits in the record becomes non-resident; growth beyond the
 // allocated clusters takes clusters from $Bitmap next to the file's last
-// ones. Compressed and encrypted files, and writes into sparse holes, are
+// ones. Data whose run list spans extension records (an $ATTRIBUTE_LIST)
+// is mapped across every extent; a run list that outgrows its record
+// continues in new extension records. Compressed and encrypted files, and writes into sparse holes, are
 // refused. The sizes in the record's $FILE_NAME attributes and in the
 // parent's index entries follow the $DATA sizes.
 type DataFile struct {
@@ -29,6 +31,57 @@ type DataFile struct {
 	// each: many small writes (a hive editor's) stay cheap, and only the
 	// bytes written are staged.
 	pages map[int64]*dataPage
+	// nr maps every extent of non-resident data (nil until needed, or
+	// when the data is resident).
+	nr *nrAttr
+}
+
+// dataView is the staged $DATA: the record and attribute of its first
+// extent (the sizes, or the resident value) and, when non-resident, every
+// extent's runs.
+type dataView struct {
+	rec *Record
+	a   Attr
+	nr  *nrAttr
+}
+
+func (v dataView) runs() []Run { return v.nr.runs }
+
+// view locates the data, following the $ATTRIBUTE_LIST into extension
+// records when the file has one.
+func (f *DataFile) view() (dataView, error) {
+	base, err := f.t.record(f.num)
+	if err != nil {
+		return dataView{}, err
+	}
+	rec, a, n, err := f.t.findAttrAny(base, AttrData, "")
+	if err != nil {
+		return dataView{}, fmt.Errorf("ntfs: %q: %w", f.path, err)
+	}
+	if n == 0 || rec == nil {
+		return dataView{}, fmt.Errorf("ntfs: %q has no unnamed $DATA", f.path)
+	}
+	if !a.NonResident {
+		if n > 1 {
+			return dataView{}, fmt.Errorf("ntfs: %q: resident $DATA listed %d times", f.path, n)
+		}
+		return dataView{rec: rec, a: a}, nil
+	}
+	if f.nr == nil {
+		nr, ok, err := f.t.loadNR(base, AttrData, "")
+		if err != nil {
+			return dataView{}, fmt.Errorf("ntfs: %q: %w", f.path, err)
+		}
+		if !ok {
+			return dataView{}, fmt.Errorf("ntfs: %q has no unnamed $DATA", f.path)
+		}
+		f.nr = nr
+	}
+	rec, a, err = f.nr.first()
+	if err != nil {
+		return dataView{}, fmt.Errorf("ntfs: %q: %w", f.path, err)
+	}
+	return dataView{rec: rec, a: a, nr: f.nr}, nil
 }
 
 const dataPageSize = 4096
@@ -39,7 +92,8 @@ type dataPage struct {
 }
 
 // ErrUnsupportedData is returned for data the writer will not edit in
-// place (compressed, encrypted, sparse holes, attribute lists).
+// place (compressed, encrypted, sparse holes, resident data in an extension
+// record that outgrows it).
 var ErrUnsupportedData = errors.New("ntfs: data layout not supported for in-place writes")
 
 // OpenData opens the unnamed $DATA of the file at path for editing.
@@ -57,7 +111,7 @@ func (f *DataFile) reset() error {
 	if err != nil {
 		return err
 	}
-	f.num, f.t, f.done = nums[len(nums)-1], t, false
+	f.num, f.t, f.done, f.nr = nums[len(nums)-1], t, false, nil
 	f.pages = map[int64]*dataPage{}
 	if len(nums) >= 2 {
 		t.touch(nums[len(nums)-2])
@@ -77,56 +131,32 @@ func (f *DataFile) reset() error {
 	if f.num < 24 {
 		return fmt.Errorf("ntfs: %q is a file system metadata file", f.path)
 	}
-	if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
-		return fmt.Errorf("ntfs: %q: record %d has an $ATTRIBUTE_LIST: %w", f.path, f.num, ErrUnsupportedData)
-	}
-	a, err := f.attr(rec)
+	v, err := f.view()
 	if err != nil {
 		return err
 	}
-	if a.Flags&(AttrFlagCompressed|AttrFlagEncrypted) != 0 {
+	if a := v.a; a.Flags&(AttrFlagCompressed|AttrFlagEncrypted) != 0 {
 		return fmt.Errorf("ntfs: %q: $DATA is compressed or encrypted: %w", f.path, ErrUnsupportedData)
 	}
 	return nil
 }
 
-func (f *DataFile) attr(rec *Record) (Attr, error) {
-	a, ok, err := rec.FindAttr(AttrData, "")
-	if err != nil {
-		return Attr{}, err
-	}
-	if !ok {
-		return Attr{}, fmt.Errorf("ntfs: %q has no unnamed $DATA", f.path)
-	}
-	if a.NonResident && a.StartVCN() != 0 {
-		return Attr{}, fmt.Errorf("ntfs: %q: $DATA extent starts at VCN %d: %w", f.path, a.StartVCN(), ErrUnsupportedData)
-	}
-	return a, nil
-}
-
 // Size is the current (staged) data size.
 func (f *DataFile) Size() (int64, error) {
-	rec, err := f.t.record(f.num)
+	v, err := f.view()
 	if err != nil {
 		return 0, err
 	}
-	a, err := f.attr(rec)
-	if err != nil {
-		return 0, err
-	}
-	return a.Size(), nil
+	return v.a.Size(), nil
 }
 
 // ReadAt reads the staged data.
 func (f *DataFile) ReadAt(p []byte, off int64) (int, error) {
-	rec, err := f.t.record(f.num)
+	v, err := f.view()
 	if err != nil {
 		return 0, err
 	}
-	a, err := f.attr(rec)
-	if err != nil {
-		return 0, err
-	}
+	a := v.a
 	size := a.Size()
 	if off < 0 {
 		return 0, fmt.Errorf("ntfs: %q: negative offset", f.path)
@@ -144,7 +174,7 @@ func (f *DataFile) ReadAt(p []byte, off int64) (int, error) {
 			k := min(n-done, dataPageSize-in)
 			if pg := f.pages[idx]; pg != nil {
 				copy(p[done:done+k], pg.buf[in:])
-			} else if err := f.readDevice(a, pos, p[done:done+k]); err != nil {
+			} else if err := f.readDevice(v, pos, p[done:done+k]); err != nil {
 				return 0, err
 			}
 			done += k
@@ -158,17 +188,13 @@ func (f *DataFile) ReadAt(p []byte, off int64) (int, error) {
 
 // readDevice reads data as the device (with staged writes) holds it:
 // bytes past the initialized size read as zero.
-func (f *DataFile) readDevice(a Attr, off int64, p []byte) error {
+func (f *DataFile) readDevice(v dataView, off int64, p []byte) error {
 	clear(p)
-	init := a.InitSize()
+	init := v.a.InitSize()
 	if off >= init {
 		return nil
 	}
-	runs, err := a.Runs()
-	if err != nil {
-		return err
-	}
-	if err := readRunsHoles(f.t.o, f.t.g, runs, off, p[:min(int64(len(p)), init-off)]); err != nil {
+	if err := readRunsHoles(f.t.o, f.t.g, v.runs(), off, p[:min(int64(len(p)), init-off)]); err != nil {
 		return fmt.Errorf("ntfs: %q: %w", f.path, err)
 	}
 	return nil
@@ -176,7 +202,7 @@ func (f *DataFile) readDevice(a Attr, off int64, p []byte) error {
 
 // writePages copies p (or n zeros when p is nil) into the page cache at
 // off, marking the bytes dirty.
-func (f *DataFile) writePages(a Attr, off int64, p []byte, n int64) error {
+func (f *DataFile) writePages(v dataView, off int64, p []byte, n int64) error {
 	if p != nil {
 		n = int64(len(p))
 	}
@@ -187,7 +213,7 @@ func (f *DataFile) writePages(a Attr, off int64, p []byte, n int64) error {
 		pg := f.pages[idx]
 		if pg == nil {
 			pg = &dataPage{buf: make([]byte, dataPageSize)}
-			if err := f.readDevice(a, idx*dataPageSize, pg.buf); err != nil {
+			if err := f.readDevice(v, idx*dataPageSize, pg.buf); err != nil {
 				return err
 			}
 			f.pages[idx] = pg
@@ -212,21 +238,14 @@ func (f *DataFile) flushPages() error {
 	if len(f.pages) == 0 {
 		return nil
 	}
-	rec, err := f.t.record(f.num)
+	v, err := f.view()
 	if err != nil {
 		return err
 	}
-	a, err := f.attr(rec)
-	if err != nil {
-		return err
-	}
-	if !a.NonResident {
+	if v.nr == nil {
 		return nil
 	}
-	runs, err := a.Runs()
-	if err != nil {
-		return err
-	}
+	runs := v.runs()
 	idxs := make([]int64, 0, len(f.pages))
 	for i, pg := range f.pages {
 		if pg.hi > pg.lo {
@@ -296,23 +315,21 @@ func (f *DataFile) WriteAt(p []byte, off int64) (int, error) {
 			return 0, err
 		}
 	}
-	rec, err := f.t.record(f.num)
+	v, err := f.view()
 	if err != nil {
 		return 0, err
 	}
-	a, err := f.attr(rec)
+	base, err := f.t.record(f.num)
 	if err != nil {
 		return 0, err
 	}
+	a := v.a
 	if !a.NonResident {
 		copy(a.Value()[off:], p)
-		f.t.dirty(rec)
-		return len(p), f.touchTimes(rec)
+		f.t.dirty(v.rec)
+		return len(p), f.touchTimes(base)
 	}
-	runs, err := a.Runs()
-	if err != nil {
-		return 0, err
-	}
+	runs := v.runs()
 	init := a.InitSize()
 	// Refuse holes before changing anything.
 	from := min(off, init)
@@ -322,18 +339,18 @@ func (f *DataFile) WriteAt(p []byte, off int64) (int, error) {
 	if off > init {
 		// Bytes between the initialized size and the write read as zero
 		// but hold anything on disk: write the zeros.
-		if err := f.writePages(a, init, nil, off-init); err != nil {
+		if err := f.writePages(v, init, nil, off-init); err != nil {
 			return 0, err
 		}
 	}
-	if err := f.writePages(a, off, p, 0); err != nil {
+	if err := f.writePages(v, off, p, 0); err != nil {
 		return 0, err
 	}
 	if end := off + int64(len(p)); end > init {
-		rec.SetSizes(a, a.AllocSize(), a.DataSize(), end)
+		v.rec.SetSizes(a, a.AllocSize(), a.DataSize(), end)
 	}
-	f.t.dirty(rec)
-	return len(p), f.touchTimes(rec)
+	f.t.dirty(v.rec)
+	return len(p), f.touchTimes(base)
 }
 
 func (f *DataFile) stage(runs []Run, off int64, p []byte) error {
@@ -358,30 +375,35 @@ func (f *DataFile) Truncate(size int64) error {
 	if err != nil {
 		return err
 	}
-	a, err := f.attr(rec)
+	v, err := f.view()
 	if err != nil {
 		return err
 	}
+	a := v.a
 	if !a.NonResident {
 		old := append([]byte(nil), a.Value()...)
-		v := make([]byte, size)
-		copy(v, old)
-		if err := rec.SetResidentValue(a, v); err == nil {
-			f.t.dirty(rec)
+		nv := make([]byte, size)
+		copy(nv, old)
+		if err := v.rec.SetResidentValue(a, nv); err == nil {
+			f.t.dirty(v.rec)
 			return f.sizesChanged(rec)
 		} else if !errors.Is(err, ErrNeedsAttributeList) {
 			return err
 		}
+		if v.rec != rec {
+			return fmt.Errorf("ntfs: %q: resident $DATA in extension record %d outgrows it: %w", f.path, v.rec.Num, ErrUnsupportedData)
+		}
 		// Too big for the record: move the data to clusters.
-		if a, err = f.makeNonResident(rec, a, old); err != nil {
+		if err = f.makeNonResident(rec, a, old); err != nil {
 			return err
 		}
+		if v, err = f.view(); err != nil {
+			return err
+		}
+		a = v.a
 	}
 	cl := f.t.g.cluster
-	runs, err := a.Runs()
-	if err != nil {
-		return err
-	}
+	runs := append([]Run(nil), v.runs()...)
 	if a.Flags&AttrFlagSparse != 0 {
 		return fmt.Errorf("ntfs: %q: resizing sparse data: %w", f.path, ErrUnsupportedData)
 	}
@@ -401,7 +423,7 @@ func (f *DataFile) Truncate(size int64) error {
 		for _, r := range got {
 			runs = appendRun(runs, r.LCN, r.Length)
 		}
-		if err := rec.SetRuns(a, runs); err != nil {
+		if err := v.nr.setRuns(runs); err != nil {
 			f.t.freeClusters(got)
 			return fmt.Errorf("ntfs: %q: %w", f.path, err)
 		}
@@ -422,47 +444,55 @@ func (f *DataFile) Truncate(size int64) error {
 				drop = append(drop, r)
 			}
 		}
-		if err := rec.SetRuns(a, keep); err != nil {
-			return err
+		if err := v.nr.setRuns(keep); err != nil {
+			return fmt.Errorf("ntfs: %q: %w", f.path, err)
 		}
 		if err := f.t.freeClusters(drop); err != nil {
 			return err
 		}
 		alloc = need * cl
 	}
-	a, err = f.attr(rec)
-	if err != nil {
+	if v, err = f.view(); err != nil {
 		return err
 	}
-	init := min(a.InitSize(), size)
+	init := min(v.a.InitSize(), size)
 	f.clipPages(size)
-	rec.SetSizes(a, alloc, size, init)
-	f.t.dirty(rec)
+	if err := v.nr.setSizes(alloc, size, init); err != nil {
+		return err
+	}
 	return f.sizesChanged(rec)
 }
 
 // makeNonResident replaces resident data by a non-resident attribute
 // holding the same bytes in newly allocated clusters.
-func (f *DataFile) makeNonResident(rec *Record, a Attr, data []byte) (Attr, error) {
+func (f *DataFile) makeNonResident(rec *Record, a Attr, data []byte) error {
 	cl := f.t.g.cluster
 	n := max(1, (int64(len(data))+cl-1)/cl)
 	runs, err := f.t.allocClusters(n, 0)
 	if err != nil {
-		return Attr{}, fmt.Errorf("ntfs: %q: %w", f.path, err)
+		return fmt.Errorf("ntfs: %q: %w", f.path, err)
 	}
 	buf := make([]byte, n*cl)
 	copy(buf, data)
 	if err := f.stage(runs, 0, buf); err != nil {
-		return Attr{}, err
+		return err
 	}
 	if err := rec.RemoveAttr(a.Off); err != nil {
-		return Attr{}, err
+		return err
 	}
 	if _, err := rec.InsertNonResident(AttrData, "", runs, n*cl, int64(len(data)), int64(len(data))); err != nil {
-		return Attr{}, fmt.Errorf("ntfs: %q: %w", f.path, err)
+		return fmt.Errorf("ntfs: %q: %w", f.path, err)
 	}
 	f.t.dirty(rec)
-	return f.attr(rec)
+	f.nr = nil
+	if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
+		na, _, err := rec.FindAttr(AttrData, "")
+		if err != nil {
+			return err
+		}
+		return f.t.syncAttrList(rec, map[alKey]bool{{rec.Num, a.ID}: true}, []Attr{na})
+	}
+	return nil
 }
 
 // touchTimes sets the modification and MFT change times.
@@ -477,44 +507,51 @@ func (f *DataFile) sizesChanged(rec *Record) error {
 	if err := f.touchTimes(rec); err != nil {
 		return err
 	}
-	fns, err := rec.fileNames()
+	recs, err := f.t.fileRecords(rec)
 	if err != nil {
 		return err
 	}
 	now := ftime.FromTime(f.w.now())
-	for _, fn := range fns {
-		nv := f.t.refreshDupInfo(rec, fn.raw, now)
-		as, err := rec.Attrs()
+	for _, fr := range recs {
+		fns, err := fr.fileNames()
 		if err != nil {
 			return err
 		}
-		for _, a := range as {
-			if a.Off == fn.off {
-				copy(a.Value()[:fnMinLen], nv[:fnMinLen])
+		for _, fn := range fns {
+			nv := f.t.refreshDupInfo(rec, fn.raw, now)
+			as, err := fr.Attrs()
+			if err != nil {
+				return err
 			}
-		}
-		tr, err := f.t.tree(RefNum(fn.parent))
-		if err != nil {
-			return err
-		}
-		// The entry's copy of the sizes is about to change: the parent's
-		// index must check clean first (check.go, soundIndex).
-		if err := f.t.soundIndex(tr.dir); err != nil {
-			return fmt.Errorf("ntfs: %q: %w", f.path, err)
-		}
-		p, ok, err := tr.descend(fn.name, f.t.up.Compare)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("ntfs: %q: name %q not in its parent's index", f.path, string16(fn.name))
-		}
-		s := p[len(p)-1]
-		e := s.n.entries[s.i]
-		if RefNum(e.ref) == rec.Num {
-			copy(e.key[8:fnMinLen], nv[8:fnMinLen])
-			s.n.dirty = true
-			f.t.touch(tr.dir)
+			for _, a := range as {
+				if a.Off == fn.off {
+					copy(a.Value()[:fnMinLen], nv[:fnMinLen])
+				}
+			}
+			f.t.dirty(fr)
+			tr, err := f.t.tree(RefNum(fn.parent))
+			if err != nil {
+				return err
+			}
+			// The entry's copy of the sizes is about to change: the
+			// parent's index must check clean first (check.go, soundIndex).
+			if err := f.t.soundIndex(tr.dir); err != nil {
+				return fmt.Errorf("ntfs: %q: %w", f.path, err)
+			}
+			p, ok, err := tr.descend(fn.name, f.t.up.Compare)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("ntfs: %q: name %q not in its parent's index", f.path, string16(fn.name))
+			}
+			s := p[len(p)-1]
+			e := s.n.entries[s.i]
+			if RefNum(e.ref) == rec.Num {
+				copy(e.key[8:fnMinLen], nv[8:fnMinLen])
+				s.n.dirty = true
+				f.t.touch(tr.dir)
+			}
 		}
 	}
 	f.t.dirty(rec)

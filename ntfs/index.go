@@ -162,8 +162,10 @@ type ixTree struct {
 	// The records holding $INDEX_ROOT, $INDEX_ALLOCATION and $BITMAP: the
 	// directory's own, or extension records named by its attribute list.
 	rootRec, allocRec, bmRec uint64
-	hasAL                    bool
-	nodes                    map[int64]*ixNode
+	// ia and bm map every extent of a non-resident $INDEX_ALLOCATION and
+	// index $BITMAP (nil when absent or resident).
+	ia, bm *nrAttr
+	nodes  map[int64]*ixNode
 }
 
 // loadTree reads a directory's $INDEX_ROOT, allocation runs and bitmap.
@@ -176,11 +178,6 @@ func (t *tx) loadTree(dir uint64) (*ixTree, error) {
 		return nil, fmt.Errorf("ntfs: MFT record %d is not a directory", dir)
 	}
 	tr := &ixTree{t: t, dir: dir, nodes: map[int64]*ixNode{}, rootRec: dir, allocRec: dir, bmRec: dir}
-	al, err := t.attrList(rec)
-	if err != nil {
-		return nil, err
-	}
-	tr.hasAL = al != nil
 	var haveRoot bool
 	for _, typ := range []uint32{AttrIndexRoot, AttrIndexAllocation, AttrBitmap} {
 		r, a, extents, err := t.findAttrAny(rec, typ, i30)
@@ -190,8 +187,8 @@ func (t *tx) loadTree(dir uint64) (*ixTree, error) {
 		if extents == 0 {
 			continue
 		}
-		if extents > 1 {
-			return nil, fmt.Errorf("ntfs: directory %d: attribute 0x%x is split over %d extents; not supported", dir, typ, extents)
+		if extents > 1 && (typ == AttrIndexRoot || !a.NonResident) {
+			return nil, fmt.Errorf("ntfs: directory %d: resident attribute 0x%x is listed %d times", dir, typ, extents)
 		}
 		switch typ {
 		case AttrIndexRoot:
@@ -222,9 +219,10 @@ func (t *tx) loadTree(dir uint64) (*ixTree, error) {
 			if !a.NonResident {
 				return nil, fmt.Errorf("ntfs: directory %d: resident $INDEX_ALLOCATION", dir)
 			}
-			if tr.allocRuns, err = a.Runs(); err != nil {
+			if tr.ia, _, err = t.loadNR(rec, AttrIndexAllocation, i30); err != nil {
 				return nil, fmt.Errorf("ntfs: directory %d: $INDEX_ALLOCATION: %w", dir, err)
 			}
+			tr.allocRuns = tr.ia.runs
 			tr.allocSize = a.DataSize()
 			if tr.allocSize > runsClusters(tr.allocRuns)*t.g.cluster {
 				return nil, fmt.Errorf("ntfs: directory %d: $INDEX_ALLOCATION size %d beyond its runs", dir, tr.allocSize)
@@ -232,7 +230,14 @@ func (t *tx) loadTree(dir uint64) (*ixTree, error) {
 		case AttrBitmap:
 			tr.bmRec = r.Num
 			tr.bmResident = !a.NonResident
-			if tr.bitmap, err = readAttrData(t.o, t.g, a, 1<<24); err != nil {
+			if tr.bmResident {
+				tr.bitmap = append([]byte(nil), a.Value()...)
+				break
+			}
+			if tr.bm, _, err = t.loadNR(rec, AttrBitmap, i30); err != nil {
+				return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", dir, err)
+			}
+			if tr.bitmap, err = tr.bm.read(1 << 24); err != nil {
 				return nil, fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", dir, err)
 			}
 		}
@@ -660,3 +665,216 @@ func (tr *ixTree) freeBlock(n *ixNode) {
 }
 
 func string16(u []uint16) string { return decodeUTF16(utf16ToBytes(u)) }
+
+// growAllocation gives $INDEX_ALLOCATION the run list runs and the size
+// newSize (allocated, data and initialized alike: every block is
+// initialized). A directory without one gets one, in its base record or,
+// when that is full, in a new extension record named by its
+// $ATTRIBUTE_LIST; an existing one may spread over new extension records.
+func (tr *ixTree) growAllocation(runs []Run, newSize int64) error {
+	if tr.ia != nil {
+		if err := tr.ia.setRuns(runs); err != nil {
+			return fmt.Errorf("ntfs: directory %d: extending $INDEX_ALLOCATION: %w", tr.dir, err)
+		}
+		if err := tr.ia.setSizes(newSize, newSize, newSize); err != nil {
+			return err
+		}
+		tr.allocRuns, tr.allocSize = runs, newSize
+		return nil
+	}
+	if err := tr.addNonResident(AttrIndexAllocation, runs, newSize); err != nil {
+		return err
+	}
+	base, err := tr.t.record(tr.dir)
+	if err != nil {
+		return err
+	}
+	if tr.ia, _, err = tr.t.loadNR(base, AttrIndexAllocation, i30); err != nil {
+		return err
+	}
+	r, _, err := tr.ia.first()
+	if err != nil {
+		return err
+	}
+	tr.allocRec = r.Num
+	tr.allocRuns, tr.allocSize = runs, newSize
+	if _, _, ok, err := tr.t.findAttrAny(base, AttrBitmap, i30); err != nil {
+		return err
+	} else if ok == 0 {
+		tr.bitmap = make([]byte, 8)
+		tr.bmResident = true
+		r, err := tr.addResident(AttrBitmap, tr.bitmap)
+		if err != nil {
+			return fmt.Errorf("ntfs: directory %d: adding the index $BITMAP: %w", tr.dir, err)
+		}
+		tr.bmRec = r
+	}
+	return nil
+}
+
+// addNonResident adds a new non-resident $I30 attribute to the directory:
+// in the base record when it fits, else in a new extension record.
+func (tr *ixTree) addNonResident(typ uint32, runs []Run, size int64) error {
+	base, err := tr.t.record(tr.dir)
+	if err != nil {
+		return err
+	}
+	_, hasAL, err := base.FindAttr(AttrAttributeList, "")
+	if err != nil {
+		return err
+	}
+	off, err := base.InsertNonResident(typ, i30, runs, size, size, size)
+	r := base
+	if errors.Is(err, ErrNeedsAttributeList) {
+		if r, err = tr.t.newExtensionRecord(base); err != nil {
+			return err
+		}
+		off, err = r.InsertNonResident(typ, i30, runs, size, size, size)
+	}
+	if err != nil {
+		return fmt.Errorf("ntfs: directory %d: adding attribute 0x%x: %w", tr.dir, typ, err)
+	}
+	tr.t.dirty(r)
+	if !hasAL && r == base {
+		return nil
+	}
+	return tr.t.replaceListEntries(tr.dir, typ, i30, []nrExtent{{rec: r.Num, id: le16(r.Data[off+0xE:]), start: 0}})
+}
+
+// addResident adds a resident $I30 attribute, like addNonResident, and
+// returns the record holding it.
+func (tr *ixTree) addResident(typ uint32, v []byte) (uint64, error) {
+	base, err := tr.t.record(tr.dir)
+	if err != nil {
+		return 0, err
+	}
+	_, hasAL, err := base.FindAttr(AttrAttributeList, "")
+	if err != nil {
+		return 0, err
+	}
+	off, err := base.InsertResident(typ, i30, v, false)
+	r := base
+	if errors.Is(err, ErrNeedsAttributeList) {
+		if r, err = tr.t.newExtensionRecord(base); err != nil {
+			return 0, err
+		}
+		off, err = r.InsertResident(typ, i30, v, false)
+	}
+	if err != nil {
+		return 0, err
+	}
+	tr.t.dirty(r)
+	if !hasAL && r == base {
+		return r.Num, nil
+	}
+	return r.Num, tr.t.replaceListEntries(tr.dir, typ, i30, []nrExtent{{rec: r.Num, id: le16(r.Data[off+0xE:]), start: 0}})
+}
+
+// growBitmap adds 8 bytes (64 blocks) to the index $BITMAP, as Windows and
+// ntfs-3g grow it. A resident bitmap that no longer fits its record
+// becomes non-resident (in its record, or in a new extension record); a
+// non-resident one takes a cluster when its allocation is used up.
+func (tr *ixTree) growBitmap() error {
+	nb := append(append([]byte(nil), tr.bitmap...), make([]byte, 8)...)
+	if tr.bmResident {
+		rec, a, err := tr.bitmapAttr()
+		if err != nil {
+			return err
+		}
+		err = rec.SetResidentValue(a, nb)
+		if err == nil {
+			tr.t.dirty(rec)
+			tr.bitmap = nb
+			return nil
+		}
+		if !errors.Is(err, ErrNeedsAttributeList) {
+			return fmt.Errorf("ntfs: directory %d: growing the index $BITMAP: %w", tr.dir, err)
+		}
+		// Non-resident from now on: one cluster holds it.
+		got, err := tr.t.allocClusters(1, 0)
+		if err != nil {
+			return fmt.Errorf("ntfs: directory %d: index $BITMAP: %w", tr.dir, err)
+		}
+		if err := rec.RemoveAttr(a.Off); err != nil {
+			return err
+		}
+		tr.t.dirty(rec)
+		base, err := tr.t.record(tr.dir)
+		if err != nil {
+			return err
+		}
+		if _, hasAL, _ := base.FindAttr(AttrAttributeList, ""); hasAL {
+			// The list entry of the resident bitmap goes with it.
+			if err := tr.t.replaceListEntries(tr.dir, AttrBitmap, i30, nil); err != nil {
+				return err
+			}
+		}
+		size := int64(len(nb))
+		if err := tr.addNonResident(AttrBitmap, got, tr.t.g.cluster); err != nil {
+			return err
+		}
+		if tr.bm, _, err = tr.t.loadNR(base, AttrBitmap, i30); err != nil {
+			return err
+		}
+		if err := tr.bm.setSizes(tr.t.g.cluster, size, size); err != nil {
+			return err
+		}
+		r, _, err := tr.bm.first()
+		if err != nil {
+			return err
+		}
+		tr.bmRec, tr.bmResident, tr.bitmap, tr.bmDirty = r.Num, false, nb, true
+		return nil
+	}
+	r, a, err := tr.bm.first()
+	if err != nil {
+		return err
+	}
+	alloc := a.AllocSize()
+	if int64(len(nb)) > alloc {
+		runs := append([]Run(nil), tr.bm.runs...)
+		near := int64(0)
+		if k := len(runs); k > 0 && !runs[k-1].Sparse {
+			near = runs[k-1].LCN + runs[k-1].Length
+		}
+		got, err := tr.t.allocClusters(1, near)
+		if err != nil {
+			return fmt.Errorf("ntfs: directory %d: growing the index $BITMAP: %w", tr.dir, err)
+		}
+		for _, g := range got {
+			runs = appendRun(runs, g.LCN, g.Length)
+		}
+		if err := tr.bm.setRuns(runs); err != nil {
+			return fmt.Errorf("ntfs: directory %d: growing the index $BITMAP: %w", tr.dir, err)
+		}
+		alloc += tr.t.g.cluster
+	}
+	_ = r
+	if err := tr.bm.setSizes(alloc, int64(len(nb)), int64(len(nb))); err != nil {
+		return err
+	}
+	tr.bitmap, tr.bmDirty = nb, true
+	return nil
+}
+
+// writeBitmap stages a non-resident index $BITMAP through all its extents.
+func (tr *ixTree) writeBitmap() error {
+	if err := stageRuns(tr.t.o, tr.t.g, tr.bm.runs, 0, tr.bitmap); err != nil {
+		return fmt.Errorf("ntfs: directory %d: writing the index $BITMAP: %w", tr.dir, err)
+	}
+	return nil
+}
+
+// bitmapAttr returns the record and attribute of the index $BITMAP (its
+// first extent when non-resident).
+func (tr *ixTree) bitmapAttr() (*Record, Attr, error) {
+	rec, err := tr.t.record(tr.bmRec)
+	if err != nil {
+		return nil, Attr{}, err
+	}
+	a, ok, err := rec.FindAttr(AttrBitmap, i30)
+	if err != nil || !ok {
+		return nil, Attr{}, fmt.Errorf("ntfs: directory %d: index $BITMAP vanished (%v)", tr.dir, err)
+	}
+	return rec, a, nil
+}

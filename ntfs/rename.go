@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sort"
 	"strconv"
 	"unicode/utf16"
 
@@ -31,7 +32,8 @@ type fileName struct {
 	ns     byte
 	name   []uint16
 	raw    []byte
-	off    int // attribute offset in its record
+	off    int    // attribute offset in its record
+	in     uint64 // the record holding it (base or extension)
 }
 
 func parseFileName(v []byte) (fileName, error) {
@@ -63,7 +65,7 @@ func (r *Record) fileNames() ([]fileName, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ntfs: MFT record %d: %w", r.Num, err)
 		}
-		fn.off = a.Off
+		fn.off, fn.in = a.Off, r.Num
 		out = append(out, fn)
 	}
 	return out, nil
@@ -131,48 +133,66 @@ func fits83(u []uint16) bool {
 	return base >= 1 && base <= 8 && ext <= 3
 }
 
-// shortName generates a DOS name for long in the style of Windows: the
-// name upper-cased with invalid characters dropped (or '_' for other
-// characters), the first six characters of the base, "~N", and the first
-// three of the extension; taken tells whether a candidate exists already.
+// shortName generates a DOS name for long the way Windows NTFS does when
+// it must make one (RtlGenerate8dot3Name): the characters of the base
+// before the last dot and of the extension after it are kept when they
+// are printable ASCII other than space and dot, upper-cased, with the
+// characters DOS forbids turned into '_'; the first four candidates are
+// the first six base characters with ~1 to ~4; from the fifth on, the
+// first two base characters, four hexadecimal digits of a checksum of the
+// long name and ~1, ~2, ... (a base of two characters or fewer gets the
+// checksum at once). The index grows as far as it must, the base giving
+// up characters so that the name stays within eight; the extension keeps
+// its first three characters. taken tells whether a candidate exists in
+// the directory already (compared case-insensitively by the caller).
 func shortName(long []uint16, up *UpCase, taken func([]uint16) (bool, error)) ([]uint16, error) {
-	lastDot := -1
+	whole := long // the checksum covers the whole name
+	// The extension follows the last dot, unless that dot is the first
+	// character (".hidden file" has none) or the last.
+	lastDot := len(long)
 	for i, c := range long {
-		if c == '.' {
+		if c == '.' && i > 0 && i < len(long)-1 {
 			lastDot = i
 		}
 	}
-	clean := func(part []uint16) []uint16 {
+	keep := func(part []uint16, max int) []uint16 {
 		var out []uint16
 		for _, c := range part {
-			if c == ' ' || c == '.' {
+			if len(out) == max {
+				break
+			}
+			if c <= ' ' || c == '.' || c >= 127 {
 				continue
 			}
-			c = up.Upper(c)
-			if c >= 0x80 || !dosChar(c) {
+			if c = up.Upper(c); !dosChar(c) {
 				c = '_'
 			}
 			out = append(out, c)
 		}
 		return out
 	}
-	base, ext := long, []uint16(nil)
-	if lastDot > 0 {
-		base, ext = long[:lastDot], long[lastDot+1:]
+	base := keep(long[:lastDot], 6)
+	var ext []uint16
+	if lastDot < len(long) {
+		ext = keep(long[lastDot+1:], 3)
 	}
-	b, e := clean(base), clean(ext)
-	if len(e) > 3 {
-		e = e[:3]
+	hashed := false
+	if len(base) <= 2 {
+		base = append(base, shortNameHash(whole)...)
+		hashed = true
 	}
-	if len(b) == 0 {
-		b = []uint16{'_'}
-	}
-	for n := 1; n < 1000000; n++ {
-		suffix := encodeName("~" + strconv.Itoa(n))
-		keep := min(len(b), 8-len(suffix))
-		cand := append(append([]uint16(nil), b[:keep]...), suffix...)
-		if len(e) > 0 {
-			cand = append(append(cand, '.'), e...)
+	k := 0
+	for tries := 0; tries < 1000000; tries++ {
+		k++
+		if k == 5 && !hashed {
+			// Four plain candidates taken: the hashed form, from ~1 again.
+			base = append(base[:2:2], shortNameHash(whole)...)
+			hashed, k = true, 1
+		}
+		suffix := encodeName("~" + strconv.Itoa(k))
+		cand := append(append([]uint16(nil), base[:min(len(base), 8-len(suffix))]...), suffix...)
+		if len(ext) > 0 {
+			cand = append(append(cand, '.'), ext...)
 		}
 		t, err := taken(cand)
 		if err != nil {
@@ -183,6 +203,34 @@ func shortName(long []uint16, up *UpCase, taken func([]uint16) (bool, error)) ([
 		}
 	}
 	return nil, errors.New("ntfs: no free short name")
+}
+
+// shortNameHash is the four hexadecimal digits, low nibble first, of the
+// checksum Windows (7 and later) puts into hashed short names
+// (RtlComputeLfnChecksum): a 16-bit polynomial hash of the long name's
+// UTF-16 code units, base 37, scrambled as a signed 32-bit product with
+// 314159269, made positive and taken modulo 1000000007.
+func shortNameHash(name []uint16) []uint16 {
+	var sum uint16
+	for _, c := range name {
+		sum = sum*37 + c
+	}
+	p := int32(uint32(sum) * 314159269) // wraps as the 32-bit product does
+	if p < 0 {
+		p = -p // -MinInt32 stays MinInt32, as abs does in 32 bits
+	}
+	h := uint16(p % 1000000007)
+	out := make([]uint16, 4)
+	for i := range out {
+		d := h & 0xF
+		if d > 9 {
+			out[i] = 'A' + d - 10
+		} else {
+			out[i] = '0' + d
+		}
+		h >>= 4
+	}
+	return out
 }
 
 // buildFileName makes a $FILE_NAME value from a template with a new parent,
@@ -280,11 +328,6 @@ func (t *tx) rename(oldPath, newPath string) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range al {
-		if e.typ == AttrFileName && RefNum(e.ref) != child {
-			return fmt.Errorf("%s: the file keeps a $FILE_NAME in extension record %d; not supported", where, RefNum(e.ref))
-		}
-	}
 	ntree, err := t.tree(newParent)
 	if err != nil {
 		return err
@@ -295,10 +338,20 @@ func (t *tx) rename(oldPath, newPath string) error {
 		return fmt.Errorf("%s: %q already exists: %w", where, string16(newName), ErrExist)
 	}
 
-	// The names to remove: the one the path named and its partner.
-	fns, err := rec.fileNames()
+	// The names to remove: the one the path named and its partner, in the
+	// base record or in extension records (a file with many hard links
+	// keeps names there).
+	recs, err := t.fileRecords(rec)
 	if err != nil {
 		return err
+	}
+	var fns []fileName
+	for _, fr := range recs {
+		x, err := fr.fileNames()
+		if err != nil {
+			return err
+		}
+		fns = append(fns, x...)
 	}
 	match := -1
 	for i, fn := range fns {
@@ -348,22 +401,37 @@ func (t *tx) rename(oldPath, newPath string) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	dropIDs := map[uint16]bool{}
+	drop := map[alKey]bool{}
 	for _, fn := range remove {
-		dropIDs[le16(rec.Data[fn.off+0xE:])] = true
+		fr, err := t.record(fn.in)
+		if err != nil {
+			return err
+		}
+		drop[alKey{fn.in, le16(fr.Data[fn.off+0xE:])}] = true
 	}
 	// Remove the attributes from the highest offset down so that the
-	// offsets of the others stay valid.
-	for i := len(remove) - 1; i >= 0; i-- {
-		hi := i
-		for j := 0; j < i; j++ {
-			if remove[j].off > remove[hi].off {
-				hi = j
-			}
+	// offsets of the others in the same record stay valid.
+	sort.Slice(remove, func(i, j int) bool {
+		if remove[i].in != remove[j].in {
+			return remove[i].in < remove[j].in
 		}
-		remove[hi], remove[i] = remove[i], remove[hi]
-		if err := rec.RemoveAttr(remove[i].off); err != nil {
+		return remove[i].off > remove[j].off
+	})
+	for _, fn := range remove {
+		fr, err := t.record(fn.in)
+		if err != nil {
 			return err
+		}
+		if err := fr.RemoveAttr(fn.off); err != nil {
+			return err
+		}
+		t.dirty(fr)
+		if fr.Num != rec.Num {
+			if left, err := fr.Attrs(); err == nil && len(left) == 0 {
+				if err := t.freeExtensionRecord(fr); err != nil {
+					return err
+				}
+			}
 		}
 	}
 
@@ -398,6 +466,13 @@ func (t *tx) rename(oldPath, newPath string) error {
 	for _, a := range adds {
 		v := buildFileName(tmplRaw, parentRef, a.name, a.ns)
 		off, err := rec.InsertResident(AttrFileName, "", v, true)
+		if errors.Is(err, ErrNeedsAttributeList) {
+			// The record is full: other attributes move to an extension
+			// record, as Windows moves them, and the name goes in.
+			if err = t.makeRoom(rec, align8(0x18+len(v))); err == nil {
+				off, err = rec.InsertResident(AttrFileName, "", v, true)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
@@ -406,7 +481,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
-	if al != nil {
+	if _, hasAL, _ := rec.FindAttr(AttrAttributeList, ""); al != nil || hasAL {
 		as, err := rec.Attrs()
 		if err != nil {
 			return err
@@ -419,7 +494,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 				}
 			}
 		}
-		if err := t.syncAttrList(rec, dropIDs, newAttrs); err != nil {
+		if err := t.syncAttrList(rec, drop, newAttrs); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -487,11 +562,13 @@ func (t *tx) refreshDupInfo(rec *Record, tmpl []byte, now uint64) []byte {
 		putLE32(v[0x38:], fa)
 	}
 	if !rec.IsDir() {
-		if a, ok, err := rec.FindAttr(AttrData, ""); err == nil && ok {
+		// With an $ATTRIBUTE_LIST the sizes are in the extent of lowest
+		// VCN 0, which may be in an extension record.
+		if dr, a, n, err := t.findAttrAny(rec, AttrData, ""); err == nil && n > 0 && dr != nil {
 			if a.NonResident {
 				alloc := a.AllocSize()
 				if a.Flags&(AttrFlagCompressed|AttrFlagSparse) != 0 && a.Len >= 0x48 {
-					alloc = int64(le64(rec.Data[a.Off+0x40:]))
+					alloc = int64(le64(dr.Data[a.Off+0x40:]))
 				}
 				putLE64(v[0x28:], uint64(alloc))
 				putLE64(v[0x30:], uint64(a.DataSize()))

@@ -123,6 +123,7 @@ type tx struct {
 	dirtyR map[uint64]bool
 	trees  map[uint64]*ixTree
 	cbm    *clusterBitmap
+	mbm    *mftBitmap // $MFT:$Bitmap, loaded when a record is allocated
 	// touched lists the directories whose index changed, for the check.
 	touched []uint64
 	// claims are the clusters of every record read (see claims.go);
@@ -206,6 +207,9 @@ func (t *tx) flush() error {
 		}
 	}
 	t.dirtyR = map[uint64]bool{}
+	if err := t.flushMFTBits(); err != nil {
+		return err
+	}
 	return t.flushClusters()
 }
 
