@@ -124,10 +124,10 @@ func TestJSONSchemas(t *testing.T) {
 		jsonRun(t, bin, out, "fix-gpt", 0, "fix", "--json", "--yes", imgs["broken-gpt"]),
 		jsonRun(t, bin, out, "fix-tree", 0, "fix", "--json", "--yes", tree))
 	undo = append(undo,
-		jsonRun(t, bin, out, "undo-gpt", 0, "undo", "--json", imgs["broken-gpt"]),
-		jsonRun(t, bin, out, "undo-again", 0, "undo", "--json", imgs["broken-gpt"]),
-		jsonRun(t, bin, out, "undo-tree", 0, "undo", "--json", tree),
-		jsonRun(t, bin, out, "undo-missing", 4, "undo", "--json", missing))
+		jsonRun(t, bin, out, "undo-gpt", 0, "undo", "--yes", "--json", imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "undo-again", 0, "undo", "--yes", "--json", imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "undo-tree", 0, "undo", "--yes", "--json", tree),
+		jsonRun(t, bin, out, "undo-missing", 4, "undo", "--yes", "--json", missing))
 
 	for name, docs := range map[string][]string{"diagnose": diag, "fix": fix, "undo": undo} {
 		if errs := validate(t, py, name, docs); errs != nil {

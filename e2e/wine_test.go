@@ -241,7 +241,7 @@ func wineDriveLetter(t *testing.T, w *wine, exe, lin string) {
 		t.Error("after fix D:, ntfs-3g still sees Windows/WinSxS/pending.xml")
 	}
 	unmount()
-	undo := run(t, w.env, w.bin, exe, "undo", "--journal", windowsPath(jdir), "D:")
+	undo := run(t, w.env, w.bin, exe, "undo", "--yes", "--journal", windowsPath(jdir), "D:")
 	if undo.exit != 0 {
 		t.Fatalf("undo D: under Wine: exit %d\n%s%s", undo.exit, undo.stdout, undo.stderr)
 	}

@@ -75,7 +75,7 @@ code[after]=$?
 printf -- '-> exit code %s\n' "$(meaning "${code[after]}")"
 
 hr "wuoffline undo broken-gpt.img   (the original bytes, from the journal)"
-"$BIN" undo "$TMP/broken-gpt.img"
+"$BIN" undo --yes "$TMP/broken-gpt.img"
 code[undo]=$?
 
 hr "sha256 of the image after undo, compared with the original"

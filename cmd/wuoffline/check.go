@@ -1,19 +1,13 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	iofs "io/fs"
 	"strconv"
 	"strings"
 
 	"wuoffline/session"
 )
-
-// iofsErrNotExist is fs.ErrNotExist (named so to keep ls.go's import alias).
-var iofsErrNotExist = iofs.ErrNotExist
 
 const checkHelp = `Usage: wuoffline check [--all] [--partition N] [--journal DIR] TARGET [PATH...]
 
@@ -35,20 +29,13 @@ Exit codes: 0 no problem, 1 problems found, 2 usage, 4 the check could not run.
 `
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, checkHelp) }
-	all := fs.Bool("all", false, "")
-	partition := fs.Int("partition", 0, "")
-	journalFlag := fs.String("journal", "", "")
-	pos, err := ntArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, checkHelp)
-		return exitOK
-	}
-	if err != nil || len(pos) < 1 {
-		fmt.Fprint(stderr, checkHelp)
-		return exitUsage
+	fl := newFlags("check", checkHelp, stdout, stderr)
+	all := fl.Bool("all", false, "")
+	partition := fl.Int("partition", 0, "")
+	journalFlag := fl.String("journal", "", "")
+	pos, code, done := fl.parse(args, 1, -1)
+	if done {
+		return code
 	}
 	s, v, err := ntOpen(pos[0], *partition, session.Options{JournalDir: *journalFlag})
 	if err != nil {

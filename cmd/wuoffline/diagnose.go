@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -70,39 +69,23 @@ Next step: 'wuoffline fix TARGET' repairs what diagnose reports as problem;
 
 // runDiagnose implements `wuoffline diagnose`.
 func runDiagnose(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("diagnose", flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
+	fl := newFlags("diagnose", diagnoseHelp, stdout, stderr)
 	asJSON := fl.Bool("json", false, "")
 	letter := fl.String("letter", "", "")
 	journalDir := fl.String("journal", "", "")
-	help := fl.Bool("help", false, "")
-	fl.BoolVar(help, "h", false, "")
-	if err := fl.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "wuoffline diagnose: %v\n\n%s", err, diagnoseHelp)
-		return exitUsage
-	}
-	if *help {
-		fmt.Fprint(stdout, diagnoseHelp)
-		return exitOK
-	}
-	targets := fl.Args()
-	if len(targets) == 0 {
-		fmt.Fprintf(stderr, "wuoffline diagnose: no TARGET given\n\n%s", diagnoseHelp)
-		return exitUsage
+	targets, code, done := fl.parse(args, 1, -1)
+	if done {
+		return code
 	}
 	if *letter != "" && !offline.IsDriveLetter(*letter) {
-		fmt.Fprintf(stderr, "wuoffline diagnose: --letter %q is not a drive letter like D:\n", *letter)
-		return exitUsage
+		return fl.usageError("--letter %q is not a drive letter like D:", *letter)
 	}
 	for _, t := range targets {
-		if strings.HasPrefix(t, "-") {
-			fmt.Fprintf(stderr, "wuoffline diagnose: options go before the TARGETs (%q)\n", t)
-			return exitUsage
-		}
 		if runtime.GOOS != "windows" && offline.IsDriveLetter(t) {
 			if _, err := os.Stat(t); err != nil {
+				// Not found, as any missing TARGET: exit 4, not a usage error.
 				fmt.Fprintf(stderr, "wuoffline diagnose: %q is a Windows drive letter; on %s name the device (/dev/sdb2, see lsblk), the image file, or the directory where the volume is mounted\n", t, runtime.GOOS)
-				return exitUsage
+				return exitError
 			}
 		}
 	}

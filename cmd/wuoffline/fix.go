@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,8 +25,8 @@ original bytes are saved in a journal outside the volume (beside an image file, 
 re-read from the device, checked, and diagnosed again.
 
 Options:
-  --dry-run        compute and print the plan, write nothing
-  --yes            do not ask for confirmation (needed when stdin is not a terminal)
+  -n, --dry-run    compute and print the plan, write nothing
+  -y, --yes        do not ask for confirmation (needed when stdin is not a terminal)
   --json           print the report as JSON (schema_version 1)
   --with LIST      opt-ins, comma-separated: wsus, proxy, os-upgrade, txr
   --only IDS       fix only these check ids (comma-separated)
@@ -54,10 +52,9 @@ Undo: 'wuoffline undo TARGET' restores the original bytes from the journal.
 
 // runFix implements `wuoffline fix`.
 func runFix(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("fix", flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
-	dry := fl.Bool("dry-run", false, "")
-	yes := fl.Bool("yes", false, "")
+	fl := newFlags("fix", fixHelp, stdout, stderr)
+	dry := fl.boolFlag("dry-run", "n")
+	yes := fl.yesFlag()
 	asJSON := fl.Bool("json", false, "")
 	with := fl.String("with", "", "")
 	only := fl.String("only", "", "")
@@ -65,26 +62,9 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 	jdir := fl.String("journal", "", "")
 	letter := fl.String("letter", "", "")
 	discard := fl.Bool("discard-hibernation", false, "")
-	help := fl.Bool("help", false, "")
-	fl.BoolVar(help, "h", false, "")
-	if err := fl.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "wuoffline fix: %v\n\n%s", err, fixHelp)
-		return exitUsage
-	}
-	if *help {
-		fmt.Fprint(stdout, fixHelp)
-		return exitOK
-	}
-	targets := fl.Args()
-	if len(targets) == 0 {
-		fmt.Fprintf(stderr, "wuoffline fix: no TARGET given\n\n%s", fixHelp)
-		return exitUsage
-	}
-	for _, t := range targets {
-		if strings.HasPrefix(t, "-") {
-			fmt.Fprintf(stderr, "wuoffline fix: options go before the TARGETs (%q)\n", t)
-			return exitUsage
-		}
+	targets, code, done := fl.parse(args, 1, -1)
+	if done {
+		return code
 	}
 	opts := offline.FixOptions{DryRun: *dry, JournalDir: *jdir, Letter: strings.ToUpper(strings.TrimRight(*letter, `\`))}
 	opts.DiscardHibernation = *discard
@@ -93,28 +73,22 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 	opts.Skip = splitList(*skip)
 	for _, w := range opts.With {
 		if !containsString(offline.OptIns(), strings.ToLower(w)) {
-			fmt.Fprintf(stderr, "wuoffline fix: unknown opt-in %q (known: %s)\n", w, strings.Join(offline.OptIns(), ", "))
-			return exitUsage
+			return fl.usageError("unknown opt-in %q (known: %s)", w, strings.Join(offline.OptIns(), ", "))
 		}
 	}
 	for _, id := range append(append([]string{}, opts.Only...), opts.Skip...) {
 		if !containsString(offline.CheckIDs(), strings.ToLower(id)) {
-			fmt.Fprintf(stderr, "wuoffline fix: unknown check id %q (known: %s)\n", id, strings.Join(offline.CheckIDs(), ", "))
-			return exitUsage
+			return fl.usageError("unknown check id %q (known: %s)", id, strings.Join(offline.CheckIDs(), ", "))
 		}
 	}
 	if !*dry && !*yes {
-		if !isInteractive(os.Stdin) {
-			fmt.Fprintln(stderr, "wuoffline fix: stdin is not a terminal: pass --yes to write without confirmation, or --dry-run to see the plan")
-			return exitUsage
+		ask, code, done := fl.confirmer(false)
+		if done {
+			return code
 		}
-		in := bufio.NewReader(os.Stdin)
 		opts.Confirm = func(t *offline.FixTargetReport) bool {
 			writeFixTarget(stderr, *t, true)
-			fmt.Fprintf(stderr, "Write these changes to %s? [y/N] ", t.Target)
-			line, _ := in.ReadString('\n')
-			a := strings.ToLower(strings.TrimSpace(line))
-			return a == "y" || a == "yes"
+			return ask(fmt.Sprintf("Write these changes to %s?", t.Target))
 		}
 	}
 	opts.Progress = progressTo(stderr)

@@ -21,7 +21,6 @@ func TestFixUsage(t *testing.T) {
 		{[]string{"fix"}, exitUsage, "", "no TARGET"},
 		{[]string{"fix", "--with", "bogus", "x"}, exitUsage, "", "unknown opt-in"},
 		{[]string{"fix", "--only", "nope", "x"}, exitUsage, "", "unknown check id"},
-		{[]string{"fix", "x", "--yes"}, exitUsage, "", "options go before"},
 		{[]string{"undo", "--help"}, exitOK, "changed since", ""},
 		{[]string{"undo"}, exitUsage, "", "no TARGET"},
 	}
@@ -74,7 +73,7 @@ func TestFixCommand(t *testing.T) {
 		t.Errorf("fixed target: %+v", rep.Targets[0].Volumes[0])
 	}
 
-	code, out, _ = runCmd("undo", img, bad)
+	code, out, _ = runCmd("undo", "--yes", img, bad)
 	if code != exitOK || !strings.Contains(out, "restored") || !strings.Contains(out, "nothing to undo") {
 		t.Errorf("undo: exit %d\n%s", code, out)
 	}

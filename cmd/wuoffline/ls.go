@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -28,26 +27,6 @@ Columns: type (d directory, - file), namespace (W Win32, D DOS, WD both,
 P POSIX), record/sequence, size, modification time (UTC), name.
 `
 
-// ntArgs parses flags that may come before, between or after positional
-// arguments (technicians type them anywhere).
-func ntArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // ntOpen opens TARGET through a session and picks its NTFS volume
 // (session.Pick: --partition, else the Windows volume, else the only one).
 func ntOpen(path string, partition int, opts session.Options) (*session.Session, *session.Volume, error) {
@@ -67,18 +46,11 @@ func ntOpen(path string, partition int, opts session.Options) (*session.Session,
 }
 
 func runLs(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ls", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, lsHelp) }
-	partition := fs.Int("partition", 0, "")
-	pos, err := ntArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, lsHelp)
-		return exitOK
-	}
-	if err != nil || len(pos) < 1 || len(pos) > 2 {
-		fmt.Fprint(stderr, lsHelp)
-		return exitUsage
+	fl := newFlags("ls", lsHelp, stdout, stderr)
+	partition := fl.Int("partition", 0, "")
+	pos, code, done := fl.parse(args, 1, 2)
+	if done {
+		return code
 	}
 	dir := ""
 	if len(pos) == 2 {

@@ -54,7 +54,8 @@ Commands:
 `
 
 const usageTail = `
-Run 'wuoffline COMMAND --help' for a command's options.
+Run 'wuoffline help COMMAND' (or 'wuoffline COMMAND --help') for a command's options.
+Options may come before or after the TARGETs.
 
 Exit codes:
   0  nothing to fix (or the command succeeded)
@@ -83,7 +84,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
-	case "-h", "--help", "help":
+	case "help":
+		if len(args) > 1 {
+			// `wuoffline help CMD` is `wuoffline CMD --help`.
+			for _, c := range commands() {
+				if c.name == args[1] {
+					return c.run([]string{"--help"}, stdout, stderr)
+				}
+			}
+			fmt.Fprintf(stderr, "wuoffline help: unknown command %q\n\n", args[1])
+			usage(stderr)
+			return exitUsage
+		}
+		usage(stdout)
+		return exitOK
+	case "-h", "--help":
 		usage(stdout)
 		return exitOK
 	case "--version":

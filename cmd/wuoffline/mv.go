@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"wuoffline/session"
@@ -29,31 +26,33 @@ does, and the touched directories are checked on the device afterwards.
 'wuoffline undo TARGET' takes the rename back byte for byte.
 
 Options:
-  --yes           do not ask (required when stdin is not a terminal)
-  --dry-run       only print what would change
+  -y, --yes       do not ask (required when stdin is not a terminal)
+  -n, --dry-run   only print what would change
   --partition N   the partition holding the volume (see 'wuoffline ls --help')
   --journal DIR   where the undo journal goes (default: beside an image file,
                   or this program's directory for a device)
 `
 
 func runMv(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("mv", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, mvHelp) }
-	yes := fs.Bool("yes", false, "")
-	dry := fs.Bool("dry-run", false, "")
-	journalFlag := fs.String("journal", "", "")
-	partition := fs.Int("partition", 0, "")
-	pos, err := ntArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, mvHelp)
-		return exitOK
-	}
-	if err != nil || len(pos) != 3 {
-		fmt.Fprint(stderr, mvHelp)
-		return exitUsage
+	fl := newFlags("mv", mvHelp, stdout, stderr)
+	yes := fl.yesFlag()
+	dry := fl.boolFlag("dry-run", "n")
+	journalFlag := fl.String("journal", "", "")
+	partition := fl.Int("partition", 0, "")
+	pos, code, done := fl.parse(args, 3, 3)
+	if done {
+		return code
 	}
 	target, oldPath, newPath := pos[0], pos[1], pos[2]
+	if samePath(oldPath, newPath) {
+		return fl.usageError("OLD and NEW are the same path (%s): nothing to rename", oldPath)
+	}
+	var ask func(string) bool
+	if !*dry {
+		if ask, code, done = fl.confirmer(*yes); done {
+			return code
+		}
+	}
 	refused := func(what string, rs []session.Refusal) int {
 		fmt.Fprintf(stderr, "wuoffline mv: %s: refused, nothing written:\n", what)
 		for _, r := range rs {
@@ -92,7 +91,7 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	note := fmt.Sprintf("mv %s -> %s", oldPath, newPath)
 	if _, err := p.Rename(note, oldPath, newPath); err != nil {
 		fmt.Fprintf(stderr, "wuoffline mv: %s: %v\n", v.Describe(), err)
-		if errors.Is(err, session.ErrExist) || errors.Is(err, iofsErrNotExist) {
+		if errors.Is(err, session.ErrExist) {
 			return exitUsage
 		}
 		return exitError
@@ -110,17 +109,9 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	if *dry {
 		return exitOK
 	}
-	if !*yes {
-		if !ntStdinTerminal() {
-			fmt.Fprintln(stderr, "wuoffline mv: not a terminal: add --yes to write")
-			return exitUsage
-		}
-		fmt.Fprint(stderr, "Write these changes? [y/N] ")
-		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
-			fmt.Fprintln(stderr, "nothing written")
-			return exitOK
-		}
+	if !ask("Write these changes?") {
+		fmt.Fprintln(stderr, "nothing written")
+		return exitOK
 	}
 	undo := "wuoffline undo " + s.CommandTarget()
 	jpath, err := s.Commit(p, session.CommitOptions{Note: note})
@@ -149,15 +140,12 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// ntStdinTerminal reports whether stdin is a terminal: a character device
-// other than /dev/null (NUL on Windows).
-func ntStdinTerminal() bool {
-	fi, err := os.Stdin.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
+// samePath reports whether two volume paths name the same file: \ and /
+// alike, case-insensitively as NTFS looks names up through $UpCase (this is
+// only the usage check; the volume's own lookup decides the rest).
+func samePath(a, b string) bool {
+	norm := func(p string) string {
+		return strings.Trim(strings.ReplaceAll(p, "/", `\`), `\`)
 	}
-	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(fi, null) {
-		return false
-	}
-	return true
+	return strings.EqualFold(norm(a), norm(b))
 }

@@ -91,7 +91,7 @@ func TestLsMvCheck(t *testing.T) {
 	if js, _ := filepath.Glob(img + ".wuoffline-*.journal"); len(js) != 1 {
 		t.Fatalf("journals beside the image: %v", js)
 	}
-	if code, out, errs = ntRun("undo", img); code != exitOK {
+	if code, out, errs = ntRun("undo", "--yes", img); code != exitOK {
 		t.Fatalf("undo: %d\n%s%s", code, out, errs)
 	}
 	if cur, _ := os.ReadFile(img); !bytes.Equal(cur, orig) {

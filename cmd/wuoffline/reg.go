@@ -13,10 +13,10 @@ import (
 const regHelp = `Usage:
   wuoffline reg export HIVE [KEY]
   wuoffline reg get    HIVE KEY [VALUE]
-  wuoffline reg set    [--dry-run] HIVE KEY VALUE TYPE DATA
-  wuoffline reg delete [--dry-run] HIVE KEY [VALUE]
+  wuoffline reg set    [--dry-run] [--yes] HIVE KEY VALUE TYPE DATA
+  wuoffline reg delete [--dry-run] [--yes] HIVE KEY [VALUE]
   wuoffline reg check  HIVE
-  wuoffline reg undo   HIVE
+  wuoffline reg undo   [--yes] HIVE
 
 An offline regedit for registry hive files (SYSTEM, SOFTWARE, NTUSER.DAT...).
 
@@ -39,63 +39,64 @@ newest change back. They refuse a hive the checker finds damaged (run
 'reg check') and a hive with an interrupted change (run 'reg undo').
 
 Options:
-  --dry-run   print the planned changes and the byte ranges; write nothing
+  -n, --dry-run   print the planned changes and the byte ranges; write nothing
+  -y, --yes       write without asking (required when stdin is not a terminal)
 
 export prints a .reg-style text (UTF-8): [\KEY] headers, "name"="text" for
 strings, dword:xxxxxxxx, hex(N):.. for other types, @ for the default value.
 `
 
-// regArgs splits args into the flags reg knows and positional arguments.
-// Only exact flag words are flags, so that DATA such as "-1" or "--x" is
-// taken as it is after a "--".
-func regArgs(args []string) (pos []string, dry, help bool, err error) {
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; a {
-		case "--dry-run", "-dry-run", "-n":
-			dry = true
-		case "-h", "--help", "-help":
-			help = true
-		case "--":
-			return append(pos, args[i+1:]...), dry, help, nil
-		default:
-			if strings.HasPrefix(a, "-") && len(a) > 1 && len(pos) < 2 {
-				return nil, false, false, fmt.Errorf("unknown option %s", a)
-			}
-			pos = append(pos, a)
-		}
-	}
-	return pos, dry, help, nil
-}
-
 func runReg(args []string, stdout, stderr io.Writer) int {
-	pos, dry, help, err := regArgs(args)
-	if help {
-		fmt.Fprint(stdout, regHelp)
-		return exitOK
-	}
-	if err != nil || len(pos) < 2 {
-		if err != nil {
-			fmt.Fprintf(stderr, "wuoffline reg: %v\n", err)
-		}
-		fmt.Fprint(stderr, regHelp)
-		return exitUsage
+	fl := newFlags("reg", regHelp, stdout, stderr)
+	// After SUBCOMMAND and HIVE, a word that is not an option is an
+	// argument: DATA such as "-1".
+	fl.looseAfter = 2
+	dry := fl.boolFlag("dry-run", "n")
+	yes := fl.yesFlag()
+	pos, code, done := fl.parse(args, 2, -1)
+	if done {
+		return code
 	}
 	sub, rest := pos[0], pos[1:]
 	nargs := map[string][2]int{"export": {1, 2}, "get": {2, 3}, "set": {5, 5}, "delete": {2, 3}, "check": {1, 1}, "undo": {1, 1}}
 	lim, ok := nargs[sub]
-	if !ok || len(rest) < lim[0] || len(rest) > lim[1] || (dry && sub != "set" && sub != "delete") {
-		fmt.Fprintf(stderr, "wuoffline reg: bad arguments for %q\n", sub)
-		fmt.Fprint(stderr, regHelp)
-		return exitUsage
+	switch {
+	case !ok:
+		return fl.usageError("unknown subcommand %q (export, get, set, delete, check, undo)", sub)
+	case len(rest) < lim[0] || len(rest) > lim[1]:
+		return fl.usageError("reg %s takes %d to %d arguments, not %d", sub, lim[0], lim[1], len(rest))
+	case *dry && sub != "set" && sub != "delete":
+		return fl.usageError("--dry-run is for reg set and reg delete")
+	case *yes && sub != "set" && sub != "delete" && sub != "undo":
+		return fl.usageError("--yes is for reg set, reg delete and reg undo")
 	}
-	c := &regCmd{stdout: stdout, stderr: stderr, path: rest[0], dry: dry}
-	switch sub {
-	case "export", "get", "check":
+	c := &regCmd{stdout: stdout, stderr: stderr, path: rest[0], dry: *dry}
+	if sub == "export" || sub == "get" || sub == "check" {
 		return c.read(sub, rest[1:])
-	case "undo":
+	}
+	// Writing needs --yes or a yes on the terminal (after the arguments
+	// are known to be good, so a typo is reported first).
+	confirm := func() (int, bool) {
+		ask, code, done := fl.confirmer(*yes)
+		if done {
+			return code, true
+		}
+		if !ask(fmt.Sprintf("reg %s %s: write it?", sub, strings.Join(rest, " "))) {
+			fmt.Fprintln(stderr, "wuoffline reg: declined: nothing written")
+			return exitOK, true
+		}
+		return 0, false
+	}
+	if sub == "undo" {
+		if code, stop := confirm(); stop {
+			return code
+		}
 		return c.undo()
 	}
-	var ch offline.RegChange
+	var (
+		ch  offline.RegChange
+		err error
+	)
 	if sub == "set" {
 		ch, err = offline.ParseRegChange("set", rest[1], &rest[2], rest[3], rest[4])
 	} else if len(rest) == 3 {
@@ -105,6 +106,11 @@ func runReg(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		return c.fail(exitUsage, "%s", strings.TrimPrefix(err.Error(), "usage: "))
+	}
+	if !*dry {
+		if code, stop := confirm(); stop {
+			return code
+		}
 	}
 	return c.edit(ch)
 }

@@ -42,12 +42,12 @@ func TestRegUsage(t *testing.T) {
 	}{
 		{[]string{"reg"}, exitUsage, "Usage"},
 		{[]string{"reg", "get"}, exitUsage, "Usage"},
-		{[]string{"reg", "get", "h"}, exitUsage, "bad arguments"},
-		{[]string{"reg", "frob", "x"}, exitUsage, "bad arguments"},
+		{[]string{"reg", "get", "h"}, exitUsage, "takes 2 to 3 arguments"},
+		{[]string{"reg", "frob", "x"}, exitUsage, "unknown subcommand"},
 		{[]string{"reg", "set", "h", "k", "v", "REG_FOO", "1"}, exitUsage, "unknown type"},
 		{[]string{"reg", "set", "h", "k", "v", "REG_DWORD", "0x100000000"}, exitUsage, "32-bit"},
 		{[]string{"reg", "set", "h", "k", "v", "REG_BINARY", "0g"}, exitUsage, "hex"},
-		{[]string{"reg", "export", "--dry-run", "h"}, exitUsage, "bad arguments"},
+		{[]string{"reg", "export", "--dry-run", "h"}, exitUsage, "--dry-run is for"},
 		{[]string{"reg", "delete", "h", ""}, exitUsage, "root"},
 		{[]string{"reg", "--bogus", "get", "h", "k"}, exitUsage, "unknown option"},
 	} {
@@ -93,7 +93,7 @@ func TestRegSetGetDeleteUndo(t *testing.T) {
 		{[]string{"delete", path, `WuoTest`, "bin"}, "delete value"},
 	}
 	for _, s := range steps {
-		code, out, errs := runCmd(append([]string{"reg"}, s.args...)...)
+		code, out, errs := runCmd(append([]string{"reg", "--yes"}, s.args...)...)
 		if code != exitOK || !strings.Contains(out, s.out) {
 			t.Fatalf("%q: %d\n%s\n%s", s.args, code, out, errs)
 		}
@@ -127,14 +127,14 @@ func TestRegSetGetDeleteUndo(t *testing.T) {
 		t.Fatalf("%d journals, want %d", n, len(steps))
 	}
 	for range steps {
-		if code, out, errs := runCmd("reg", "undo", path); code != exitOK {
+		if code, out, errs := runCmd("reg", "undo", "-y", path); code != exitOK {
 			t.Fatalf("undo: %d\n%s\n%s", code, out, errs)
 		}
 	}
 	if now, _ := os.ReadFile(path); !bytes.Equal(now, orig) {
 		t.Fatal("undo did not restore the original bytes")
 	}
-	if code, _, errs := runCmd("reg", "undo", path); code != exitError || !strings.Contains(errs, "no change to undo") {
+	if code, _, errs := runCmd("reg", "undo", "-y", path); code != exitError || !strings.Contains(errs, "no change to undo") {
 		t.Fatalf("undo with nothing left: %d %q", code, errs)
 	}
 }
@@ -145,7 +145,7 @@ func TestRegGrowUndo(t *testing.T) {
 	path := regCopy(t, "hives/hivex/minimal", "NTUSER.DAT")
 	orig, _ := os.ReadFile(path)
 	data := strings.Repeat("c3", 50000)
-	code, out, errs := runCmd("reg", "set", path, `Software\Big`, "blob", "REG_BINARY", data)
+	code, out, errs := runCmd("reg", "set", "--yes", path, `Software\Big`, "blob", "REG_BINARY", data)
 	if code != exitOK || !strings.Contains(out, "the file grows from 8192 to") {
 		t.Fatalf("set: %d\n%s\n%s", code, out, errs)
 	}
@@ -167,7 +167,7 @@ func TestRegGrowUndo(t *testing.T) {
 	if tool := testutil.RequireTool(t, "hivexregedit"); tool != "" {
 		testutil.Run(t, tool, "--export", path, `\`)
 	}
-	if code, out, errs := runCmd("reg", "undo", path); code != exitOK || !strings.Contains(out, "cut back") {
+	if code, out, errs := runCmd("reg", "undo", "-y", path); code != exitOK || !strings.Contains(out, "cut back") {
 		t.Fatalf("undo: %d\n%s\n%s", code, out, errs)
 	}
 	if now, _ := os.ReadFile(path); !bytes.Equal(now, orig) {
@@ -211,7 +211,7 @@ func TestRegDirtyHive(t *testing.T) {
 	if code != exitOK || winOut != want {
 		t.Fatal("the recovered export differs from the hive Windows recovered")
 	}
-	code, out, errs := runCmd("reg", "set", path, "WuoTest", "x", "REG_DWORD", "7")
+	code, out, errs := runCmd("reg", "set", "--yes", path, "WuoTest", "x", "REG_DWORD", "7")
 	if code != exitOK || !strings.Contains(out, "write the state recovered") {
 		t.Fatalf("set: %d\n%s\n%s", code, out, errs)
 	}
@@ -236,7 +236,7 @@ func TestRegDirtyHive(t *testing.T) {
 func TestRegRefuses(t *testing.T) {
 	path := regCopy(t, "hives/yarp/WrongOrderHive", "WrongOrderHive")
 	orig, _ := os.ReadFile(path)
-	code, _, errs := runCmd("reg", "set", path, "k", "v", "REG_DWORD", "1")
+	code, _, errs := runCmd("reg", "set", "--yes", path, "k", "v", "REG_DWORD", "1")
 	if code != exitRefused || !strings.Contains(errs, "refusing to write") {
 		t.Fatalf("set on a damaged hive: %d %q", code, errs)
 	}

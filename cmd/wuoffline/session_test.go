@@ -117,7 +117,7 @@ func TestReadOnlyDevice(t *testing.T) {
 	for _, args := range [][]string{
 		{"fix", "--yes", "--journal", jdir, dev},
 		{"mv", "--yes", "--journal", jdir, dev, `Windows\System32\catroot2`, `Windows\catroot2.moved`},
-		{"undo", "--journal", jdir, dev},
+		{"undo", "--yes", "--journal", jdir, dev},
 	} {
 		code, out, errs := ntRun(args...)
 		if code != exitRefused || !strings.Contains(out+errs, "read-only") {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -9,7 +8,7 @@ import (
 	"wuoffline/offline"
 )
 
-const undoHelp = `Usage: wuoffline undo [--json] [--last] [--journal DIR] TARGET...
+const undoHelp = `Usage: wuoffline undo [--yes] [--json] [--last] [--journal DIR] TARGET...
 
 Takes back what 'wuoffline fix' changed on each TARGET, from the journals fix wrote
 (beside an image file, or in --journal DIR). Every saved range is compared with the
@@ -19,37 +18,34 @@ wrote it) is left alone and reported, so undo never clobbers newer data. Undo is
 idempotent. By default every fix not yet undone is taken back, newest first;
 --last takes back only the newest.
 
+Options:
+  -y, --yes       do not ask (required when stdin is not a terminal)
+  --json          print the report as JSON
+  --last          take back only the newest fix
+  --journal DIR   where fix was told to keep its journals
+
 Exit codes: 0 everything taken back (or nothing to undo), 3 refused (read-only,
 in use), 4 something could not be taken back (listed) or an error.
 `
 
 // runUndo implements `wuoffline undo`.
 func runUndo(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("undo", flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
+	fl := newFlags("undo", undoHelp, stdout, stderr)
 	asJSON := fl.Bool("json", false, "")
 	last := fl.Bool("last", false, "")
 	jdir := fl.String("journal", "", "")
-	help := fl.Bool("help", false, "")
-	fl.BoolVar(help, "h", false, "")
-	if err := fl.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "wuoffline undo: %v\n\n%s", err, undoHelp)
-		return exitUsage
+	yes := fl.yesFlag()
+	targets, code, done := fl.parse(args, 1, -1)
+	if done {
+		return code
 	}
-	if *help {
-		fmt.Fprint(stdout, undoHelp)
+	ask, code, done := fl.confirmer(*yes)
+	if done {
+		return code
+	}
+	if !ask(fmt.Sprintf("Take back the journaled fixes on %s?", strings.Join(targets, ", "))) {
+		fmt.Fprintln(stderr, "wuoffline undo: declined: nothing was written")
 		return exitOK
-	}
-	targets := fl.Args()
-	if len(targets) == 0 {
-		fmt.Fprintf(stderr, "wuoffline undo: no TARGET given\n\n%s", undoHelp)
-		return exitUsage
-	}
-	for _, t := range targets {
-		if strings.HasPrefix(t, "-") {
-			fmt.Fprintf(stderr, "wuoffline undo: options go before the TARGETs (%q)\n", t)
-			return exitUsage
-		}
 	}
 	rep := offline.Undo(targets, offline.UndoOptions{JournalDir: *jdir, Last: *last})
 	if *asJSON {

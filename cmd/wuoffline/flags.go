@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// cmdFlags is the one flag parser every command uses, on the standard flag
+// package: options may come before, between or after the positional
+// arguments (`diagnose a.img --json`), "--" ends the options, -h/--help
+// prints the command's help once to stdout, and a usage error names the bad
+// option with two dashes.
+type cmdFlags struct {
+	*flag.FlagSet
+	name, help     string
+	stdout, stderr io.Writer
+	// looseAfter, when > 0, makes a word that is not a known option a
+	// positional argument once that many positionals were read (reg DATA
+	// such as "-1").
+	looseAfter int
+}
+
+// newFlags returns the parser of command name ("fix", "reg set"), whose
+// --help text is help.
+func newFlags(name, help string, stdout, stderr io.Writer) *cmdFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors and help are printed by parse, once
+	fs.Usage = func() {}
+	return &cmdFlags{FlagSet: fs, name: name, help: help, stdout: stdout, stderr: stderr}
+}
+
+// boolFlag defines --long and its one-letter alias -s (when s is not "").
+func (c *cmdFlags) boolFlag(long, short string) *bool {
+	p := c.Bool(long, false, "")
+	if short != "" {
+		c.BoolVar(p, short, false, "")
+	}
+	return p
+}
+
+// yesFlag defines --yes/-y: write without asking.
+func (c *cmdFlags) yesFlag() *bool { return c.boolFlag("yes", "y") }
+
+// flagName matches an option as the flag package names it in its errors
+// ("-journal"), to print it as it is spelled in the help ("--journal").
+var flagName = regexp.MustCompile(`(^|[\s:])-([A-Za-z][A-Za-z0-9-]+)`)
+
+// parse parses args and returns the positional arguments. When parsing ends
+// the command (help asked, usage error, fewer than min or more than max
+// positionals; max < 0 for no limit) it has printed what to print and
+// returns done with the exit code.
+func (c *cmdFlags) parse(args []string, min, max int) (pos []string, code int, done bool) {
+	for len(args) > 0 {
+		a := args[0]
+		if a == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" || (c.looseAfter > 0 && len(pos) >= c.looseAfter && !c.known(a)) {
+			pos = append(pos, a)
+			args = args[1:]
+			continue
+		}
+		if err := c.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(c.stdout, c.help)
+				return nil, exitOK, true
+			}
+			msg := strings.Replace(err.Error(), "flag provided but not defined", "unknown option", 1)
+			msg = strings.Replace(msg, "for flag ", "for ", 1)
+			return nil, c.usageError("%s", flagName.ReplaceAllString(msg, "$1--$2")), true
+		}
+		rest := c.Args()
+		if used := args[:len(args)-len(rest)]; len(used) > 0 && used[len(used)-1] == "--" {
+			// flag.Parse consumed a "--": the rest is positional.
+			pos = append(pos, rest...)
+			break
+		}
+		args = rest
+	}
+	switch {
+	case len(pos) < min && len(pos) == 0:
+		return nil, c.usageError("no TARGET given"), true
+	case len(pos) < min:
+		return nil, c.usageError("too few arguments (%d, want %d)", len(pos), min), true
+	case max >= 0 && len(pos) > max:
+		return nil, c.usageError("too many arguments (%d, at most %d): %q", len(pos), max, pos[max:]), true
+	}
+	return pos, 0, false
+}
+
+// known reports whether word names an option of this command.
+func (c *cmdFlags) known(word string) bool {
+	name := strings.TrimLeft(word, "-")
+	if i := strings.IndexByte(name, '='); i >= 0 {
+		name = name[:i]
+	}
+	return name == "h" || name == "help" || c.Lookup(name) != nil
+}
+
+// usageError prints "wuoffline CMD: MESSAGE", the usage and where the help is, and
+// returns exitUsage.
+func (c *cmdFlags) usageError(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "wuoffline %s: %s\n", c.name, fmt.Sprintf(format, args...))
+	// The help's first paragraph: the usage line(s).
+	first, _, _ := strings.Cut(c.help, "\n\n")
+	fmt.Fprintf(c.stderr, "%s\n", first)
+	fmt.Fprintf(c.stderr, "Run 'wuoffline %s --help' for the options.\n", c.name)
+	return exitUsage
+}
+
+// confirmer decides, before anything is opened, how a command that writes
+// gets its permission: --yes, or a question on the terminal. Without --yes
+// and with stdin not a terminal it is a usage error (done is true).
+func (c *cmdFlags) confirmer(yes bool) (ask func(question string) bool, code int, done bool) {
+	if yes {
+		return func(string) bool { return true }, 0, false
+	}
+	if !isInteractive(os.Stdin) {
+		return nil, c.usageError("stdin is not a terminal: add --yes to write without being asked"), true
+	}
+	in := bufio.NewReader(os.Stdin)
+	return func(question string) bool {
+		fmt.Fprintf(c.stderr, "%s [y/N] ", question)
+		line, _ := in.ReadString('\n')
+		a := strings.ToLower(strings.TrimSpace(line))
+		return a == "y" || a == "yes"
+	}, 0, false
+}
