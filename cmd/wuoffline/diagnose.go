@@ -115,7 +115,9 @@ func isTerminal(w io.Writer) bool {
 // writeDiagnoseText prints the report for people: per target, per Windows
 // installation, the cases (most important first), every problem with its
 // evidence and fix, then the commands for WinPE, then safety refusals.
-func writeDiagnoseText(w io.Writer, rep *offline.Report) {
+func writeDiagnoseText(out io.Writer, rep *offline.Report) {
+	w := newWrapWriter(out) // to the console's width, continuations indented
+	defer w.Flush()
 	for i, t := range rep.Targets {
 		if i > 0 {
 			fmt.Fprintln(w)
@@ -201,6 +203,7 @@ func writeInstallation(w io.Writer, t offline.TargetReport, in offline.Installat
 			order = append(order, c)
 		}
 	}
+	shown := map[string]string{} // evidence line -> the check it was printed under
 	for _, c := range order {
 		var probs, infos []offline.Result
 		for _, r := range in.Checks {
@@ -236,7 +239,7 @@ func writeInstallation(w io.Writer, t offline.TargetReport, in offline.Installat
 			if r.Error != "" {
 				fmt.Fprintf(w, "        error: %s\n", r.Error)
 			}
-			writeEvidence(w, r.Evidence)
+			writeEvidence(w, r.ID, r.Evidence, shown)
 			if r.Fix != "" {
 				fix := r.Fix
 				if r.OptIn != "" {
@@ -274,7 +277,9 @@ func writeInstallation(w io.Writer, t offline.TargetReport, in offline.Installat
 	writeRefusals(w, "this installation", in.Safety.Refusals)
 }
 
-const maxEvidenceLines = 12
+// maxEvidenceLines is how many evidence lines a check prints (the rest are
+// in --json): a console shows 25 lines.
+const maxEvidenceLines = 6
 
 // writeLogs prints the logs that show failures (and the presence-only ones).
 func writeLogs(w io.Writer, logs []offline.LogFinding) {
@@ -315,13 +320,31 @@ func writeLogs(w io.Writer, logs []offline.LogFinding) {
 	}
 }
 
-func writeEvidence(w io.Writer, evs []offline.Evidence) {
+// writeEvidence prints a check's evidence, each line once per installation:
+// a line already printed under another check (the same CBS.log failure
+// behind softwaredistribution and catroot2) is only counted.
+func writeEvidence(w io.Writer, id string, evs []offline.Evidence, shown map[string]string) {
+	printed, again := 0, map[string]int{}
+	var order []string
 	for i, e := range evs {
-		if i == maxEvidenceLines {
+		line := evidenceLine(e)
+		if first, ok := shown[line]; ok && first != id {
+			if again[first] == 0 {
+				order = append(order, first)
+			}
+			again[first]++
+			continue
+		}
+		if printed == maxEvidenceLines {
 			fmt.Fprintf(w, "        ... and %d more (see --json)\n", len(evs)-i)
 			break
 		}
-		fmt.Fprintf(w, "        - %s\n", evidenceLine(e))
+		shown[line] = id
+		printed++
+		fmt.Fprintf(w, "        - %s\n", clipText(line, 140))
+	}
+	for _, first := range order {
+		fmt.Fprintf(w, "        - and %d line(s) shown under [%s]\n", again[first], first)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -40,13 +41,20 @@ func TestFixCommand(t *testing.T) {
 	orig, _ := os.ReadFile(img)
 
 	code, out, errs := runCmd("fix", "--dry-run", img)
-	for _, want := range []string{`rename Windows\SoftwareDistribution -> Windows\SoftwareDistribution.old`, "old: 4", "new: 3", "# wuoffline: ", "volume byte ranges", "dry run: nothing was written"} {
+	for _, want := range []string{`rename Windows\SoftwareDistribution -> SoftwareDistribution.old`, `SYSTEM: Services\wuauserv Start 4 -> 3`, "hosts: comment out", "dry run: nothing written"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run text lacks %q", want)
 		}
 	}
 	if code != exitProblem {
 		t.Errorf("dry run: exit %d (%s)", code, errs)
+	}
+	// -v: every action in full, with the byte ranges.
+	code, out, _ = runCmd("fix", img, "--dry-run", "-v")
+	for _, want := range []string{`[softwaredistribution] rename Windows\SoftwareDistribution`, "old: 4", "new: 3", "# wuoffline: ", "volume byte ranges", "writes 0x"} {
+		if code != exitProblem || !strings.Contains(out, want) {
+			t.Errorf("dry run -v: exit %d, text lacks %q", code, want)
+		}
 	}
 
 	// Not a terminal and no --yes: usage error, nothing written.
@@ -56,6 +64,15 @@ func TestFixCommand(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(img); string(now) != string(orig) {
 		t.Fatal("fix without confirmation wrote")
+	}
+
+	// After writing: one line per change with its outcome, not the plan.
+	code, out, errs = runCmd("fix", "--yes", img)
+	if code != exitOK || !strings.Contains(out, `done   rename Windows\SoftwareDistribution -> SoftwareDistribution.old`) || strings.Contains(out, "writes 0x") || !strings.Contains(out, "journal:") {
+		t.Errorf("fix: exit %d (%s)\n%s", code, errs, out)
+	}
+	if code, _, errs := runCmd("undo", "--yes", img); code != exitOK {
+		t.Fatalf("undo: %d %s", code, errs)
 	}
 
 	code, out, errs = runCmd("fix", "--yes", "--json", img, bad)
@@ -80,5 +97,62 @@ func TestFixCommand(t *testing.T) {
 	now, _ := os.ReadFile(img)
 	if string(now) != string(orig) {
 		t.Error("undo did not restore the image")
+	}
+}
+
+// TestFixFitsTheConsole: on the broken test disk the dry run fits a WinPE
+// console (80x25: at most 60 lines, at most one in ten wider than 80
+// columns) and -v still shows every byte range.
+func TestFixFitsTheConsole(t *testing.T) {
+	img := testutil.TestImage(t, "broken-gpt.img")
+	code, out, errs := runCmd("fix", "--dry-run", img)
+	if code != exitProblem {
+		t.Fatalf("dry run: exit %d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	wide := 0
+	for _, l := range lines {
+		if len([]rune(l)) > 80 {
+			wide++
+		}
+	}
+	if len(lines) > 60 || wide*10 > len(lines) || strings.Contains(out, "writes 0x") {
+		t.Errorf("dry run: %d lines, %d wider than 80:\n%s", len(lines), wide, out)
+	}
+	_, verbose, _ := runCmd("fix", "--dry-run", "--verbose", img)
+	var rep offline.FixReport
+	_, js, _ := runCmd("fix", "--dry-run", "--json", img)
+	if err := json.Unmarshal([]byte(js), &rep); err != nil || len(rep.Targets) != 1 || len(rep.Targets[0].Volumes) == 0 {
+		t.Fatalf("json: %v", err)
+	}
+	for _, r := range rep.Targets[0].Volumes[0].Ranges {
+		if want := fmt.Sprintf("%#010x +%-6d", r.Off, r.Len); !strings.Contains(verbose, want) {
+			t.Errorf("-v lacks the range %q", want)
+		}
+	}
+}
+
+func TestWrapLine(t *testing.T) {
+	for _, tt := range []struct {
+		in    string
+		width int
+		want  []string
+	}{
+		{"short", 80, []string{"short"}},
+		{"  aaa bbb ccc", 12, []string{"  aaa bbb", "      ccc"}},
+		{"  aaa bbb ccc", 9, []string{"  aaa bbb", "    ccc"}},
+		{`  x Windows\System32\config\SYSTEM`, 20, []string{`  x`, `      Windows\`, `      System32\`, `      config\SYSTEM`}},
+		{"abcdefghij", 4, []string{"abcd", "  ef", "  gh", "  ij"}},
+		{"", 10, []string{""}},
+	} {
+		got := wrapLine(tt.in, tt.width)
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("wrapLine(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
+		}
+		for _, l := range got {
+			if len([]rune(l)) > tt.width {
+				t.Errorf("wrapLine(%q, %d): %q is too wide", tt.in, tt.width, l)
+			}
+		}
 	}
 }
