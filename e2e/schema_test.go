@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"wuoffline/internal/testutil"
 )
@@ -62,22 +64,44 @@ func validate(t *testing.T, py, name string, docs []string) []string {
 }
 
 // jsonRun runs the Linux build with args, checks the exit code and that
-// stdout is one JSON document, and saves it in dir as name.json.
-func jsonRun(t *testing.T, bin, dir, name string, wantExit int, args ...string) string {
+// stdout is JSON Lines: one JSON document a line, one per target, in the
+// order of the targets (the last len(targets) arguments), each with the
+// header every document carries; it saves document i in dir as
+// name-i.json and returns their paths.
+func jsonRun(t *testing.T, bin, dir, name string, wantExit int, args []string, targets ...string) []string {
 	t.Helper()
+	args = append(append([]string{}, args...), targets...)
 	r := run(t, nil, bin, args...)
 	if r.exit != wantExit {
 		t.Fatalf("wuoffline %s: exit %d, want %d\n%s%s", strings.Join(args, " "), r.exit, wantExit, r.stdout, r.stderr)
 	}
-	var v map[string]any
-	if err := json.Unmarshal(r.stdout, &v); err != nil {
-		t.Fatalf("wuoffline %s: stdout is not JSON: %v\n%s", strings.Join(args, " "), err, r.stdout)
+	lines := strings.Split(strings.TrimSuffix(string(r.stdout), "\n"), "\n")
+	if len(lines) != len(targets) {
+		t.Fatalf("wuoffline %s: %d lines of output for %d targets, want one JSON document a line:\n%s", strings.Join(args, " "), len(lines), len(targets), r.stdout)
 	}
-	p := filepath.Join(dir, name+".json")
-	if err := os.WriteFile(p, r.stdout, 0o644); err != nil {
-		t.Fatal(err)
+	var paths []string
+	for i, line := range lines {
+		var v struct {
+			SchemaVersion int    `json:"schema_version"`
+			Command       string `json:"command"`
+			Version       string `json:"version"`
+			Timestamp     string `json:"timestamp"`
+			Target        string `json:"target"`
+		}
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("wuoffline %s: line %d is not a JSON document: %v\n%s", strings.Join(args, " "), i+1, err, line)
+		}
+		if ts, err := time.Parse(time.RFC3339, v.Timestamp); err != nil || ts.Location() != time.UTC || v.SchemaVersion != 2 || v.Command != args[0] || v.Version == "" || v.Target != targets[i] {
+			t.Errorf("wuoffline %s: document %d: schema %d, command %q, version %q, timestamp %q (%v), target %q (want %q)",
+				strings.Join(args, " "), i+1, v.SchemaVersion, v.Command, v.Version, v.Timestamp, err, v.Target, targets[i])
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%s-%d.json", name, i))
+		if err := os.WriteFile(p, []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
 	}
-	return p
+	return paths
 }
 
 // TestJSONSchemas runs the built binary's diagnose, fix and undo with --json
@@ -109,25 +133,36 @@ func TestJSONSchemas(t *testing.T) {
 	var diag, fix, undo []string
 	for n, want := range map[string]int{"broken-gpt": 1, "broken-mbr": 1, "broken-4kn": 1, "broken-volume": 1, "healthy-gpt": 0,
 		"refuse-bitlocker": 3, "refuse-dirty": 3, "refuse-faststartup": 3, "refuse-hibernated": 3} {
-		diag = append(diag, jsonRun(t, bin, out, "diagnose-"+n, want, "diagnose", "--json", imgs[n]))
+		diag = append(diag, jsonRun(t, bin, out, "diagnose-"+n, want, []string{"diagnose", "--json"}, imgs[n])...)
 	}
-	diag = append(diag,
-		jsonRun(t, bin, out, "diagnose-tree", 1, "diagnose", "--json", tree),
-		jsonRun(t, bin, out, "diagnose-missing", 4, "diagnose", "--json", missing),
-		jsonRun(t, bin, out, "diagnose-several", 4, "diagnose", "--json", imgs["broken-gpt"], imgs["healthy-gpt"], missing))
+	jsonl := []string{"diagnose", "--json"}
+	for _, docs := range [][]string{
+		jsonRun(t, bin, out, "diagnose-tree", 1, jsonl, tree),
+		jsonRun(t, bin, out, "diagnose-missing", 4, jsonl, missing),
+		// Several targets: one line each, in argument order, the worst exit.
+		jsonRun(t, bin, out, "diagnose-several", 4, []string{"diagnose", "--jobs", "2", "--json"}, imgs["broken-gpt"], imgs["healthy-gpt"], missing),
+	} {
+		diag = append(diag, docs...)
+	}
 
-	fix = append(fix,
-		jsonRun(t, bin, out, "fix-dry-run", 1, "fix", "--json", "--dry-run", imgs["broken-gpt"]),
-		jsonRun(t, bin, out, "fix-healthy", 0, "fix", "--json", "--yes", imgs["healthy-gpt"]),
-		jsonRun(t, bin, out, "fix-refused", 3, "fix", "--json", "--yes", imgs["refuse-hibernated"]),
-		jsonRun(t, bin, out, "fix-missing", 4, "fix", "--json", "--yes", missing),
-		jsonRun(t, bin, out, "fix-gpt", 0, "fix", "--json", "--yes", imgs["broken-gpt"]),
-		jsonRun(t, bin, out, "fix-tree", 0, "fix", "--json", "--yes", tree))
-	undo = append(undo,
-		jsonRun(t, bin, out, "undo-gpt", 0, "undo", "--yes", "--json", imgs["broken-gpt"]),
-		jsonRun(t, bin, out, "undo-again", 0, "undo", "--yes", "--json", imgs["broken-gpt"]),
-		jsonRun(t, bin, out, "undo-tree", 0, "undo", "--yes", "--json", tree),
-		jsonRun(t, bin, out, "undo-missing", 4, "undo", "--yes", "--json", missing))
+	for _, docs := range [][]string{
+		jsonRun(t, bin, out, "fix-dry-run", 1, []string{"fix", "--json", "--dry-run"}, imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "fix-healthy", 0, []string{"fix", "--json", "--yes"}, imgs["healthy-gpt"]),
+		jsonRun(t, bin, out, "fix-refused", 3, []string{"fix", "--json", "--yes"}, imgs["refuse-hibernated"]),
+		jsonRun(t, bin, out, "fix-missing", 4, []string{"fix", "--json", "--yes"}, missing),
+		jsonRun(t, bin, out, "fix-gpt", 0, []string{"fix", "--json", "--yes"}, imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "fix-tree", 0, []string{"fix", "--json", "--yes"}, tree),
+	} {
+		fix = append(fix, docs...)
+	}
+	for _, docs := range [][]string{
+		jsonRun(t, bin, out, "undo-gpt", 0, []string{"undo", "--yes", "--json"}, imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "undo-again", 0, []string{"undo", "--yes", "--json"}, imgs["broken-gpt"]),
+		jsonRun(t, bin, out, "undo-tree", 0, []string{"undo", "--yes", "--json"}, tree),
+		jsonRun(t, bin, out, "undo-missing", 4, []string{"undo", "--yes", "--json"}, missing),
+	} {
+		undo = append(undo, docs...)
+	}
 
 	for name, docs := range map[string][]string{"diagnose": diag, "fix": fix, "undo": undo} {
 		if errs := validate(t, py, name, docs); errs != nil {
@@ -138,7 +173,9 @@ func TestJSONSchemas(t *testing.T) {
 		for _, tamper := range []func(map[string]any){
 			func(d map[string]any) { d["surprise"] = true },
 			func(d map[string]any) { d["schema_version"] = "1" },
-			func(d map[string]any) { d["targets"].([]any)[0].(map[string]any)["exit"] = 2 },
+			func(d map[string]any) { d["exit"] = 2 },
+			func(d map[string]any) { d["timestamp"] = "yesterday" },
+			func(d map[string]any) { delete(d, "version") },
 		} {
 			b, _ := os.ReadFile(docs[0])
 			var d map[string]any
@@ -151,5 +188,37 @@ func TestJSONSchemas(t *testing.T) {
 				t.Errorf("docs/%s.schema.json accepts a tampered document: %s", name, b[:min(len(b), 200)])
 			}
 		}
+	}
+}
+
+// TestJSONLinesContainers: `wuoffline diagnose --json a.img b.qcow2 c.vhdx`
+// (b and c made from the broken test disk by qemu-img convert) prints three
+// JSON lines, in argument order, each valid and naming its container.
+func TestJSONLinesContainers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	py := needValidator(t)
+	qemu := testutil.RequireTool(t, "qemu-img")
+	bin := binary(t, runtime.GOOS, runtime.GOARCH)
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.img")
+	testutil.Run(t, "cp", testutil.TestImage(t, "broken-gpt.img"), a)
+	b, c := filepath.Join(dir, "b.qcow2"), filepath.Join(dir, "c.vhdx")
+	testutil.Run(t, qemu, "convert", "-O", "qcow2", a, b)
+	testutil.Run(t, qemu, "convert", "-O", "vhdx", a, c)
+	docs := jsonRun(t, bin, dir, "fleet", 1, []string{"diagnose", "--json"}, a, b, c)
+	for i, want := range []string{"raw", "qcow2", "vhdx"} {
+		body, _ := os.ReadFile(docs[i])
+		var d struct {
+			Format string `json:"format"`
+			Exit   int    `json:"exit"`
+		}
+		if err := json.Unmarshal(body, &d); err != nil || d.Format != want || d.Exit != 1 {
+			t.Errorf("line %d: format %q exit %d (%v), want %s and 1", i+1, d.Format, d.Exit, err, want)
+		}
+	}
+	if errs := validate(t, py, "diagnose", docs); errs != nil {
+		t.Errorf("JSON Lines do not conform to docs/diagnose.schema.json:\n%s", strings.Join(errs, "\n"))
 	}
 }

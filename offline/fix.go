@@ -237,8 +237,8 @@ type LineEdit struct {
 
 // ByteRange is a range of volume bytes.
 type ByteRange struct {
-	Off   int64  `json:"off"`
-	Len   int64  `json:"len"`
+	Off   int64  `json:"offset"` // named as a volume's offset and size
+	Len   int64  `json:"size"`
 	Label string `json:"label,omitempty"`
 }
 

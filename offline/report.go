@@ -5,10 +5,73 @@ import (
 	"time"
 )
 
-// SchemaVersion is the version of the JSON report (Report.SchemaVersion).
-// It changes only when a field changes meaning or disappears; new fields
-// may be added within a version.
-const SchemaVersion = 1
+// SchemaVersion is the version of the JSON documents (Header.SchemaVersion,
+// docs/*.schema.json). It changes only when a field changes meaning or
+// disappears; new fields may be added within a version. Version 2: one
+// document per target (JSON Lines for many) carrying the tool's version and
+// a timestamp; a volume index is "volume" everywhere, a byte range is
+// "offset" and "size" like a volume, refusals are always an array.
+const SchemaVersion = 2
+
+// Header starts every JSON document the command line prints: what made it
+// and when.
+type Header struct {
+	SchemaVersion int    `json:"schema_version"`
+	Command       string `json:"command"` // "diagnose", "fix", "undo"
+	Tool          string `json:"tool"`    // "wuoffline"
+	Version       string `json:"version"` // the tool's version
+	Timestamp     string `json:"timestamp"`
+}
+
+// NewHeader returns the header of a document of command, made now by
+// version of the tool; the timestamp is UTC RFC 3339.
+func NewHeader(command, version string, now time.Time) Header {
+	return Header{SchemaVersion: SchemaVersion, Command: command, Tool: "wuoffline", Version: version,
+		Timestamp: now.UTC().Format(time.RFC3339)}
+}
+
+// DiagnoseDocument is one target's diagnosis as one JSON document
+// (docs/diagnose.schema.json): the header and the target's fields.
+type DiagnoseDocument struct {
+	Header
+	TargetReport
+}
+
+// FixDocument is one target's fix as one JSON document
+// (docs/fix.schema.json).
+type FixDocument struct {
+	Header
+	DryRun bool `json:"dry_run"`
+	FixTargetReport
+}
+
+// UndoDocument is one target's undo as one JSON document
+// (docs/undo.schema.json). Refusals is the target's refusal as an array,
+// the same name and shape as in the other documents.
+type UndoDocument struct {
+	Header
+	UndoTargetReport
+	Refusals []Refusal `json:"refusals"`
+}
+
+// NewUndoDocument returns the document of one target's undo.
+func NewUndoDocument(h Header, u UndoTargetReport) UndoDocument {
+	d := UndoDocument{Header: h, UndoTargetReport: u, Refusals: []Refusal{}}
+	if u.Refusal != nil {
+		d.Refusals = append(d.Refusals, *u.Refusal)
+	}
+	return d
+}
+
+// WorstExit is the exit code of many targets: the worst of theirs, 4
+// (error) over 3 (refused) over 2 over 1 (problems) over 0.
+func WorstExit(codes ...int) int {
+	worst := ExitOK
+	for _, c := range codes {
+		worst = worseExit(worst, c)
+	}
+	return worst
+}
 
 // Status is a check's verdict (repair-catalog.md, "Checks").
 type Status string
@@ -140,7 +203,7 @@ type TargetReport struct {
 
 // VolumeReport describes one volume of a target.
 type VolumeReport struct {
-	Index   int    `json:"index"`
+	Index   int    `json:"volume"` // the same name as in every other document
 	Offset  int64  `json:"offset"`
 	Size    int64  `json:"size"`
 	Type    string `json:"type,omitempty"`

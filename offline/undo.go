@@ -42,7 +42,7 @@ type UndoTargetReport struct {
 	// Nothing is true when no journal needed undoing.
 	Nothing bool     `json:"nothing"`
 	Error   string   `json:"error,omitempty"`
-	Refusal *Refusal `json:"refusal,omitempty"`
+	Refusal *Refusal `json:"-"` // printed as "refusals" (UndoDocument)
 	Exit    int      `json:"exit"`
 }
 

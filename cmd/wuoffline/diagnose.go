@@ -12,7 +12,7 @@ import (
 	"wuoffline/offline"
 )
 
-const diagnoseHelp = `Usage: wuoffline diagnose [--json] [--letter X:] [--journal DIR] TARGET...
+const diagnoseHelp = `Usage: wuoffline diagnose [--json] [--jobs N] [--letter X:] [--journal DIR] TARGET...
 
 Find every Windows installation on each TARGET and report what stops Windows
 Update (error 0x80070002 and friends) or stops Windows from starting after an
@@ -20,11 +20,14 @@ update. Read-only: diagnose never writes a byte.
 
 TARGET is a disk or volume image (raw .img, fixed .vhd), a block device
 (/dev/sdb, /dev/nvme0n1p3), a directory where the Windows volume is mounted,
-or on Windows a drive letter (D:). Several TARGETs are read in parallel and
-reported in the order given.
+or on Windows a drive letter (D:). Several TARGETs are read in parallel (--jobs)
+and reported in the order given, each as soon as it and those before it are
+done; text output ends with a summary ("3 targets: 2 to fix, 1 healthy").
 
 Options:
-  --json        print the report as JSON (schema_version 1) for scripts
+  --json        print one JSON document per TARGET, one a line (JSON Lines;
+                docs/diagnose.schema.json, schema_version 2) for scripts
+  --jobs N      diagnose at most N TARGETs at once (default: the CPUs)
   --letter X:   the drive letter WinPE gives the Windows volume, used in the
                 printed sfc/dism commands (default: the TARGET's letter when
                 it is one, else D: as a placeholder)
@@ -59,7 +62,7 @@ Exit codes:
 Examples:
   wuoffline diagnose /dev/nvme0n1          # a whole disk, from a Linux rescue stick
   wuoffline diagnose D:                    # in WinPE, the Windows volume
-  wuoffline diagnose --json disk-*.img     # many VM disks, one JSON report
+  wuoffline diagnose --json disk-*.img     # many VM disks, one JSON line each
 
 In WinPE, find the Windows volume's letter with: diskpart, then list volume
 (it is rarely C: there). On Linux, lsblk -f lists the NTFS partitions.
@@ -73,6 +76,7 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 	asJSON := fl.Bool("json", false, "")
 	letter := fl.String("letter", "", "")
 	journalDir := fl.String("journal", "", "")
+	jobs := fl.Int("jobs", runtime.NumCPU(), "")
 	targets, code, done := fl.parse(args, 1, -1)
 	if done {
 		return code
@@ -89,17 +93,35 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	opts := offline.Options{Letter: strings.ToUpper(strings.TrimRight(*letter, `\`)), JournalDir: *journalDir}
-	opts.Progress = progressTo(stderr)
-	rep := offline.Diagnose(targets, opts)
-	if *asJSON {
-		if code := writeJSON(stdout, stderr, "diagnose", rep); code >= 0 {
-			return code
-		}
-	} else {
-		writeDiagnoseText(stdout, rep)
+	if *jobs < 1 {
+		return fl.usageError("--jobs %d: at least 1", *jobs)
 	}
-	return rep.Exit()
+	opts := offline.Options{Letter: strings.ToUpper(strings.TrimRight(*letter, `\`)), JournalDir: *journalDir}
+	prog := newProgressLine(stderr, len(targets))
+	opts.Progress = prog.report
+	return fleetRun[offline.TargetReport]{
+		command: "diagnose", stdout: stdout, stderr: stderr, jobs: *jobs, asJSON: *asJSON, prog: prog,
+		do:      func(t string) offline.TargetReport { return offline.DiagnoseTarget(t, opts) },
+		exit:    func(t offline.TargetReport) int { return t.Exit },
+		outcome: func(t offline.TargetReport) string { return diagnoseOutcome(t.Exit) },
+		document: func(t offline.TargetReport) any {
+			return offline.DiagnoseDocument{Header: header("diagnose"), TargetReport: t}
+		},
+		text: writeDiagnoseTarget,
+	}.run(targets)
+}
+
+// diagnoseOutcome names a target's exit code in the summary line.
+func diagnoseOutcome(code int) string {
+	switch code {
+	case exitOK:
+		return "healthy"
+	case exitProblem:
+		return "to fix"
+	case exitRefused:
+		return "refused"
+	}
+	return "failed"
 }
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -112,62 +134,57 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// writeDiagnoseText prints the report for people: per target, per Windows
+// writeDiagnoseTarget prints a target's report for people: per Windows
 // installation, the cases (most important first), every problem with its
 // evidence and fix, then the commands for WinPE, then safety refusals.
-func writeDiagnoseText(out io.Writer, rep *offline.Report) {
+func writeDiagnoseTarget(out io.Writer, t offline.TargetReport) {
 	w := newWrapWriter(out) // to the console's width, continuations indented
 	defer w.Flush()
-	for i, t := range rep.Targets {
-		if i > 0 {
-			fmt.Fprintln(w)
+	fmt.Fprintf(w, "== %s", t.Target)
+	if t.Kind != "" {
+		fmt.Fprintf(w, " (%s", t.Kind)
+		if t.Table != "" {
+			fmt.Fprintf(w, ", %s", strings.ToUpper(t.Table))
 		}
-		fmt.Fprintf(w, "== %s", t.Target)
-		if t.Kind != "" {
-			fmt.Fprintf(w, " (%s", t.Kind)
-			if t.Table != "" {
-				fmt.Fprintf(w, ", %s", strings.ToUpper(t.Table))
-			}
-			if t.SectorSize != 0 {
-				fmt.Fprintf(w, ", %d-byte sectors", t.SectorSize)
-			}
-			fmt.Fprint(w, ")")
+		if t.SectorSize != 0 {
+			fmt.Fprintf(w, ", %d-byte sectors", t.SectorSize)
 		}
-		fmt.Fprintln(w)
-		for _, v := range t.Volumes {
-			if t.Kind == "directory" {
-				break
-			}
-			line := fmt.Sprintf("   volume %d: %s, %s", v.Index, v.Content, humanBytes(v.Size))
-			if v.Type != "" {
-				line += ", " + v.Type
-			}
-			if v.Name != "" {
-				line += fmt.Sprintf(" %q", v.Name)
-			}
-			if v.Windows {
-				line += "  <- Windows"
-			}
-			if v.Note != "" {
-				line += " (" + v.Note + ")"
-			}
-			if v.Error != "" {
-				line += " (unreadable: " + v.Error + ")"
-			}
-			fmt.Fprintln(w, line)
-		}
-		if t.Error != "" {
-			fmt.Fprintf(w, "ERROR: %s\n", t.Error)
-			if t.Hint != "" && !strings.Contains(t.Error, t.Hint) {
-				fmt.Fprintf(w, "  hint: %s\n", t.Hint)
-			}
-		}
-		for _, in := range t.Installations {
-			writeInstallation(w, t, in)
-		}
-		writeRefusals(w, "this target", t.Refusals)
-		fmt.Fprintf(w, "-> exit %d: %s\n", t.Exit, exitMeaning(t.Exit))
+		fmt.Fprint(w, ")")
 	}
+	fmt.Fprintln(w)
+	for _, v := range t.Volumes {
+		if t.Kind == "directory" {
+			break
+		}
+		line := fmt.Sprintf("   volume %d: %s, %s", v.Index, v.Content, humanBytes(v.Size))
+		if v.Type != "" {
+			line += ", " + v.Type
+		}
+		if v.Name != "" {
+			line += fmt.Sprintf(" %q", v.Name)
+		}
+		if v.Windows {
+			line += "  <- Windows"
+		}
+		if v.Note != "" {
+			line += " (" + v.Note + ")"
+		}
+		if v.Error != "" {
+			line += " (unreadable: " + v.Error + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+	if t.Error != "" {
+		fmt.Fprintf(w, "ERROR: %s\n", t.Error)
+		if t.Hint != "" && !strings.Contains(t.Error, t.Hint) {
+			fmt.Fprintf(w, "  hint: %s\n", t.Hint)
+		}
+	}
+	for _, in := range t.Installations {
+		writeInstallation(w, t, in)
+	}
+	writeRefusals(w, "this target", t.Refusals)
+	fmt.Fprintf(w, "-> exit %d: %s\n", t.Exit, exitMeaning(t.Exit))
 }
 
 func exitMeaning(code int) string {

@@ -127,12 +127,16 @@ func TestDiagnoseJSON(t *testing.T) {
 	if code != exitProblem {
 		t.Fatalf("exit %d", code)
 	}
+	docs := jsonLines[offline.DiagnoseDocument](t, out)
 	var rep offline.Report
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("JSON: %v\n%s", err, clipText(out, 500))
+	for _, d := range docs {
+		if d.SchemaVersion != offline.SchemaVersion || d.Command != "diagnose" || d.Tool != "wuoffline" || d.Version == "" || d.Timestamp == "" {
+			t.Errorf("header %+v", d.Header)
+		}
+		rep.Targets = append(rep.Targets, d.TargetReport)
 	}
-	if rep.SchemaVersion != 1 || len(rep.Targets) != 2 || rep.Targets[0].Target != healthy || rep.Targets[1].Target != broken {
-		t.Fatalf("report: schema %d, %d targets", rep.SchemaVersion, len(rep.Targets))
+	if len(rep.Targets) != 2 || rep.Targets[0].Target != healthy || rep.Targets[1].Target != broken {
+		t.Fatalf("report: %d targets", len(rep.Targets))
 	}
 	valid := map[offline.Status]bool{"ok": true, "problem": true, "info": true, "fixed": true, "skipped": true, "failed": true}
 	for _, tr := range rep.Targets {
@@ -165,4 +169,18 @@ func TestDiagnoseRefusedImage(t *testing.T) {
 	if !strings.Contains(out, "PROBLEM [pending-xml]") {
 		t.Error("refused report lacks the problems it read")
 	}
+}
+
+// jsonLines decodes JSON Lines output: one document a line.
+func jsonLines[T any](t *testing.T, out string) []T {
+	t.Helper()
+	var docs []T
+	for i, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var d T
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("line %d is not a JSON document: %v\n%s", i+1, err, clipText(line, 500))
+		}
+		docs = append(docs, d)
+	}
+	return docs
 }

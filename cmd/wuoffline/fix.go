@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 
 	"wuoffline/offline"
 )
 
-const fixHelp = `Usage: wuoffline fix [--dry-run] [--yes] [--json] [--with LIST] [--only IDS] [--skip IDS]
-                     [--journal DIR] [--letter X:] [--discard-hibernation] TARGET...
+const fixHelp = `Usage: wuoffline fix [--dry-run] [--yes] [-v] [--json] [--jobs N] [--with LIST] [--only IDS]
+                     [--skip IDS] [--journal DIR] [--letter X:] [--discard-hibernation] TARGET...
 
 Repairs what 'wuoffline diagnose' reports as problem, as docs/catalogue.md says:
 renames aside (SoftwareDistribution -> SoftwareDistribution.old, .old.1, ...; catroot2,
@@ -28,7 +30,9 @@ Options:
   -n, --dry-run    compute and print the plan, write nothing
   -y, --yes        do not ask for confirmation (needed when stdin is not a terminal)
   -v, --verbose    print every change in full, with the byte ranges it writes
-  --json           print the report as JSON (schema_version 1)
+  --json           print one JSON document per TARGET, one a line (JSON Lines;
+                   docs/fix.schema.json, schema_version 2)
+  --jobs N         work on at most N TARGETs at once (default: the CPUs)
   --with LIST      opt-ins, comma-separated: wsus, proxy, os-upgrade, txr
   --only IDS       fix only these check ids (comma-separated)
   --skip IDS       leave these check ids alone
@@ -64,9 +68,13 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 	letter := fl.String("letter", "", "")
 	discard := fl.Bool("discard-hibernation", false, "")
 	verbose := fl.boolFlag("verbose", "v")
+	jobs := fl.Int("jobs", runtime.NumCPU(), "")
 	targets, code, done := fl.parse(args, 1, -1)
 	if done {
 		return code
+	}
+	if *jobs < 1 {
+		return fl.usageError("--jobs %d: at least 1", *jobs)
 	}
 	opts := offline.FixOptions{DryRun: *dry, JournalDir: *jdir, Letter: strings.ToUpper(strings.TrimRight(*letter, `\`))}
 	opts.DiscardHibernation = *discard
@@ -83,31 +91,32 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 			return fl.usageError("unknown check id %q (known: %s)", id, strings.Join(offline.CheckIDs(), ", "))
 		}
 	}
+	prog := newProgressLine(stderr, len(targets))
+	opts.Progress = prog.report
 	if !*dry && !*yes {
 		ask, code, done := fl.confirmer(false)
 		if done {
 			return code
 		}
+		var mu sync.Mutex // one question at a time on the terminal
 		opts.Confirm = func(t *offline.FixTargetReport) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			prog.clear(false)
 			writeFixTarget(stderr, *t, fixText{planOnly: true, verbose: *verbose})
 			return ask(fmt.Sprintf("Write these changes to %s?", t.Target))
 		}
 	}
-	opts.Progress = progressTo(stderr)
-	rep := offline.Fix(targets, opts)
-	if *asJSON {
-		if code := writeJSON(stdout, stderr, "fix", rep); code >= 0 {
-			return code
-		}
-	} else {
-		for i, t := range rep.Targets {
-			if i > 0 {
-				fmt.Fprintln(stdout)
-			}
-			writeFixTarget(stdout, t, fixText{verbose: *verbose})
-		}
-	}
-	return rep.Exit()
+	return fleetRun[offline.FixTargetReport]{
+		command: "fix", stdout: stdout, stderr: stderr, jobs: *jobs, asJSON: *asJSON, prog: prog,
+		do:      func(t string) offline.FixTargetReport { return offline.FixTarget(t, opts) },
+		exit:    func(t offline.FixTargetReport) int { return t.Exit },
+		outcome: func(t offline.FixTargetReport) string { return t.State },
+		document: func(t offline.FixTargetReport) any {
+			return offline.FixDocument{Header: header("fix"), DryRun: *dry, FixTargetReport: t}
+		},
+		text: func(w io.Writer, t offline.FixTargetReport) { writeFixTarget(w, t, fixText{verbose: *verbose}) },
+	}.run(targets)
 }
 
 func splitList(s string) []string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -80,8 +79,8 @@ func TestFixCommand(t *testing.T) {
 		t.Errorf("batch: exit %d, want %d (the worst): %s", code, exitRefused, errs)
 	}
 	var rep offline.FixReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("JSON: %v", err)
+	for _, d := range jsonLines[offline.FixDocument](t, out) {
+		rep.Targets = append(rep.Targets, d.FixTargetReport)
 	}
 	if len(rep.Targets) != 2 || rep.Targets[0].State != offline.FixDone || rep.Targets[1].State != offline.FixRefused || rep.Targets[0].Exit != exitOK || rep.Targets[1].Exit != exitRefused {
 		t.Fatalf("batch report: %+v", rep.Targets)
@@ -120,12 +119,12 @@ func TestFixFitsTheConsole(t *testing.T) {
 		t.Errorf("dry run: %d lines, %d wider than 80:\n%s", len(lines), wide, out)
 	}
 	_, verbose, _ := runCmd("fix", "--dry-run", "--verbose", img)
-	var rep offline.FixReport
 	_, js, _ := runCmd("fix", "--dry-run", "--json", img)
-	if err := json.Unmarshal([]byte(js), &rep); err != nil || len(rep.Targets) != 1 || len(rep.Targets[0].Volumes) == 0 {
-		t.Fatalf("json: %v", err)
+	docs := jsonLines[offline.FixDocument](t, js)
+	if len(docs) != 1 || len(docs[0].Volumes) == 0 || !docs[0].DryRun {
+		t.Fatalf("json: %d documents", len(docs))
 	}
-	for _, r := range rep.Targets[0].Volumes[0].Ranges {
+	for _, r := range docs[0].Volumes[0].Ranges {
 		if want := fmt.Sprintf("%#010x +%-6d", r.Off, r.Len); !strings.Contains(verbose, want) {
 			t.Errorf("-v lacks the range %q", want)
 		}

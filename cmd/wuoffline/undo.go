@@ -3,12 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 
 	"wuoffline/offline"
 )
 
-const undoHelp = `Usage: wuoffline undo [--yes] [--json] [--last] [--journal DIR] TARGET...
+const undoHelp = `Usage: wuoffline undo [--yes] [--json] [--jobs N] [--last] [--journal DIR] TARGET...
 
 Takes back what 'wuoffline fix' changed on each TARGET, from the journals fix wrote
 (beside an image file, or in --journal DIR). Every saved range is compared with the
@@ -20,7 +21,9 @@ idempotent. By default every fix not yet undone is taken back, newest first;
 
 Options:
   -y, --yes       do not ask (required when stdin is not a terminal)
-  --json          print the report as JSON
+  --json          print one JSON document per TARGET, one a line (JSON Lines;
+                  docs/undo.schema.json, schema_version 2)
+  --jobs N        work on at most N TARGETs at once (default: the CPUs)
   --last          take back only the newest fix
   --journal DIR   where fix was told to keep its journals
 
@@ -35,9 +38,13 @@ func runUndo(args []string, stdout, stderr io.Writer) int {
 	last := fl.Bool("last", false, "")
 	jdir := fl.String("journal", "", "")
 	yes := fl.yesFlag()
+	jobs := fl.Int("jobs", runtime.NumCPU(), "")
 	targets, code, done := fl.parse(args, 1, -1)
 	if done {
 		return code
+	}
+	if *jobs < 1 {
+		return fl.usageError("--jobs %d: at least 1", *jobs)
 	}
 	ask, code, done := fl.confirmer(*yes)
 	if done {
@@ -47,35 +54,59 @@ func runUndo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wuoffline undo: declined: nothing was written")
 		return exitOK
 	}
-	rep := offline.Undo(targets, offline.UndoOptions{JournalDir: *jdir, Last: *last})
-	if *asJSON {
-		if code := writeJSON(stdout, stderr, "undo", rep); code >= 0 {
-			return code
-		}
-		return rep.Exit()
+	opts := offline.UndoOptions{JournalDir: *jdir, Last: *last}
+	prog := newProgressLine(stderr, len(targets))
+	return fleetRun[offline.UndoTargetReport]{
+		command: "undo", stdout: stdout, stderr: stderr, jobs: *jobs, asJSON: *asJSON, prog: prog,
+		do: func(t string) offline.UndoTargetReport {
+			prog.report(t, "taking the fixes back")
+			return offline.UndoTarget(t, opts)
+		},
+		exit:    func(t offline.UndoTargetReport) int { return t.Exit },
+		outcome: undoOutcome,
+		document: func(t offline.UndoTargetReport) any {
+			return offline.NewUndoDocument(header("undo"), t)
+		},
+		text: writeUndoTarget,
+	}.run(targets)
+}
+
+// undoOutcome names a target's undo in the summary line.
+func undoOutcome(t offline.UndoTargetReport) string {
+	switch {
+	case t.Refusal != nil:
+		return "refused"
+	case t.Exit == exitOK && t.Nothing:
+		return "nothing to undo"
+	case t.Exit == exitOK:
+		return "undone"
 	}
-	for _, t := range rep.Targets {
-		fmt.Fprintf(stdout, "== %s\n", t.Target)
-		if t.Nothing && t.Error == "" && t.Refusal == nil {
-			fmt.Fprintln(stdout, "   nothing to undo (no journal of a fix not yet undone)")
+	return "failed"
+}
+
+// writeUndoTarget prints what undo did on one target.
+func writeUndoTarget(out io.Writer, t offline.UndoTargetReport) {
+	w := newWrapWriter(out)
+	defer w.Flush()
+	fmt.Fprintf(w, "== %s\n", t.Target)
+	if t.Nothing && t.Error == "" && t.Refusal == nil {
+		fmt.Fprintln(w, "   nothing to undo (no journal of a fix not yet undone)")
+	}
+	for _, j := range t.Journals {
+		fmt.Fprintf(w, "   volume %d: %s\n      journal %s\n", j.Volume, j.Summary, j.Journal)
+		for _, r := range j.NotRestored {
+			fmt.Fprintf(w, "      NOT restored: %#x +%d %s\n", r.Off, r.Len, r.Label)
 		}
-		for _, j := range t.Journals {
-			fmt.Fprintf(stdout, "   volume %d: %s\n      journal %s\n", j.Volume, j.Summary, j.Journal)
-			for _, r := range j.NotRestored {
-				fmt.Fprintf(stdout, "      NOT restored: %#x +%d %s\n", r.Off, r.Len, r.Label)
-			}
-			if j.Error != "" {
-				fmt.Fprintf(stdout, "      error: %s\n", j.Error)
-			}
-		}
-		if t.Refusal != nil {
-			writeRefusalList(stdout, "undo refused", []offline.Refusal{*t.Refusal})
-		}
-		if t.Error != "" {
-			fmt.Fprintf(stdout, "   error: %s\n", t.Error)
+		if j.Error != "" {
+			fmt.Fprintf(w, "      error: %s\n", j.Error)
 		}
 	}
-	return rep.Exit()
+	if t.Refusal != nil {
+		writeRefusalList(w, "undo refused", []offline.Refusal{*t.Refusal})
+	}
+	if t.Error != "" {
+		fmt.Fprintf(w, "   error: %s\n", t.Error)
+	}
 }
 
 // writeRefusalList prints refusals with their way out.
