@@ -605,7 +605,7 @@ func TestDiagnoseParallelOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"schema_version":1`, `"checks":[`, `"id":"pending-xml"`, `"status":"`, `"summary":"`, `"evidence":[`} {
+	for _, key := range []string{`"schema_version":2`, `"checks":[`, `"id":"pending-xml"`, `"status":"`, `"summary":"`, `"evidence":[`} {
 		if !strings.Contains(string(b), key) {
 			t.Errorf("JSON lacks %s", key)
 		}
