@@ -248,7 +248,7 @@ type Verification struct {
 	// Ranges is how many journaled ranges were read back from the device
 	// and compared with the planned bytes; Mismatched lists those that
 	// differ (a write that did not reach the device).
-	Ranges     int         `json:"ranges"`
+	Ranges     int         `json:"ranges_read"` // a count: "ranges" is a list everywhere else
 	Mismatched []ByteRange `json:"mismatched,omitempty"`
 	// NTFS: directories, entries and records checked, and problems.
 	NTFSDirs     int      `json:"ntfs_dirs"`

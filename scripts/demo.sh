@@ -51,8 +51,10 @@ done
 hr "wuoffline diagnose --json broken-gpt.img (first 40 lines)"
 "$BIN" diagnose --json "$TMP/broken-gpt.img" >"$TMP/broken.json" 2>"$TMP/broken.err"
 jcode=$?
-head -n 40 "$TMP/broken.json"
-[ "$(wc -l <"$TMP/broken.json")" -gt 40 ] && echo "... ($(wc -l <"$TMP/broken.json") lines)"
+# One JSON document a line (JSON Lines): indent it to read it.
+python3 -m json.tool "$TMP/broken.json" >"$TMP/broken.pretty.json"
+head -n 40 "$TMP/broken.pretty.json"
+[ "$(wc -l <"$TMP/broken.pretty.json")" -gt 40 ] && echo "... ($(wc -l <"$TMP/broken.pretty.json") lines)"
 [ -s "$TMP/broken.err" ] && { echo "(stderr:)"; head -n 10 "$TMP/broken.err"; }
 printf -- '-> exit code %s\n' "$(meaning "$jcode")"
 
