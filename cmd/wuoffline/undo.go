@@ -87,7 +87,7 @@ func writeUndoTarget(w io.Writer, t offline.UndoTargetReport) {
 		fmt.Fprintf(w, "   volume %d: %s\n      journal %s\n", j.Volume, j.Summary, j.Journal)
 		for _, u := range j.Units {
 			if !u.Left {
-				fmt.Fprintf(w, "      %-16s %s\n", u.Outcome, u.Label)
+				fmt.Fprintf(w, "      %-16s %s\n", u.Outcome, clipText(u.Label, 120))
 				continue
 			}
 			fmt.Fprintf(w, "      LEFT (%s) %s\n", u.Outcome, u.Label)
