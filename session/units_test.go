@@ -8,23 +8,32 @@ import (
 	"wuoffline/journal"
 )
 
-// TestCommitUnitsFileSpace: a plan's renames are one journal unit each,
-// with their labels, in FILE coordinates (the header says so, and where
-// the volume lies), grouped by the volume's cluster; undo through Replay
-// takes both back unit by unit and the image is byte for byte the
-// original.
-func TestCommitUnitsFileSpace(t *testing.T) {
+// writeBrokenGPT unpacks broken-gpt.img and opens it for writing: the
+// image, its original sha256, the session and its Windows volume.
+func writeBrokenGPT(t *testing.T) (string, string, *Session, *Volume) {
+	t.Helper()
 	img := testutil.TestImage(t, "broken-gpt.img")
 	orig := testutil.SHA256File(t, img)
 	s, err := Open(img, Options{Write: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	v, err := s.Pick(0)
 	if err != nil {
+		s.Close()
 		t.Fatal(err)
 	}
+	return img, orig, s, v
+}
+
+// TestCommitUnitsFileSpace: a plan's renames are one journal unit each,
+// with their labels, in FILE coordinates (the header says so, and where
+// the volume lies), grouped by the volume's cluster; undo through Replay
+// takes both back unit by unit and the image is byte for byte the
+// original.
+func TestCommitUnitsFileSpace(t *testing.T) {
+	img, orig, s, v := writeBrokenGPT(t)
+	defer s.Close()
 	p, err := s.Plan(v)
 	if err != nil {
 		t.Fatal(err)
@@ -69,17 +78,8 @@ func TestCommitUnitsFileSpace(t *testing.T) {
 // TestReplayVolumeJournal: a journal in volume coordinates from the
 // volume's offset (made before sessions) still replays on its volume.
 func TestReplayVolumeJournal(t *testing.T) {
-	img := testutil.TestImage(t, "broken-gpt.img")
-	orig := testutil.SHA256File(t, img)
-	s, err := Open(img, Options{Write: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, orig, s, v := writeBrokenGPT(t)
 	defer s.Close()
-	v, err := s.Pick(0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	vw, err := s.Target.WriterAt(v.Volume)
 	if err != nil {
 		t.Fatal(err)
