@@ -54,10 +54,21 @@ func (s *Session) Plan(v *Volume, allow ...string) (*Plan, error) {
 	if align == 0 {
 		align = 512
 	}
-	if bs, err := ntfs.ReadBootSector(v.Reader()); err == nil && int64(bs.BytesPerSector) > align {
-		align = int64(bs.BytesPerSector)
+	group := int64(0)
+	if bs, err := ntfs.ReadBootSector(v.Reader()); err == nil {
+		align = max(align, int64(bs.BytesPerSector))
+		group = int64(bs.ClusterSize)
 	}
 	o.SetAlign(align)
+	// Units sharing a cluster (two renames in one index block, two records
+	// of one MFT cluster) are one group: undo restores or leaves them
+	// together, never one of them on top of bytes the other changed.
+	if group > align {
+		o.SetGroup(group)
+	}
+	if s.mayGrow() {
+		o.AllowGrowth(s.cache.Size() + maxGrowth)
+	}
 	sw := &switchWriter{cur: o}
 	view, err := s.Target.Over(o, sw, o.Size())
 	if err != nil {
@@ -94,9 +105,11 @@ func (s *Session) Plan(v *Volume, allow ...string) (*Plan, error) {
 // Volume is the volume the plan changes.
 func (p *Plan) Volume() *Volume { return p.v }
 
-// unit labels the writes of fn.
+// unit runs fn as one plan unit labelled label: its writes are one unit of
+// the journal, restored or left whole by undo (two calls are two units,
+// even with one label).
 func (p *Plan) unit(label string, fn func() error) error {
-	p.sw.cur = p.o.Labeled(label)
+	p.sw.cur = p.o.Unit(label)
 	defer func() { p.sw.cur = p.o }()
 	return fn()
 }
