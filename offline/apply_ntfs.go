@@ -174,7 +174,11 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 			fv.Actions = publicActions(acts)
 			if err != nil {
 				tr.Volumes = append(tr.Volumes, fv)
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: planning failed, nothing written: %v", v.Index, err)
+				// A damaged structure the plan would touch, or a layout the
+				// NTFS writer cannot change: a refusal (exit 3), nothing written.
+				if !tr.refusalsOf(err) {
+					tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: planning failed, nothing written: %v", v.Index, err)
+				}
 				return
 			}
 			fv.Ranges, fv.Bytes = planRanges(p)

@@ -265,9 +265,11 @@ func agedCompressedHive(t *testing.T, dir, img string) {
 	if !strings.Contains(reason, "compressed or encrypted") || !strings.Contains(reason, "SOFTWARE") {
 		t.Errorf("fix on a compressed hive does not name the reason: %q", reason)
 	}
-	// README "Limits": exit 4 today (planning failed), exit 3 once the
-	// writer's limits are reported as refusals; either way nothing written.
-	t.Logf("fix on a compressed hive: state %s, exit %d: %s", rep.State, rep.Exit, reason)
+	// README "Limits": a layout the writer does not change is a refusal
+	// (exit 3), found while planning, nothing written.
+	if rep.State != FixRefused || rep.Exit != ExitRefused {
+		t.Errorf("fix on a compressed hive: state %s exit %d, want refused and exit 3: %s", rep.State, rep.Exit, reason)
+	}
 	if testutil.SHA256File(t, img) != orig {
 		t.Error("fix on a compressed hive changed the image")
 	}

@@ -89,13 +89,8 @@ func (s *Session) Plan(v *Volume, allow ...string) (*Plan, error) {
 	// (Plan.Check) and again on the medium after the write (Verify).
 	w, err := ntfs.OpenWriter(vr, vw, v.Size, ntfs.WriterOptions{Now: s.now(), NoVerify: true, Allow: allow})
 	if err != nil {
-		var re *ntfs.RefusedError
-		if errors.As(err, &re) {
-			out := &RefusedError{}
-			for _, r := range re.Refusals {
-				out.Refusals = append(out.Refusals, Refusal{ID: r.ID, Reason: r.Reason, Advice: r.Advice})
-			}
-			return nil, out
+		if re := refusalOf("", err); re != err {
+			return nil, re
 		}
 		return nil, fmt.Errorf("%s: %w", v.Describe(), err)
 	}
@@ -111,7 +106,7 @@ func (p *Plan) Volume() *Volume { return p.v }
 func (p *Plan) unit(label string, fn func() error) error {
 	p.sw.cur = p.o.Unit(label)
 	defer func() { p.sw.cur = p.o }()
-	return fn()
+	return refusalOf(label, fn())
 }
 
 // Exists reports whether a file or directory exists in the planned state
