@@ -128,6 +128,13 @@ func (f *DataFile) reset() error {
 	if rec.IsDir() {
 		return fmt.Errorf("ntfs: %q is a directory", f.path)
 	}
+	// A size change rewrites the sizes copied into every parent's index
+	// entry: check those indexes now, before anything is staged, so the
+	// check never reads a half-staged file (an attribute list whose
+	// clusters are written but whose record is not yet).
+	if err := f.soundParents(rec); err != nil {
+		return err
+	}
 	if f.num < 24 {
 		return fmt.Errorf("ntfs: %q is a file system metadata file", f.path)
 	}
@@ -498,6 +505,27 @@ func (f *DataFile) makeNonResident(rec *Record, a Attr, data []byte) error {
 // touchTimes sets the modification and MFT change times.
 func (f *DataFile) touchTimes(rec *Record) error {
 	f.t.setChangeTime(rec, ftime.FromTime(f.w.now()), true)
+	return nil
+}
+
+// soundParents checks the index of every directory that names the file
+// (tx.soundIndex, once per directory and transaction).
+func (f *DataFile) soundParents(rec *Record) error {
+	recs, err := f.t.fileRecords(rec)
+	if err != nil {
+		return err
+	}
+	for _, fr := range recs {
+		fns, err := fr.fileNames()
+		if err != nil {
+			return err
+		}
+		for _, fn := range fns {
+			if err := f.t.soundIndex(RefNum(fn.parent)); err != nil {
+				return fmt.Errorf("ntfs: %q: %w", f.path, err)
+			}
+		}
+	}
 	return nil
 }
 

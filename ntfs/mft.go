@@ -118,7 +118,7 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 		return nil, err
 	}
 	if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
-		return nil, errMFTAttrList
+		return nil, ErrMFTAttrList
 	}
 	a, ok, err := rec.FindAttr(AttrData, "")
 	if err != nil || !ok || !a.NonResident {
@@ -156,9 +156,9 @@ func loadGeometry(r io.ReaderAt, size int64) (*geometry, error) {
 	return g, nil
 }
 
-// errMFTAttrList: $MFT describes itself through an $ATTRIBUTE_LIST. That
+// ErrMFTAttrList is returned when $MFT describes itself through an $ATTRIBUTE_LIST. That
 // is not damage (a heavily fragmented MFT), but the writer cannot follow it.
-var errMFTAttrList = errors.New("ntfs: $MFT has an $ATTRIBUTE_LIST (heavily fragmented MFT); the writer does not support it")
+var ErrMFTAttrList = errors.New("ntfs: $MFT has an $ATTRIBUTE_LIST (heavily fragmented MFT); the writer does not support it")
 
 // runsInside checks that runs have no holes and lie inside the volume:
 // what $MFT and $MFTMirr need to be readable at all.
@@ -191,7 +191,7 @@ func metadataRefusals(r io.ReaderAt, size int64) []Refusal {
 		if errors.As(err, &re) {
 			return re.Refusals
 		}
-		if errors.Is(err, errMFTAttrList) {
+		if errors.Is(err, ErrMFTAttrList) {
 			// Not damage: the read side still works; the writer says why
 			// it cannot write when it is opened.
 			return nil

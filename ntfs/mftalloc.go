@@ -40,7 +40,7 @@ func (t *tx) mftBits() (*mftBitmap, error) {
 		return nil, fmt.Errorf("ntfs: $MFT has no $BITMAP (%v)", err)
 	}
 	if !a.NonResident {
-		return nil, errors.New("ntfs: $MFT:$Bitmap is resident; not supported for record allocation")
+		return nil, fmt.Errorf("ntfs: $MFT:$Bitmap is resident; not supported for record allocation: %w", ErrMFTFull)
 	}
 	bits, err := readAttrData(t.o, t.g, a, int64(t.g.records()/8)+1<<16)
 	if err != nil {

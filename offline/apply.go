@@ -41,7 +41,7 @@ func executePlan(ed volumeEditor, acts []*plannedAction, hivePaths map[string]st
 				return err
 			}
 			a.To = to
-			rs, err := ed.rename(fmt.Sprintf("rename %s -> %s", a.Path, a.To), a.Path, a.To)
+			rs, err := ed.rename(renameLabel(a.Path, a.To), a.Path, a.To)
 			if err != nil {
 				a.Error = err.Error()
 				return fmt.Errorf("rename %s to %s: %w", a.Path, a.To, err)
@@ -81,7 +81,7 @@ func executePlan(ed volumeEditor, acts []*plannedAction, hivePaths map[string]st
 			for _, g := range group {
 				keys = append(keys, g.Key)
 			}
-			rs, err := ed.editHive("hive "+strings.ToUpper(a.Hive), p, keys, func(e *hive.Editor) error {
+			rs, err := ed.editHive(hiveLabel(a.Hive, group), p, keys, func(e *hive.Editor) error {
 				for _, g := range group {
 					if err := applyRegistry(e, g); err != nil {
 						g.Error = err.Error()
@@ -101,6 +101,61 @@ func executePlan(ed volumeEditor, acts []*plannedAction, hivePaths map[string]st
 		}
 	}
 	return nil
+}
+
+// renameLabel names a rename unit as the journal and undo report it:
+// "rename Windows\SoftwareDistribution -> SoftwareDistribution.old" (the new
+// name alone when the directory stays; parseRenameLabel reads it back).
+func renameLabel(from, to string) string {
+	if strings.EqualFold(winDir(from), winDir(to)) {
+		_, to = splitWinPath(to)
+	}
+	return fmt.Sprintf("rename %s -> %s", strings.TrimPrefix(from, `\`), to)
+}
+
+// parseRenameLabel reads renameLabel back: the path renamed and its new
+// path; ok false for any other label.
+func parseRenameLabel(label string) (from, to string, ok bool) {
+	rest, ok := strings.CutPrefix(label, "rename ")
+	if !ok {
+		return "", "", false
+	}
+	from, to, ok = strings.Cut(rest, " -> ")
+	if !ok || from == "" || to == "" {
+		return "", "", false
+	}
+	if !strings.Contains(to, `\`) {
+		to = winDir(from) + to
+	}
+	return from, to, true
+}
+
+// hiveLabel names one hive edit unit: "SYSTEM: delete
+// PendingFileRenameOperations; set ...", what the user sees if undo has to
+// leave it.
+func hiveLabel(hiveName string, group []*plannedAction) string {
+	var what []string
+	for _, g := range group {
+		name := g.Value
+		if name == "" {
+			name = "(default)"
+		}
+		switch g.Op {
+		case "delete-key":
+			what = append(what, "delete key "+g.Key)
+		case "delete-value":
+			what = append(what, "delete "+name)
+		case "set":
+			what = append(what, "set "+g.Key+`\`+name)
+		default:
+			what = append(what, g.Op+" "+g.Key+`\`+name)
+		}
+	}
+	label := strings.ToUpper(hiveName) + ": " + strings.Join(what, "; ")
+	if len(label) > 300 {
+		label = strings.ToValidUTF8(label[:297], "") + "..."
+	}
+	return label
 }
 
 // applyRegistry makes one registry action with the hive editor.

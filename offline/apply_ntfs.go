@@ -174,7 +174,11 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 			fv.Actions = publicActions(acts)
 			if err != nil {
 				tr.Volumes = append(tr.Volumes, fv)
-				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: planning failed, nothing written: %v", v.Index, err)
+				// A damaged structure the plan would touch, or a layout the
+				// NTFS writer cannot change: a refusal (exit 3), nothing written.
+				if !tr.refusalsOf(err) {
+					tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: planning failed, nothing written: %v", v.Index, err)
+				}
 				return
 			}
 			fv.Ranges, fv.Bytes = planRanges(p)
@@ -236,16 +240,34 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 	verifyImage(tr, s, plans, opts)
 }
 
-// replayJournal runs journal.Undo (action "undo") or journal.Resume
+// replayJournal runs journal.UndoOn (action "undo") or journal.ResumeOn
 // ("resume") for a journal of volume v through the session, and reports
-// the outcome; a failure is in the outcome's Error.
+// the outcome unit by unit; a failure is in the outcome's Error, a damaged
+// journal in its Damage too.
 func replayJournal(s *session.Session, v *session.Volume, info *journal.Info, action string) JournalOutcome {
 	jo := JournalOutcome{Journal: info.Path, Volume: v.Index, Action: action}
 	rep, err := s.Replay(v, info, action == "resume")
 	if rep != nil {
 		jo.fill(rep)
+		if action == "undo" {
+			explainRenames(&jo, v)
+		}
 	}
-	if err != nil {
+	var de *journal.DamagedError
+	if !errors.As(err, &de) && rep != nil && rep.Damage != nil {
+		errors.As(rep.Damage, &de)
+	}
+	switch {
+	case de != nil:
+		advice := s.Advice(info)
+		if action == "undo" {
+			// Undo has just taken back what the journal still describes
+			// whole: what is left is to keep the evidence and look.
+			advice = fmt.Sprintf("keep the journal file as it is for inspection; what it no longer describes whole was left as it is now (listed as LEFT; a missing journal's changes cannot be taken back): check the volume with `wuoffline check --all %s`, and take those changes back by hand if they are still needed", s.CommandTarget())
+		}
+		jo.Damage = damageOf(de, advice)
+		jo.Error = jo.Damage.String()
+	case err != nil:
 		jo.Error = err.Error()
 	}
 	return jo
@@ -255,6 +277,7 @@ func (jo *JournalOutcome) fill(rep *journal.Report) {
 	jo.Summary = rep.Summary()
 	jo.Complete = rep.Complete()
 	jo.Done, jo.Already, jo.Changed, jo.Lost = rep.Done, rep.Already, rep.Changed, rep.Lost
+	jo.UnitsDone, jo.UnitsAlready, jo.UnitsLeft = rep.UnitsDone, rep.UnitsAlready, rep.UnitsLeft
 	for _, r := range rep.Results {
 		switch r.Outcome {
 		case journal.ChangedSince:
@@ -267,9 +290,101 @@ func (jo *JournalOutcome) fill(rep *journal.Report) {
 			jo.NotRestored = append(jo.NotRestored, ByteRange{Off: r.Off, Len: r.Len, Label: fmt.Sprintf("%s: %s, left whole with its change", r.Label, r.Outcome)})
 		}
 	}
-	if rep.Damage != nil {
-		jo.Error = "journal damaged: " + rep.Damage.Error()
+	for _, u := range rep.Units {
+		uo := UnitOutcome{Label: u.Label, Outcome: string(u.Outcome), Why: u.Why, Advice: u.Advice}
+		switch u.Outcome {
+		case journal.Restored, journal.AlreadyOriginal, journal.Written, journal.AlreadyApplied:
+		default:
+			uo.Left = true
+		}
+		if uo.Label == "" {
+			uo.Label = fmt.Sprintf("unit %d (its name was in a damaged part of the journal)", u.ID)
+		}
+		jo.Units = append(jo.Units, uo)
 	}
+}
+
+// explainRenames says in words why a rename unit was left when the folder
+// it renamed is there again: Windows booted since the fix and recreated
+// it, which changed the directory's index that the rename wrote.
+func explainRenames(jo *JournalOutcome, v *session.Volume) {
+	var w *ntfs.Writer
+	for i := range jo.Units {
+		u := &jo.Units[i]
+		from, to, ok := parseRenameLabel(u.Label)
+		if !u.Left || !ok || u.Outcome == string(journal.Incomplete) || u.Outcome == string(journal.Lost) {
+			continue
+		}
+		if w == nil {
+			var err error
+			if w, err = ntfs.OpenReadOnly(v.Reader(), v.Size); err != nil {
+				return
+			}
+		}
+		dir, base := splitWinPath(from)
+		_, newBase := splitWinPath(to)
+		shown := dir + `\`
+		recreated := false
+		if ents, err := w.List(dir); err == nil {
+			for _, e := range ents {
+				if strings.EqualFold(e.Name, base) {
+					recreated = true
+				}
+			}
+		}
+		if recreated {
+			u.Why = fmt.Sprintf("Windows changed %s since the fix (it recreated %s); the renamed folder is kept as %s", shown, base, newBase)
+			u.Advice = fmt.Sprintf("delete or merge %s by hand if you want the old one back", to)
+		} else {
+			u.Why = fmt.Sprintf("%s changed since the fix (%s); the renamed folder is kept as %s", shown, u.Why, newBase)
+			u.Advice = fmt.Sprintf("rename %s back to %s by hand if you want the old one back", to, base)
+		}
+	}
+}
+
+// damageOf is the report of a damaged journal.
+func damageOf(de *journal.DamagedError, advice string) *JournalDamage {
+	d := &JournalDamage{Path: de.Path, Kind: string(de.Kind), At: de.At, Units: de.Units, UnitsIntact: de.UnitsIntact,
+		PlannedUnits: de.PlannedUnits, Written: string(de.Written), Advice: advice}
+	if de.Err != nil {
+		d.Err = de.Err.Error()
+	}
+	return d
+}
+
+// String says in one sentence what is known of a damaged journal.
+func (d *JournalDamage) String() string {
+	what := map[string]string{
+		string(journal.DamageMissing):    "is missing",
+		string(journal.DamageUnreadable): "cannot be read",
+		string(journal.DamageHeader):     "has a damaged header",
+		string(journal.DamageCut):        "is cut short",
+		string(journal.DamageFrames):     "has damaged frames",
+	}[d.Kind]
+	if what == "" {
+		what = "is damaged (" + d.Kind + ")"
+	}
+	msg := fmt.Sprintf("journal %s %s", d.Path, what)
+	if d.At >= 0 {
+		msg += fmt.Sprintf(" (first damage at byte %d of the file)", d.At)
+	}
+	if d.Err != "" {
+		msg += ": " + d.Err
+	}
+	planned := "unknown"
+	if d.PlannedUnits >= 0 {
+		planned = fmt.Sprint(d.PlannedUnits)
+	}
+	msg += fmt.Sprintf("; %d of %d units seen are whole in it (the plan had %s), and only those were taken back", d.UnitsIntact, d.Units, planned)
+	switch d.Written {
+	case string(journal.WrittenSome):
+		msg += "; the fix had started writing the volume"
+	case string(journal.WrittenNone):
+		msg += "; the fix had not started writing the volume (what the journal still holds is original)"
+	default:
+		msg += "; whether the fix had started writing the volume cannot be told"
+	}
+	return msg
 }
 
 // verifyImage reopens the target once with caches dropped (new objects: no

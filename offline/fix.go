@@ -286,7 +286,54 @@ type JournalOutcome struct {
 	Lost    int `json:"lost"`
 	// NotRestored lists the ranges that were left alone, and why.
 	NotRestored []ByteRange `json:"not_restored,omitempty"`
-	Error       string      `json:"error,omitempty"`
+	// Units is what happened to each plan unit (one rename, one hive
+	// edit, one file rewrite): each is taken back whole or left whole.
+	Units []UnitOutcome `json:"units,omitempty"`
+	// UnitsDone, UnitsAlready and UnitsLeft count them.
+	UnitsDone    int `json:"units_done"`
+	UnitsAlready int `json:"units_already"`
+	UnitsLeft    int `json:"units_left"`
+	// Damage is set when the journal is damaged, cut, missing or
+	// unreadable: only what it still describes whole was taken back.
+	Damage *JournalDamage `json:"damage,omitempty"`
+	Error  string         `json:"error,omitempty"`
+}
+
+// UnitOutcome is what undo (or resume) did with one plan unit.
+type UnitOutcome struct {
+	Label string `json:"label"`
+	// Outcome is restored, already-original, written, already-applied,
+	// changed-since, lost, left or incomplete (journal.Outcome).
+	Outcome string `json:"outcome"`
+	// Left is true when the unit was not taken back (or finished).
+	Left bool `json:"left"`
+	// Why and Advice say, for a unit left, what was found and what the
+	// user can do.
+	Why    string `json:"why,omitempty"`
+	Advice string `json:"advice,omitempty"`
+}
+
+// JournalDamage describes a damaged journal: which file, what damage, how
+// much of it is still whole, and whether the fix had started writing.
+type JournalDamage struct {
+	Path string `json:"path"`
+	// Kind is missing, unreadable, header, cut or frames.
+	Kind string `json:"kind"`
+	// At is the offset in the journal file of the first damage (-1: not
+	// applicable).
+	At  int64  `json:"at"`
+	Err string `json:"error"`
+	// Units seen in frames that verify, and how many of them are whole
+	// (only those can be undone); PlannedUnits is what the plan mark
+	// says (-1 unknown).
+	Units        int `json:"units"`
+	UnitsIntact  int `json:"units_intact"`
+	PlannedUnits int `json:"planned_units"`
+	// Written is whether the fix had started writing the volume: some,
+	// none or unknown.
+	Written string `json:"written"`
+	// Advice is what to do, with the --journal DIR the user gave.
+	Advice string `json:"advice"`
 }
 
 // Fix repairs every target, in parallel, and returns the report with the

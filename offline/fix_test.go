@@ -411,10 +411,13 @@ func TestUndoChangedSince(t *testing.T) {
 	fixed, _ := os.ReadFile(img)
 	var victim ByteRange
 	for _, r := range rep.Volumes[0].Ranges {
-		if strings.Contains(r.Label, "hive SYSTEM") {
+		if strings.HasPrefix(r.Label, "SYSTEM: ") {
 			victim = r
 			break
 		}
+	}
+	if victim.Len == 0 {
+		t.Fatalf("no range of the SYSTEM hive edit in %+v", rep.Volumes[0].Ranges)
 	}
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {

@@ -39,11 +39,13 @@ func (r *UndoReport) Exit() int {
 type UndoTargetReport struct {
 	Target   string           `json:"target"`
 	Journals []JournalOutcome `json:"journals"`
-	// Nothing is true when no journal needed undoing.
-	Nothing bool     `json:"nothing"`
-	Error   string   `json:"error,omitempty"`
-	Refusal *Refusal `json:"-"` // printed as "refusals" (UndoDocument)
-	Exit    int      `json:"exit"`
+	// Nothing is true when no journal needed undoing (none of a fix not
+	// yet undone, none damaged or missing) in JournalDir.
+	Nothing    bool     `json:"nothing"`
+	JournalDir string   `json:"journal_dir,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	Refusal    *Refusal `json:"-"` // printed as "refusals" (UndoDocument)
+	Exit       int      `json:"exit"`
 }
 
 // Undo takes back the fixes recorded for every target.
@@ -62,9 +64,13 @@ func Undo(targets []string, opts UndoOptions) *UndoReport {
 }
 
 // UndoTarget restores the bytes a fix changed on one TARGET from its
-// journals, range by range and only where the volume still holds the fix's
-// bytes: what changed since is left alone and listed (journal.Undo). The
-// target is opened once, through a session with exclusive access.
+// journals, unit by unit (one rename, one hive edit, one file rewrite,
+// each taken back whole or left whole) and only where the volume still
+// holds the fix's bytes: a unit that changed since is left alone and
+// reported with why and what to do (journal.UndoOn). A damaged, cut,
+// missing or unreadable journal is reported as such (exit 4) and only what
+// it still describes whole is taken back. The target is opened once,
+// through a session with exclusive access.
 func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 	ur = UndoTargetReport{Target: path, Journals: []JournalOutcome{}}
 	defer func() {
@@ -93,6 +99,7 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 		return ur
 	}
 	defer s.Close()
+	ur.JournalDir, _ = s.JournalDir()
 	if s.Device() && isDriveLetter(path) && runningWindowsDir(path) {
 		ur.Refusal = &Refusal{ID: "mounted", Reason: fmt.Sprintf("%s is in use: it is the running Windows", path), Advice: "boot WinPE and run wuoffline from there"}
 		return ur
@@ -103,7 +110,7 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 			ur.Error = err.Error()
 			return ur
 		}
-		todo := journal.Undoable(infos)
+		todo := undoable(infos)
 		if opts.Last && len(todo) > 1 {
 			todo = todo[:1]
 		}
@@ -113,6 +120,28 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 	}
 	ur.Nothing = len(ur.Journals) == 0
 	return ur
+}
+
+// undoable is what undo takes back or reports, newest first: the journals
+// journal.Undoable names (not yet undone, damaged, missing), and those an
+// earlier undo could not take back whole. Undo is defined by content, so
+// running it again on those is safe: it restores the units that can be
+// restored now (the user deleted what Windows recreated) and reports the
+// others again, instead of "nothing to undo" over a volume still
+// half-changed.
+func undoable(infos []*journal.Info) []*journal.Info {
+	want := map[*journal.Info]bool{}
+	for _, in := range journal.Undoable(infos) {
+		want[in] = true
+	}
+	var out []*journal.Info
+	for _, in := range infos {
+		if want[in] || (in.State == journal.StateUndone && in.LastUndo != nil &&
+			(in.LastUndo.UnitsLeft > 0 || in.LastUndo.Changed > 0 || in.LastUndo.Lost > 0 || in.LastUndo.Left > 0)) {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 func (ur *UndoTargetReport) exitCode() int {

@@ -175,6 +175,14 @@ func (c *cachedFile) forget(off, n int64) {
 	}
 }
 
+// resize sets the file's size after a truncation and forgets every block.
+func (c *cachedFile) resize(n int64) {
+	c.mu.Lock()
+	c.size = n
+	c.mu.Unlock()
+	c.reset()
+}
+
 // reset forgets everything (after a write through another path).
 func (c *cachedFile) reset() {
 	c.mu.Lock()

@@ -71,7 +71,8 @@ type CommitOptions struct {
 
 // Commit journals and writes the plan: every range's original and new bytes
 // are saved and flushed in the journal directory, then written to the
-// target, synced, and the journal marked committed (journal.Commit). On an
+// target, synced, and the journal marked committed (journal.CommitOn). A
+// plan that grew the file (a container that allocated) extends it first. On an
 // error after the journal was prepared the path is returned with it: the
 // change is interrupted, `undo` rolls it back and `fix` finishes it.
 func (s *Session) Commit(p *Plan, opts CommitOptions) (string, error) {
@@ -85,13 +86,14 @@ func (s *Session) Commit(p *Plan, opts CommitOptions) (string, error) {
 	if tool == "" {
 		tool = Tool
 	}
-	// Offset 0: the ranges are file coordinates (see the package comment).
-	h := journal.Header{ID: p.v.ID, Target: s.Path, Offset: 0, Tool: tool, Note: opts.Note, Created: time.Now().UTC()}
+	// The ranges are offsets in the target file (the overlay covers the
+	// whole file); Offset says where the volume lies, for reports.
+	h := journal.Header{ID: p.v.ID, Target: s.Path, Offset: p.v.Offset, Space: journal.SpaceFile, Tool: tool, Note: opts.Note, Created: time.Now().UTC()}
 	var w io.WriterAt = s.cache
 	if opts.WrapWriter != nil {
 		w = opts.WrapWriter(w)
 	}
-	jpath, err := journal.Commit(s.jdir, h, p.o, w, s.file.Sync)
+	jpath, err := journal.CommitOn(s.jdir, h, p.o, s.dev(w))
 	s.forgetVolume()
 	return jpath, err
 }

@@ -3,7 +3,6 @@ package session
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -110,7 +109,10 @@ func hiveJournalID(path string, size int64) journal.VolumeID {
 }
 
 // Journals returns the journals of the hive file, whatever size the file
-// had when each was made (a change can grow the file), newest first.
+// had when each was made (a change can grow the file), newest first. A
+// journal whose name is the hive's but that is damaged, cut or unreadable
+// is returned too, with Damage set (journal.Open's *journal.DamagedError
+// when not even its header can be read): it is never passed over.
 func (hf *HiveFile) Journals() ([]*journal.Info, error) {
 	dir, base := filepath.Dir(hf.Path), filepath.Base(hf.Path)
 	ents, err := os.ReadDir(dir)
@@ -124,13 +126,30 @@ func (hf *HiveFile) Journals() ([]*journal.Info, error) {
 		if !e.Type().IsRegular() || !strings.HasPrefix(strings.ToLower(e.Name()), prefix) || !strings.HasSuffix(e.Name(), ".journal") {
 			continue
 		}
-		info, err := journal.Open(filepath.Join(dir, e.Name()))
-		if err != nil || !strings.EqualFold(info.Header.ID.Name, base) || info.Header.ID.Serial != 0 {
+		p := filepath.Join(dir, e.Name())
+		info, err := journal.Open(p)
+		if err != nil {
+			var de *journal.DamagedError
+			if !errors.As(err, &de) {
+				de = &journal.DamagedError{Path: p, Kind: journal.DamageUnreadable, At: -1, Err: err, PlannedUnits: -1, Written: journal.WrittenUnknown}
+			}
+			out = append(out, &journal.Info{Path: p, Damage: de, DamageAt: de.At})
+			continue
+		}
+		if !strings.EqualFold(info.Header.ID.Name, base) || info.Header.ID.Serial != 0 {
 			continue
 		}
 		out = append(out, info)
 	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].Header.Created.After(out[b].Header.Created) })
+	// Newest first; a journal without a readable header has no time and
+	// goes last (it is reported whatever its place).
+	sort.SliceStable(out, func(a, b int) bool {
+		ha, hb := out[a].Header, out[b].Header
+		if ha.Seq != hb.Seq {
+			return ha.Seq > hb.Seq
+		}
+		return ha.Created.After(hb.Created)
+	})
 	return out, nil
 }
 
@@ -142,33 +161,6 @@ type HiveEdit struct {
 	Hive    *hive.Hive
 	Editor  *hive.Editor
 	newSize int64
-}
-
-// zeroTail reads a file and zeros past its end, so that a plan can cover
-// bins the hive grows into.
-type zeroTail struct {
-	r    io.ReaderAt
-	size int64
-}
-
-func (z zeroTail) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("negative offset")
-	}
-	n := 0
-	if off < z.size {
-		m := min(int64(len(p)), z.size-off)
-		k, err := z.r.ReadAt(p[:m], off)
-		if int64(k) < m {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return k, err
-		}
-		n = int(m)
-	}
-	clear(p[n:])
-	return len(p), nil
 }
 
 // Edit starts a change of the hive. It refuses (*RefusedError) a hive with
@@ -183,12 +175,15 @@ func (hf *HiveFile) Edit(now func() time.Time) (*HiveEdit, error) {
 		for _, in := range infos {
 			if in.Interrupted() {
 				return nil, &RefusedError{Refusals: []Refusal{{ID: "interrupted", Reason: fmt.Sprintf("%s: an earlier change was interrupted", hf.Path),
-					Advice: in.Advice("reg undo " + hf.Path)}}}
+					Advice: hiveAdvice(in, hf.Path)}}}
 			}
 		}
 	}
-	plan := journal.NewOverlay(zeroTail{hf.f, hf.size}, maxHiveFile)
-	w := plan.Labeled("hive " + filepath.Base(hf.Path))
+	// The plan may grow the file (new bins past its end read as zeros):
+	// the journal records both sizes and undo cuts the file back.
+	plan := journal.NewOverlay(hf.f, hf.size)
+	plan.AllowGrowth(maxHiveFile)
+	w := plan.Unit("hive " + filepath.Base(hf.Path))
 	h, err := hive.Open(plan, hf.size, hf.logs...)
 	if err != nil {
 		if errors.Is(err, hive.ErrDirty) {
@@ -206,7 +201,7 @@ func (hf *HiveFile) Edit(now func() time.Time) (*HiveEdit, error) {
 	}
 	e := &HiveEdit{hf: hf, plan: plan, Hive: h, newSize: hf.size}
 	grow := func(n int64) error {
-		if n > plan.Size() {
+		if n > maxHiveFile {
 			return fmt.Errorf("%d bytes is beyond the largest hive", n)
 		}
 		e.newSize = max(e.newSize, n)
@@ -254,20 +249,37 @@ func (e *HiveEdit) Commit(note, tool string) (string, error) {
 	if err != nil {
 		return "", &RefusedError{Refusals: []Refusal{{ID: "journal", Reason: err.Error(), Advice: "make the hive's directory writable"}}}
 	}
-	hdr := journal.Header{ID: hiveJournalID(hf.Path, hf.size), Target: hf.Path, Tool: tool, Note: note, Created: time.Now().UTC()}
-	return journal.Commit(dir, hdr, e.plan, hf.f, hf.f.Sync)
+	hdr := journal.Header{ID: hiveJournalID(hf.Path, hf.size), Target: hf.Path, Space: journal.SpaceFile, Tool: tool, Note: note, Created: time.Now().UTC()}
+	return journal.CommitOn(dir, hdr, e.plan, hf.f)
+}
+
+// hiveAdvice is what to do about a journal of the hive at path, in terms of
+// `wuoffline reg undo`.
+func hiveAdvice(in *journal.Info, path string) string {
+	if de := in.Damaged(); de != nil {
+		return fmt.Sprintf("%v: 'wuoffline reg undo %s' takes back only what the journal still describes whole; keep the journal for inspection and run 'wuoffline reg check %s'", de, path, path)
+	}
+	return fmt.Sprintf("run 'wuoffline reg undo %s' to roll it back", path)
 }
 
 // HiveUndo is what Undo did.
 type HiveUndo struct {
-	Journal  *journal.Info
+	Journal *journal.Info
+	// Report is nil when the journal could not be read at all.
 	Report   *journal.Report
 	CutTo    int64 // the file was cut back to this size (0: not cut)
 	Complete bool
+	// Damaged are the damaged, cut or unreadable journals of the hive,
+	// the one undone included, each with what to do: reported, never
+	// passed over.
+	Damaged []string
 }
 
 // Undo takes back the newest change journaled for the hive; a change that
-// grew the file is cut back to the size before it.
+// grew the file is cut back to the size before it (journal.UndoOn). A
+// damaged newest journal restores only the units it still describes whole
+// and returns its *journal.DamagedError; any other damaged journal of the
+// hive is listed in Damaged.
 func (hf *HiveFile) Undo() (*HiveUndo, error) {
 	infos, err := hf.Journals()
 	if err != nil {
@@ -278,15 +290,27 @@ func (hf *HiveFile) Undo() (*HiveUndo, error) {
 		return nil, fmt.Errorf("no change to undo for %s (no journal beside it that is committed or interrupted)", hf.Path)
 	}
 	in := todo[0]
-	rep, err := journal.Undo(in.Path, hf.f, hf.f, hf.f.Sync)
+	u := &HiveUndo{Journal: in}
+	for _, t := range todo {
+		if t.Damaged() != nil {
+			u.Damaged = append(u.Damaged, hiveAdvice(t, hf.Path))
+		}
+	}
+	before := hf.f.Size()
+	rep, err := journal.UndoOn(in.Path, hf.f)
+	u.Report = rep
+	if rep != nil {
+		u.Complete = rep.Complete() && len(u.Damaged) == 0
+		if rep.Truncated {
+			u.CutTo = rep.OldSize
+		}
+	}
 	if err != nil {
-		return nil, err
+		return u, err
 	}
-	u := &HiveUndo{Journal: in, Report: rep, Complete: rep.Complete()}
-	if !u.Complete {
-		return u, nil
-	}
-	if in.Header.ID.Size > 0 && hf.f.Size() > in.Header.ID.Size {
+	// A journal made before the header recorded sizes: the volume id
+	// holds the size before the change.
+	if u.Complete && rep.OldSize == 0 && in.Header.ID.Size > 0 && before > in.Header.ID.Size {
 		if err := hf.f.Truncate(in.Header.ID.Size); err != nil {
 			return u, fmt.Errorf("truncating back to %d bytes: %w", in.Header.ID.Size, err)
 		}

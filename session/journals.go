@@ -3,7 +3,6 @@ package session
 import (
 	"errors"
 	"fmt"
-	"io"
 
 	"wuoffline/journal"
 	"wuoffline/ntfs"
@@ -66,7 +65,21 @@ func (s *Session) InterruptedRefusals() []Refusal {
 }
 
 // advice is a journal's recovery hint, carrying --journal DIR when given.
-func (s *Session) advice(info *journal.Info) string { return info.Advice(s.CommandTarget()) }
+func (s *Session) advice(info *journal.Info) string { return s.Advice(info) }
+
+// Advice is what to do about a journal of this target (interrupted,
+// damaged, missing), every command it names carrying the --journal DIR the
+// session was given.
+func (s *Session) Advice(info *journal.Info) string {
+	return info.AdviceWith(quote(s.Path), quoteOpt(s.opts.JournalDir))
+}
+
+func quoteOpt(s string) string {
+	if s == "" {
+		return ""
+	}
+	return quote(s)
+}
 
 // CommandTarget is TARGET as recovery hints name it: with --journal DIR
 // in front when the session was given one ("wuoffline undo " + it).
@@ -86,30 +99,30 @@ func quote(s string) string {
 	return s
 }
 
-// Replay runs journal.Undo (resume false) or journal.Resume for a journal
-// of volume v, through the session's exclusive access. A journal with
-// Header.Offset 0 holds file coordinates; one with a non-zero Offset (made
-// before sessions) holds coordinates of the volume at that offset.
+// Replay runs journal.UndoOn (resume false) or journal.ResumeOn for a
+// journal of volume v, through the session's exclusive access. A journal in
+// file coordinates (journal.SpaceFile, or Offset 0) is replayed on the
+// whole target, which undo cuts back to its size before a change that grew
+// it; one in volume coordinates (made before sessions) on the volume at
+// Header.Offset. A damaged journal gives a *journal.DamagedError with the
+// report of what the journal still described whole.
 func (s *Session) Replay(v *Volume, info *journal.Info, resume bool) (*journal.Report, error) {
 	if !s.opts.Write {
 		return nil, fmt.Errorf("%s was opened read-only", s.Path)
 	}
-	var (
-		r io.ReaderAt = s.cache
-		w io.WriterAt = s.cache
-	)
-	if info.Header.Offset != 0 {
+	dev := s.dev(s.cache)
+	if !fileCoordinates(info.Header) {
 		vw, err := s.Target.WriterAt(v.Volume)
 		if err != nil {
 			return nil, err
 		}
-		r, w = v.Reader(), vw
+		dev = volumeDevice{ReaderAt: v.Reader(), WriterAt: vw, sync: s.file.Sync}
 	}
-	replay := journal.Undo
+	replay := journal.UndoOn
 	if resume {
-		replay = journal.Resume
+		replay = journal.ResumeOn
 	}
-	rep, err := replay(info.Path, r, w, s.file.Sync)
+	rep, err := replay(info.Path, dev)
 	s.forgetVolume()
 	return rep, err
 }
@@ -123,16 +136,24 @@ func (s *Session) forgetVolume() {
 
 // TouchedDirs finds the newest journal of v and returns the directories
 // (by MFT record) its ranges touched, and a description of that journal
-// ("" when there is none).
-func (s *Session) TouchedDirs(v *Volume) (dirs []uint64, from string, err error) {
+// ("" when there is none). A damaged newest journal is used for what it
+// still holds, and says so in the description; damaged lists every
+// damaged, missing or unreadable journal of v with what to do, so that a
+// caller never passes over one silently.
+func (s *Session) TouchedDirs(v *Volume) (dirs []uint64, from string, damaged []string, err error) {
 	infos, err := s.Journals(v)
 	if err != nil || len(infos) == 0 {
-		return nil, "", err
+		return nil, "", nil, err
+	}
+	for _, in := range infos {
+		if in.Damaged() != nil {
+			damaged = append(damaged, s.Advice(in))
+		}
 	}
 	newest := infos[0]
 	shift := int64(0)
-	if newest.Header.Offset == 0 {
-		shift = v.Offset // file coordinates
+	if fileCoordinates(newest.Header) {
+		shift = v.Offset
 	}
 	ranges := make([]ntfs.Range, 0, len(newest.Records))
 	for _, rec := range newest.Records {
@@ -144,14 +165,18 @@ func (s *Session) TouchedDirs(v *Volume) (dirs []uint64, from string, err error)
 	}
 	w, err := ntfs.OpenReadOnly(v.Reader(), v.Size)
 	if err != nil {
-		return nil, "", err
+		return nil, "", damaged, err
 	}
 	if dirs, err = w.DirsTouchedBy(ranges); err != nil {
-		return nil, "", err
+		return nil, "", damaged, err
 	}
 	what := newest.Header.Note
 	if what == "" {
 		what = "a fix"
 	}
-	return dirs, fmt.Sprintf("%q (journal %s)", what, newest.Path), nil
+	from = fmt.Sprintf("%q (journal %s)", what, newest.Path)
+	if newest.Damaged() != nil {
+		from = fmt.Sprintf("the intact part of journal %s (DAMAGED: the directories it touched may be more; check --all checks everything)", newest.Path)
+	}
+	return dirs, from, damaged, nil
 }

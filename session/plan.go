@@ -54,10 +54,21 @@ func (s *Session) Plan(v *Volume, allow ...string) (*Plan, error) {
 	if align == 0 {
 		align = 512
 	}
-	if bs, err := ntfs.ReadBootSector(v.Reader()); err == nil && int64(bs.BytesPerSector) > align {
-		align = int64(bs.BytesPerSector)
+	group := int64(0)
+	if bs, err := ntfs.ReadBootSector(v.Reader()); err == nil {
+		align = max(align, int64(bs.BytesPerSector))
+		group = int64(bs.ClusterSize)
 	}
 	o.SetAlign(align)
+	// Units sharing a cluster (two renames in one index block, two records
+	// of one MFT cluster) are one group: undo restores or leaves them
+	// together, never one of them on top of bytes the other changed.
+	if group > align {
+		o.SetGroup(group)
+	}
+	if s.mayGrow() {
+		o.AllowGrowth(s.cache.Size() + maxGrowth)
+	}
 	sw := &switchWriter{cur: o}
 	view, err := s.Target.Over(o, sw, o.Size())
 	if err != nil {
@@ -78,13 +89,8 @@ func (s *Session) Plan(v *Volume, allow ...string) (*Plan, error) {
 	// (Plan.Check) and again on the medium after the write (Verify).
 	w, err := ntfs.OpenWriter(vr, vw, v.Size, ntfs.WriterOptions{Now: s.now(), NoVerify: true, Allow: allow})
 	if err != nil {
-		var re *ntfs.RefusedError
-		if errors.As(err, &re) {
-			out := &RefusedError{}
-			for _, r := range re.Refusals {
-				out.Refusals = append(out.Refusals, Refusal{ID: r.ID, Reason: r.Reason, Advice: r.Advice})
-			}
-			return nil, out
+		if re := refusalOf("", err); re != err {
+			return nil, re
 		}
 		return nil, fmt.Errorf("%s: %w", v.Describe(), err)
 	}
@@ -94,11 +100,13 @@ func (s *Session) Plan(v *Volume, allow ...string) (*Plan, error) {
 // Volume is the volume the plan changes.
 func (p *Plan) Volume() *Volume { return p.v }
 
-// unit labels the writes of fn.
+// unit runs fn as one plan unit labelled label: its writes are one unit of
+// the journal, restored or left whole by undo (two calls are two units,
+// even with one label).
 func (p *Plan) unit(label string, fn func() error) error {
-	p.sw.cur = p.o.Labeled(label)
+	p.sw.cur = p.o.Unit(label)
 	defer func() { p.sw.cur = p.o }()
-	return fn()
+	return refusalOf(label, fn())
 }
 
 // Exists reports whether a file or directory exists in the planned state

@@ -10,9 +10,10 @@
 // (package offline), mv, check and reg (cmd/wuoffline).
 //
 // Journals written here hold FILE coordinates (the byte offsets of the
-// image file or device) and carry Header.Offset 0; a journal with a
-// non-zero Offset predates the session and holds volume coordinates from
-// that offset (Replay handles both).
+// image file or device, journal.SpaceFile); one plan unit (a rename, a hive
+// edit, a file rewrite) is one journal unit, and units sharing a cluster
+// are grouped. Journals in volume coordinates (made before sessions) still
+// replay (Replay).
 package session
 
 import (

@@ -13,7 +13,8 @@ const checkHelp = `Usage: wuoffline check [--all] [--partition N] [--journal DIR
 
 Check NTFS structures with wuoffline's own parsers: for each directory PATH
 (default: the directories the newest fix or mv on this volume touched, found
-from its journal, else the root directory; --all: every directory and file
+from its journal, else the root directory; a damaged newest journal is
+used for what it still holds and reported; --all: every directory and file
 of the volume) the index order under the volume's $UpCase, node flags and child
 VCNs, END entries, the index bitmap, every index entry against the
 $FILE_NAME of the record it points to (sequence number included) and every
@@ -25,7 +26,9 @@ Options:
   --partition N   the partition holding the volume (see 'wuoffline ls --help')
   --journal DIR   where the journals are, when fix or mv was given --journal
 
-Exit codes: 0 no problem, 1 problems found, 2 usage, 4 the check could not run.
+Exit codes: 0 no problem, 1 problems found, 2 usage, 4 the check could not run
+or a journal of the volume is damaged, cut, missing or unreadable (listed with
+what to do: its fix can be undone only in part).
 `
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
@@ -44,8 +47,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	defer s.Close()
 	opts := session.CheckOptions{All: *all, Paths: pos[1:]}
+	var damaged []string
 	if !*all && len(opts.Paths) == 0 {
-		dirs, from, err := s.TouchedDirs(v)
+		dirs, from, dmg, err := s.TouchedDirs(v)
+		damaged = dmg
+		writeDamagedJournals(stdout, damaged)
 		switch {
 		case err != nil:
 			fmt.Fprintf(stderr, "wuoffline check: %s: finding what the last fix touched: %v\n", v.Describe(), err)
@@ -66,10 +72,22 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "problem: %s\n", p)
 	}
 	fmt.Fprintf(stdout, "%s: %d directories, %d index entries, %d records checked: %d problems\n", v.Describe(), rep.Dirs, rep.Entries, rep.Records, len(rep.Problems))
-	if len(rep.Problems) > 0 {
+	switch {
+	case len(damaged) > 0:
+		return exitError
+	case len(rep.Problems) > 0:
 		return exitProblem
 	}
 	return exitOK
+}
+
+// writeDamagedJournals prints each damaged, cut, missing or unreadable
+// journal with what to do: a command that reads journals never passes
+// over one silently.
+func writeDamagedJournals(w io.Writer, damaged []string) {
+	for _, d := range damaged {
+		fmt.Fprintf(w, "journal DAMAGED: %s\n", d)
+	}
 }
 
 // joinNums formats record numbers as "5, 37, 1234".

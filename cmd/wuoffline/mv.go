@@ -90,6 +90,9 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	}
 	note := fmt.Sprintf("mv %s -> %s", oldPath, newPath)
 	if _, err := p.Rename(note, oldPath, newPath); err != nil {
+		if errors.As(err, &re) {
+			return refused(v.Describe(), re.Refusals)
+		}
 		fmt.Fprintf(stderr, "wuoffline mv: %s: %v\n", v.Describe(), err)
 		if errors.Is(err, session.ErrExist) {
 			return exitUsage

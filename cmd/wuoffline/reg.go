@@ -37,6 +37,10 @@ subtree, or one value. Both write the hive file in place, after saving the
 bytes they change in a journal beside the hive; 'reg undo HIVE' takes the
 newest change back. They refuse a hive the checker finds damaged (run
 'reg check') and a hive with an interrupted change (run 'reg undo').
+'reg undo' exits 4 when it cannot take the change back whole: bytes changed
+since (Windows wrote the hive), or a journal beside the hive is damaged, cut
+or unreadable (it restores only what the journal still describes whole, and
+names the file and the damage).
 
 Options:
   -n, --dry-run   print the planned changes and the byte ranges; write nothing
@@ -217,11 +221,19 @@ func (c *regCmd) undo() int {
 	if code, ok := c.refused(err); ok {
 		return code
 	}
-	if u != nil {
+	if u != nil && u.Report != nil {
 		fmt.Fprintln(c.stdout, offline.RegJournalNote(u))
+	}
+	if u != nil {
+		for _, d := range u.Damaged {
+			fmt.Fprintf(c.stdout, "journal DAMAGED: %s\n", d)
+		}
 	}
 	if err != nil {
 		return c.fail(exitError, "%v", err)
+	}
+	if len(u.Damaged) > 0 {
+		return c.fail(exitError, "undo incomplete: %d damaged journal(s) beside the hive (listed above)", len(u.Damaged))
 	}
 	if !u.Complete {
 		return c.fail(exitError, "undo incomplete: some ranges changed since the change (Windows wrote the hive?); they were left alone")

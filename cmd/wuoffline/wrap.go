@@ -23,7 +23,7 @@ func outputWidth(w io.Writer) int {
 }
 
 // wrapWriter wraps the lines written through it to a width, breaking at
-// spaces (or after a \ or / in a long path) and indenting the continuation
+// spaces only (a path or a command stays whole, to be copied) and indenting the continuation
 // four columns more than the line's own indent, so that a report reads on an
 // 80-column console without the terminal cutting words. Call Flush at the
 // end for a last line without a newline.
@@ -81,7 +81,8 @@ func (ww *wrapWriter) emit(line string, newline bool) {
 
 // wrapLine splits line into pieces of at most width columns (runes): the
 // first as it is indented, the rest indented four more. A piece is cut at
-// the last space that fits, else after the last \ or /, else hard.
+// the last space that fits; a longer word is left whole, on a line of its
+// own that is wider than width.
 func wrapLine(line string, width int) []string {
 	indent := len(line) - len(strings.TrimLeft(line, " "))
 	cont := strings.Repeat(" ", min(indent+4, width/2))
@@ -104,18 +105,21 @@ func wrapLine(line string, width int) []string {
 				break
 			}
 		}
-		next := cut + 1 // drop the space
 		if cut < 0 {
-			for i := room - 1; i > 0; i-- {
-				if rest[i] == '\\' || rest[i] == '/' {
-					cut, next = i+1, i+1
+			// A word longer than the room (a journal path, a command to
+			// copy): never cut inside it; it goes whole on its own line.
+			cut = len(rest)
+			for i := room; i < len(rest); i++ {
+				if rest[i] == ' ' {
+					cut = i
 					break
 				}
 			}
+			if cut == len(rest) {
+				return append(out, prefix+string(rest))
+			}
 		}
-		if cut < 0 {
-			cut, next = room, room
-		}
+		next := cut + 1 // drop the space
 		out = append(out, prefix+strings.TrimRight(string(rest[:cut]), " "))
 		rest = rest[next:]
 		prefix = cont
