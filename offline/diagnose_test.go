@@ -581,7 +581,7 @@ func TestDiagnoseParallelOrder(t *testing.T) {
 	empty := t.TempDir()
 	missing := filepath.Join(empty, "nope.img")
 	rep := Diagnose([]string{missing, healthy, empty}, Options{Parallel: 3})
-	if rep.SchemaVersion != 1 || len(rep.Targets) != 3 {
+	if rep.SchemaVersion != SchemaVersion || len(rep.Targets) != 3 {
 		t.Fatalf("report %+v", rep)
 	}
 	for i, want := range []string{missing, healthy, empty} {
