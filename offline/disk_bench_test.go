@@ -394,6 +394,7 @@ func BenchmarkDisk(b *testing.B) {
 		c, rep, wall := fixRounds(b, bin, disk, work)
 		fixWall, fixRSS = wall, c.maxRSS
 		changed, growth := fileDelta(b, disk, work)
+		verifyBenchFix(b, work, rep.Targets[0].Volumes[0].Actions)
 		benchCopy(b, disk, work)
 		io := straceIO(b, []string{work}, bin, "fix", "--yes", "--json", "--journal", b.TempDir(), work)
 		t := rep.Targets[0]
@@ -601,4 +602,63 @@ func removeJournals(b *testing.B, img string) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// verifyBenchFix checks a fixed benchmark disk with tools that share no
+// code with wuoffline: ntfsfix -n on the partition, an ntfs-3g read-only
+// mount that stats every name of the volume, fls listing the renamed
+// names (and not the old ones), and hivexregedit finding the deleted
+// registry keys gone.
+func verifyBenchFix(b *testing.B, img string, acts []FixAction) {
+	b.Helper()
+	for _, tool := range []string{"losetup", "ntfsfix", "ntfs-3g", "fls", "hivexregedit"} {
+		testutil.RequireTool(b, tool)
+	}
+	loop := strings.TrimSpace(string(testutil.Run(b, "losetup", "-r", "-f", "--show",
+		"-o", strconv.Itoa(benchPartStart), "--sizelimit", strconv.Itoa(benchPartSize), img)))
+	defer exec.Command("losetup", "-d", loop).Run()
+	if out := testutil.Run(b, "ntfsfix", "-n", loop); !strings.Contains(string(out), "processed successfully") {
+		b.Errorf("ntfsfix -n after fix:\n%s", out)
+	}
+	names := map[string]bool{}
+	for _, ln := range strings.Split(string(testutil.Run(b, "fls", "-r", "-p", loop)), "\n") {
+		if i := strings.Index(ln, ":\t"); i >= 0 {
+			names[strings.ToLower(ln[i+2:])] = true
+		}
+	}
+	mnt := b.TempDir()
+	testutil.Run(b, "ntfs-3g", "-o", "ro", loop, mnt)
+	defer exec.Command("umount", mnt).Run()
+	n := 0
+	filepath.WalkDir(mnt, func(p string, d os.DirEntry, err error) error {
+		if err == nil {
+			_, err = os.Lstat(p)
+		}
+		if err != nil {
+			b.Errorf("ntfs-3g: %s: %v", p, err)
+			return nil
+		}
+		n++
+		return nil
+	})
+	if n < 10000 {
+		b.Errorf("ntfs-3g: %d names on the fixed volume", n)
+	}
+	hives := map[string]bool{}
+	for _, a := range acts {
+		switch {
+		case a.Op == "rename":
+			from, to := strings.ToLower(winToSlash(a.Path)), strings.ToLower(winToSlash(a.To))
+			if names[from] || !names[to] {
+				b.Errorf("fls: after renaming %s to %s: old listed %v, new listed %v", a.Path, a.To, names[from], names[to])
+			}
+		case a.Op == "delete-key" && !hives[a.Hive+a.Key]:
+			hives[a.Hive+a.Key] = true
+			h := filepath.Join(mnt, "Windows", "System32", "config", strings.ToUpper(a.Hive))
+			if out, err := exec.Command("hivexregedit", "--export", h, a.Key).CombinedOutput(); err == nil {
+				b.Errorf("hivexregedit: %s\\%s still there after fix:\n%.300s", a.Hive, a.Key, out)
+			}
+		}
+	}
+	b.Logf("independent checks: ntfsfix -n clean, %d names stat'ed through ntfs-3g, fls and hivexregedit agree with the plan", n)
 }
