@@ -196,6 +196,19 @@ func TestReadOnlyFile(t *testing.T) {
 	}
 	testutil.Run(t, "chattr", "-i", p)
 
+	// Mode 0444: root could open it for writing; it is refused all the same.
+	if err := os.Chmod(p, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(p, Exclusive); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("file mode 0444: %v; want ErrReadOnly", err)
+	}
+	if f, err := Open(p, Read); err != nil {
+		t.Errorf("file mode 0444, Read: %v", err)
+	} else {
+		f.Close()
+	}
+
 	mp := t.TempDir()
 	testutil.Run(t, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mp)
 	t.Cleanup(func() { exec.Command("umount", mp).Run() })

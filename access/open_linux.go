@@ -42,6 +42,12 @@ func open(path string, mode Mode) (*File, error) {
 	if device {
 		return openDeviceExclusive(path)
 	}
+	// Root opens any file for writing whatever its mode: a file nobody may
+	// write is read-only by its owner's choice (as FILE_ATTRIBUTE_READONLY
+	// is on Windows), so refuse it rather than rely on open(2).
+	if m.Perm()&0o222 == 0 {
+		return nil, fmt.Errorf("access: %s is read-only (mode %v): %w", path, m.Perm(), ErrReadOnly)
+	}
 	return openFileExclusive(path)
 }
 
