@@ -57,12 +57,6 @@ func openFileExclusive(path string) (*File, error) {
 	if err := unix.Statfs(path, &sfs); err == nil && sfs.Flags&unix.ST_RDONLY != 0 {
 		return nil, fmt.Errorf("access: %s is on a read-only mount: %w", path, ErrReadOnly)
 	}
-	// A file with no write bit for anyone was made read-only on purpose
-	// (chmod a-w of an evidence copy): root could still open it, but the
-	// owner's intent is the safer answer.
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o222 == 0 {
-		return nil, fmt.Errorf("access: %s has no write permission (mode %v): %w", path, st.Mode().Perm(), ErrReadOnly)
-	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		if isReadOnlyErrno(err) {
