@@ -15,7 +15,7 @@ GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLA
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 windows/arm64
 BIN := bin/wuoffline
 
-.PHONY: all build native release release-check check-static demo test test-short bench fuzz testimages vet clean
+.PHONY: all build native release release-check check-static demo test test-short bench bench-large fuzz testimages vet clean
 
 all: native
 
@@ -77,16 +77,40 @@ test: vet build check-static
 test-short:
 	$(GO) test -short ./...
 
-# Benchmarks: speed, bytes read/written and memory (figures go into closing notes).
+# Benchmarks: speed, bytes read/written and memory (README "Performance").
+# First every package's small benchmarks; then, on the generated 1 GiB disk
+# (54 MB SOFTWARE hive, 10,000-entry WinSxS; built once and kept in
+# $$WUOFFLINE_BENCH_DIR, default $$TMPDIR/wuoffline-bench), the built binary's
+# fix and diagnose beside the manual Linux route, raw/qcow2/VHDX in place
+# beside the convert route, and 16 disks at once. Needs root, ntfs-3g,
+# sgdisk, qemu-img, hivex, strace and GNU time. The 2 GiB / 300,000-entry
+# BenchmarkFixLarge runs only when asked: make bench-large.
+BENCH_DISK := BenchmarkDisk$$|BenchmarkFixIO$$|BenchmarkContainers$$|BenchmarkFleet$$
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x $$($(GO) list ./... | grep -v '/offline$$')
+	$(GO) test -run '^$$' -skip 'BenchmarkFixLarge' -bench '$(BENCH_DISK)' -benchmem -benchtime 1x -timeout 60m ./offline/
+	$(GO) test -run '^$$' -skip '$(BENCH_DISK)|BenchmarkFixLarge' -bench . -benchmem -benchtime 3x ./offline/
+
+bench-large:
+	$(GO) test -run '^$$' -bench 'BenchmarkFixLarge$$' -benchtime 1x -timeout 60m ./offline/
 
 # A short coverage-guided run of every fuzz target (FUZZTIME per target).
+# Go 1.26's fuzz coordinator can end a timed run with a bare "context
+# deadline exceeded" and no failing input when a worker misses the stop
+# deadline on a loaded machine (golang/go#75804): that run counts as clean
+# only when no failing input was written; any other failure stops make.
 FUZZTIME ?= 20s
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log $$log.rc' EXIT; \
+	for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x $$pkg; \
+	    echo "fuzz $$pkg $$f"; \
+	    { rc=0; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x $$pkg || rc=$$?; echo $$rc > $$log.rc; } 2>&1 | tee $$log; \
+	    [ "$$(cat $$log.rc)" = 0 ] && continue; \
+	    if grep -q '^    context deadline exceeded$$' $$log && ! grep -q 'Failing input written' $$log; then \
+	      echo "fuzz $$pkg $$f: the coordinator's deadline race (golang/go#75804), no failing input: clean"; continue; \
+	    fi; \
+	    exit 1; \
 	  done; \
 	done
 

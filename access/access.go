@@ -25,10 +25,13 @@
 package access
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -211,4 +214,16 @@ func knownSector(ss int) int {
 		return ss
 	}
 	return 0
+}
+
+// lockKey names a target's lock file in a journal directory: the first 16
+// hex digits of the SHA-256 of its absolute, cleaned path (a target is
+// locked by its own identity too, so two names of one target are still
+// exclusive; this lock only orders the journals written under one name).
+func lockKey(target string) string {
+	if abs, err := filepath.Abs(target); err == nil {
+		target = abs
+	}
+	sum := sha256.Sum256([]byte(filepath.Clean(target)))
+	return hex.EncodeToString(sum[:8])
 }

@@ -131,29 +131,32 @@ func TestFileExclusive(t *testing.T) {
 	g.Close()
 }
 
-// TestLockDir: a journal directory is locked once at a time, and nothing
-// is created in it.
+// TestLockDir: a target's journals in a directory are locked once at a
+// time; another target's journals in the same directory are not held up
+// (a fleet of disks sharing one --journal DIR).
 func TestLockDir(t *testing.T) {
 	dir := t.TempDir()
-	release, err := LockDir(dir)
+	release, err := LockDir(dir, "/dev/sdz")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LockDir(dir); !errors.Is(err, ErrLocked) {
+	if _, err := LockDir(dir, "/dev/sdz"); !errors.Is(err, ErrLocked) {
 		t.Errorf("second LockDir: %v; want ErrLocked", err)
 	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("LockDir created %v", ents)
+	other, err := LockDir(dir, "/dev/sdy")
+	if err != nil {
+		t.Fatalf("another target's lock in the same directory: %v", err)
 	}
+	other()
 	if err := release(); err != nil {
 		t.Fatal(err)
 	}
-	again, err := LockDir(dir)
+	again, err := LockDir(dir, "/dev/sdz")
 	if err != nil {
 		t.Fatalf("LockDir after release: %v", err)
 	}
 	again()
-	if _, err := LockDir(filepath.Join(dir, "missing")); err == nil {
+	if _, err := LockDir(filepath.Join(dir, "missing"), "/dev/sdz"); err == nil {
 		t.Error("LockDir of a missing directory succeeded")
 	}
 }
@@ -192,6 +195,19 @@ func TestReadOnlyFile(t *testing.T) {
 		f.Close()
 	}
 	testutil.Run(t, "chattr", "-i", p)
+
+	// Mode 0444: root could open it for writing; it is refused all the same.
+	if err := os.Chmod(p, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(p, Exclusive); !errors.Is(err, ErrReadOnly) {
+		t.Errorf("file mode 0444: %v; want ErrReadOnly", err)
+	}
+	if f, err := Open(p, Read); err != nil {
+		t.Errorf("file mode 0444, Read: %v", err)
+	} else {
+		f.Close()
+	}
 
 	mp := t.TempDir()
 	testutil.Run(t, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mp)

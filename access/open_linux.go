@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,6 +42,12 @@ func open(path string, mode Mode) (*File, error) {
 	if device {
 		return openDeviceExclusive(path)
 	}
+	// Root opens any file for writing whatever its mode: a file nobody may
+	// write is read-only by its owner's choice (as FILE_ATTRIBUTE_READONLY
+	// is on Windows), so refuse it rather than rely on open(2).
+	if m.Perm()&0o222 == 0 {
+		return nil, fmt.Errorf("access: %s is read-only (mode %v): %w", path, m.Perm(), ErrReadOnly)
+	}
 	return openFileExclusive(path)
 }
 
@@ -49,12 +56,6 @@ func openFileExclusive(path string) (*File, error) {
 	var sfs unix.Statfs_t
 	if err := unix.Statfs(path, &sfs); err == nil && sfs.Flags&unix.ST_RDONLY != 0 {
 		return nil, fmt.Errorf("access: %s is on a read-only mount: %w", path, ErrReadOnly)
-	}
-	// A file with no write bit for anyone was made read-only on purpose
-	// (chmod a-w of an evidence copy): root could still open it, but the
-	// owner's intent is the safer answer.
-	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o222 == 0 {
-		return nil, fmt.Errorf("access: %s has no write permission (mode %v): %w", path, st.Mode().Perm(), ErrReadOnly)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -213,22 +214,27 @@ func inUseAdvice(string) string {
 	return "unmount it (umount, fusermount -u), detach the loop device (losetup -d) or stop the program first"
 }
 
-// LockDir locks a journal directory against a second wuoffline (flock on
-// the directory itself: nothing is created). release unlocks it.
-func LockDir(dir string) (release func() error, err error) {
-	d, err := os.Open(dir)
+// LockDir locks, in a journal directory, the journals of one target
+// against a second wuoffline working on the same target by another name:
+// flock of the lock file ".wuoffline-KEY.lock" (key: lockKey of the target),
+// created if missing and left in place (removing it after unlocking would
+// race with a process that opened it meanwhile). Targets sharing one
+// directory (a fleet of disks, one --journal DIR) do not lock each other
+// out. release unlocks it.
+func LockDir(dir, target string) (release func() error, err error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("access: locking journal directory: %s is not a directory", dir)
+	}
+	p := filepath.Join(dir, ".wuoffline-"+lockKey(target)+".lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("access: locking journal directory: %w", err)
 	}
-	if st, err := d.Stat(); err != nil || !st.IsDir() {
-		d.Close()
-		return nil, fmt.Errorf("access: locking journal directory: %s is not a directory", dir)
-	}
-	if err := flock(d, dir); err != nil {
-		d.Close()
+	if err := flock(f, dir); err != nil {
+		f.Close()
 		return nil, err
 	}
-	return d.Close, nil
+	return f.Close, nil
 }
 
 // VolumePath returns path and false: on Linux a device is named by its node

@@ -50,7 +50,7 @@ func inUseAdvice(string) string { return "unmount it first" }
 func dropCache(*os.File, bool) error { return nil }
 
 // LockDir is not supported here (nothing is changed on this system).
-func LockDir(dir string) (func() error, error) {
+func LockDir(dir, target string) (func() error, error) {
 	return nil, errors.New("access: locking a journal directory is supported on Linux and Windows only")
 }
 

@@ -290,8 +290,8 @@ func dropCache(*os.File, bool) error { return nil }
 
 // LockDir locks a journal directory against a second wuoffline: a lock file
 // opened without sharing and deleted on close (also when the process dies).
-func LockDir(dir string) (release func() error, err error) {
-	p := dir + `\wuoffline.lock`
+func LockDir(dir, target string) (release func() error, err error) {
+	p := dir + `\wuoffline-` + lockKey(target) + `.lock`
 	p16, err := windows.UTF16PtrFromString(p)
 	if err != nil {
 		return nil, fmt.Errorf("access: locking journal directory: %w", err)

@@ -61,7 +61,7 @@ func (w *Writer) Check(opts CheckOptions) (*CheckReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &checker{t: &tx{w: w, g: g, up: w.up, o: &overlay{r: w.r}, recs: map[uint64]*Record{}, dirtyR: map[uint64]bool{}, trees: map[uint64]*ixTree{}}, rep: &CheckReport{}, seenRec: map[uint64]bool{}}
+	c := newChecker(w, g)
 	dirs := append([]uint64(nil), opts.Dirs...)
 	for _, p := range opts.Paths {
 		nums, err := c.t.resolve(p)
@@ -87,11 +87,90 @@ func (w *Writer) Check(opts CheckOptions) (*CheckReport, error) {
 	return c.rep, nil
 }
 
+// newChecker checks the writer's device as it is (no staged writes).
+func newChecker(w *Writer, g *geometry) *checker {
+	return &checker{t: &tx{w: w, g: g, up: w.up, o: &overlay{r: w.r}, recs: map[uint64]*Record{}, dirtyR: map[uint64]bool{}, trees: map[uint64]*ixTree{}}, rep: &CheckReport{}, seenRec: map[uint64]bool{}}
+}
+
 type checker struct {
 	t       *tx
 	rep     *CheckReport
 	seenRec map[uint64]bool
 	cbm     *clusterBitmap
+	win     mftWindow
+}
+
+// The MFT read-ahead of a check: a directory's back-links need the record
+// of every entry, and in a directory whose files were created in name
+// order (WinSxS, a freshly installed tree) those records are mostly
+// consecutive. Once windowAfter requests ask for the next few records,
+// the check reads the records that follow in one read into one buffer, as
+// many as windowAhead times the requests of the sequence so far (at least
+// windowMin, at most windowMax bytes): one read per window instead of one
+// per record or cache block, and what is read past the last record asked
+// for is bounded by what the sequence already used. A request outside
+// the window and out of sequence starts the count again; requests in no
+// order read single records as before.
+const (
+	windowAfter = 8        // sequential requests before reading ahead
+	windowGap   = 4        // a request at most this many records on is sequential
+	windowAhead = 4        // read-ahead per record of the sequence so far
+	windowMin   = 64 << 10 // smallest read-ahead, bytes
+	windowMax   = 4 << 20  // largest read-ahead (and the buffer), bytes
+)
+
+// mftWindow holds the records read ahead: [first, first+n).
+type mftWindow struct {
+	buf      []byte
+	first, n uint64
+	last     uint64 // the record asked for last
+	run      int64  // sequential requests so far
+}
+
+// readRecord is geometry.readRecord through the check's read-ahead: the
+// same bytes (read through the same overlay), fixups and parse, and the
+// same errors.
+func (c *checker) readRecord(num uint64) (*Record, error) {
+	g, w := c.t.g, &c.win
+	inWindow := w.n > 0 && num >= w.first && num < w.first+w.n
+	switch {
+	case num > w.last && num-w.last <= windowGap:
+		w.run++
+	case num != w.last && !inWindow:
+		w.run = 0
+	}
+	w.last = num
+	if num >= g.records() || g.recSize <= 0 || g.recSize > windowMin {
+		return g.readRecord(c.t.o, num)
+	}
+	if !inWindow {
+		if w.run < windowAfter || !c.readAhead(num) {
+			return g.readRecord(c.t.o, num)
+		}
+	}
+	off := int64(num-w.first) * g.recSize
+	buf := append([]byte(nil), w.buf[off:off+g.recSize]...)
+	if err := applyFixups(buf); err != nil {
+		return nil, fmt.Errorf("ntfs: MFT record %d: %w", num, err)
+	}
+	return ParseRecord(num, buf)
+}
+
+// readAhead fills the window with the records from num on; false when the
+// read fails (the caller then reads the one record and reports its error).
+func (c *checker) readAhead(num uint64) bool {
+	g, w := c.t.g, &c.win
+	size := min(max(windowAhead*w.run*g.recSize, windowMin), windowMax)
+	n := min(uint64(size/g.recSize), g.records()-num)
+	if w.buf == nil {
+		w.buf = make([]byte, windowMax)
+	}
+	w.n = 0
+	if err := readRuns(c.t.o, g, g.mftRuns, int64(num)*g.recSize, w.buf[:int64(n)*g.recSize]); err != nil {
+		return false
+	}
+	w.first, w.n = num, n
+	return true
 }
 
 func (c *checker) problem(rec uint64, format string, args ...any) {
@@ -108,6 +187,7 @@ type nameKey struct {
 // $FILE_NAME (from an MFT scan) whose parent is this directory.
 func (c *checker) dir(d uint64, names map[nameKey]uint64) {
 	c.rep.Dirs++
+	c.win.run = 0 // each directory earns its own read-ahead
 	drec, err := c.t.g.readRecord(c.t.o, d)
 	if err != nil {
 		c.problem(d, "%v", err)
@@ -143,6 +223,7 @@ func (c *checker) dir(d uint64, names map[nameKey]uint64) {
 						c.problem(d, "%v", err)
 					} else {
 						walk(ch, depth+1)
+						forgetLeaf(tr, e, ch)
 					}
 				}
 			}
@@ -193,6 +274,24 @@ func (c *checker) dir(d uint64, names map[nameKey]uint64) {
 	}
 }
 
+// forgetLeaf drops a leaf node the walk has finished with (child of e),
+// so that a check holds the path it is on and not the whole directory (a
+// WinSxS of 10,000 entries is about 8 MB of parsed nodes). A later
+// descent that needs the node again (another name of a record checked
+// here) loads it again from the same bytes. Internal nodes are few and
+// kept; a node with staged changes is never dropped.
+func forgetLeaf(tr *ixTree, e *ixEntry, n *ixNode) {
+	if n.internal || n.dirty {
+		return
+	}
+	if tr.nodes[e.childVCN] == n {
+		delete(tr.nodes, e.childVCN)
+	}
+	if e.child == n {
+		e.child = nil
+	}
+}
+
 // entry checks one index entry against the record it points to.
 func (c *checker) entry(d uint64, drec *Record, e *ixEntry, indexed map[nameKey]uint64) {
 	fn, err := parseFileName(e.key)
@@ -208,7 +307,7 @@ func (c *checker) entry(d uint64, drec *Record, e *ixEntry, indexed map[nameKey]
 	if RefNum(fn.parent) != d || RefSeq(fn.parent) != drec.Seq() {
 		c.problem(d, "entry %q: key's parent reference %d/%d, directory is %d/%d", k.name, RefNum(fn.parent), RefSeq(fn.parent), d, drec.Seq())
 	}
-	rec, err := c.t.g.readRecord(c.t.o, RefNum(e.ref))
+	rec, err := c.readRecord(RefNum(e.ref))
 	if err != nil {
 		c.problem(d, "entry %q: %v", k.name, err)
 		return
@@ -314,7 +413,7 @@ func (c *checker) fileNames(rec *Record) ([]fileName, error) {
 			ext := RefNum(le64(b[off+0x10:]))
 			if !seen[ext] {
 				seen[ext] = true
-				er, err := c.t.g.readRecord(c.t.o, ext)
+				er, err := c.readRecord(ext)
 				if err != nil {
 					return nil, err
 				}
@@ -376,7 +475,7 @@ func (c *checker) all() (*CheckReport, error) {
 	var dirs []uint64
 	claim := map[int64]uint64{}
 	for n := uint64(0); n < g.records(); n++ {
-		rec, err := g.readRecord(c.t.o, n)
+		rec, err := c.readRecord(n)
 		if err != nil {
 			// Never-used records are zero; records of a damaged volume
 			// are reported.

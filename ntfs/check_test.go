@@ -42,10 +42,64 @@ func TestCheckDetects(t *testing.T) {
 		}
 		return tr, n
 	}
+	t.Run("read ahead", func(t *testing.T) {
+		f := wtFile(t, v.path)
+		w, err := newWriter(f, nil, v.size, WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := loadGeometry(w.r, w.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newChecker(w, g)
+		nums, err := c.t.resolve("d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.dir(nums[len(nums)-1], nil)
+		if len(c.rep.Problems) > 0 || c.rep.Entries != 120 {
+			t.Fatalf("%d entries, problems %v", c.rep.Entries, c.rep.Problems)
+		}
+		if c.win.n == 0 {
+			t.Error("120 records created in name order were read one at a time: no read-ahead")
+		}
+	})
+	// The last leaf: its entries' records are read through the check's
+	// MFT read-ahead (the 120 files were created in name order, so their
+	// records are consecutive), the first leaf's one at a time.
+	lastLeaf := func(t *testing.T, tx *tx) *ixNode {
+		tr, _ := leaf(t, tx)
+		n := tr.root
+		for n.internal {
+			var err error
+			if n, err = tr.childOf(n.entries[len(n.entries)-1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(n.entries) < 2 || strings.Contains(string16(n.entries[0].name), "file 00") {
+			t.Fatalf("last leaf starts at %q", string16(n.entries[0].name))
+		}
+		return n
+	}
 	for _, tc := range []struct {
 		name, want string
 		damage     func(t *testing.T, tx *tx)
 	}{
+		{"sequence read ahead", "sequence", func(t *testing.T, tx *tx) {
+			n := lastLeaf(t, tx)
+			n.entries[0].ref += 1 << 48
+			n.dirty = true
+		}},
+		{"link count read ahead", "link count", func(t *testing.T, tx *tx) {
+			n := lastLeaf(t, tx)
+			rec, err := tx.record(RefNum(n.entries[0].ref))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.SetLinkCount(rec.LinkCount() + 1)
+			tx.dirty(rec)
+		}},
 		{"order", "out of order", func(t *testing.T, tx *tx) {
 			_, n := leaf(t, tx)
 			n.entries[0], n.entries[1] = n.entries[1], n.entries[0]

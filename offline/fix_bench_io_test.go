@@ -10,33 +10,20 @@ import (
 	"wuoffline/internal/testutil"
 )
 
-// BenchmarkFixIO measures what one fix reads from its target on a 1 GiB
-// NTFS volume holding the broken Windows tree with its SOFTWARE hive
-// inflated to 54 MB and 10,000 extra entries in Windows\WinSxS: opens of
-// the image, reads and bytes that reached it (the session's counting
-// cache), and wall time. WUOFFLINE_BENCH_IMAGE=PATH keeps the built image
-// there (and reuses it), so the command-line binary can be measured on it
-// too (strace -c -e trace=pread64,openat).
+// BenchmarkFixIO measures what one fix reads from its target, in process,
+// on the benchmark disk (benchDisk: 1 GiB NTFS partition, the broken
+// Windows tree, a 54 MB SOFTWARE hive, 10,000 extra entries in
+// Windows\WinSxS): opens of the image, reads and bytes that reached it
+// (the session's counting cache), bytes written and wall time.
+// BenchmarkDisk measures the built program on the same disk.
 func BenchmarkFixIO(b *testing.B) {
-	testutil.RequireRoot(b)
-	for _, tool := range []string{"mkntfs", "ntfs-3g", "cp"} {
-		testutil.RequireTool(b, tool)
-	}
-	img := os.Getenv("WUOFFLINE_BENCH_IMAGE")
-	if img == "" {
-		img = filepath.Join(b.TempDir(), "io.img")
-	}
-	pristine := img + ".pristine"
-	if _, err := os.Stat(pristine); err != nil {
-		buildIOImage(b, img)
-		testutil.Run(b, "cp", "--sparse=always", img, pristine)
-	}
-	restore := func() { testutil.Run(b, "cp", "--sparse=always", pristine, img) }
+	disk := benchDisk(b)
+	img := filepath.Join(b.TempDir(), "io.img")
 	var rep FixTargetReport
 	var wall time.Duration
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		restore()
+		benchCopy(b, disk, img)
 		os.Remove(img + ".wuoffline") // no journals of an earlier round
 		jdir := b.TempDir()
 		b.StartTimer()
@@ -55,12 +42,14 @@ func BenchmarkFixIO(b *testing.B) {
 		float64(rep.IO.BytesRead)/(1<<20), rep.Volumes[0].Bytes, wall/time.Duration(b.N))
 }
 
-// buildIOImage makes the benchmark's volume with mkntfs and ntfs-3g.
-func buildIOImage(b *testing.B, img string) {
+// buildIOImage makes a bare NTFS volume of size bytes with mkntfs and
+// ntfs-3g: the broken Windows tree, its SOFTWARE hive inflated to 54 MB,
+// and 10,000 extra entries in Windows\WinSxS.
+func buildIOImage(b *testing.B, img string, size int64) {
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	if err := os.Truncate(img, 1<<30); err != nil {
+	if err := os.Truncate(img, size); err != nil {
 		b.Fatal(err)
 	}
 	testutil.Run(b, "mkntfs", "-F", "-f", "-q", "-L", "Windows", img)

@@ -165,7 +165,7 @@ func Open(path string, opts Options) (*Session, error) {
 			}
 		}
 		if len(refs) == 0 && opts.Write {
-			s.unlock, err = access.LockDir(s.jdir)
+			s.unlock, err = access.LockDir(s.jdir, path)
 			if err != nil {
 				var re *RefusedError
 				if !errors.As(openError(s.jdir, err), &re) {
