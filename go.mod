@@ -1,4 +1,4 @@
-module wuoffline
+module github.com/wuoffline/wuoffline
 
 go 1.26
 

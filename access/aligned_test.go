@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestAlignedFile checks the sector-aligning wrapper used for Windows and

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // binaries builds each GOOS/GOARCH once per test process.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // fleetDisks makes the broken test disk as raw, qcow2 and VHDX files in dir

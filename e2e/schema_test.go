@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // validator checks JSON documents against a JSON Schema 2020-12 file with

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/image"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // bcryptStandIn is a bcryptprimitives.dll for Wine 8 (Debian 12), which

@@ -3,7 +3,7 @@ package eventlog
 import (
 	"encoding/binary"
 
-	"wuoffline/internal/filetime"
+	"github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // chunk is one 64 KiB chunk: a 512-byte header ("ElfChnk\0", ..., u32

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/evtxgen"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/evtxgen"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 func readAll(t testing.TB, b []byte) []*Event {

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestFreeListBestFit compares the bucketed free list with a linear

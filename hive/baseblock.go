@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // BaseBlockSize is the size of a primary hive file's base block ("regf"

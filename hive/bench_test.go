@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // countingReader counts the bytes and calls read through it.

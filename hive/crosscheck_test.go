@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // reglookupTypes maps our types to reglookup's TYPE column.

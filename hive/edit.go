@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // Editor changes a hive in place: it creates and deletes keys and sets and

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // countingWriter counts the bytes and calls written through it.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // fixtureHives lists every hive file of the shared fixtures (yarp,

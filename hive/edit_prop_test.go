@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // soakSteps runs the editor property test for that many steps per hive,

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestEditorRefusesSequenceWrap: a hive whose sequence is already

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // mKey is the model of a key: what the tree must hold after a sequence of

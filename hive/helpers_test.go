@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // openFile opens a hive file (with optional log files) for a test.

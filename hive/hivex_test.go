@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestHivexWrittenTypes has hivex (independent C code) write values of

@@ -6,7 +6,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // Key node ("nk") layout, offsets from the start of the cell data

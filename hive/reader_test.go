@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // names returns the keys' names.

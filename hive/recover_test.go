@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // yarpFile reads a file of the yarp fixture set.

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // exportAll runs the three independent registry readers on a hive file and

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // realSystem returns the bytes of the Windows-made SYSTEM hive of the

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"unicode"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 func TestUpcase(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"io"
 	"slices"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // edPageSize is the granularity of the editor's copy-on-write view.

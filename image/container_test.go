@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // container is one conversion of the broken test disk made by qemu-img.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"unicode/utf16"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // makeDifferencingVHD writes, beside the VHD parent, an empty differencing

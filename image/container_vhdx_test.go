@@ -9,7 +9,7 @@ import (
 	"testing"
 	"unicode/utf16"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // vhdxFile is a VHDX held in memory for a test to damage or change, with

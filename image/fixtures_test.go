@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestWindowsVolumes opens NTFS volumes made by Windows (the shared

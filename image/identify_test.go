@@ -11,7 +11,7 @@ import (
 
 	"github.com/gabriel-vasile/mimetype"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestUnsupportedFormats makes each format with its own tool (qemu-img)

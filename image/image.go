@@ -26,7 +26,7 @@ import (
 	"io"
 	"os"
 
-	"wuoffline/access"
+	"github.com/wuoffline/wuoffline/access"
 )
 
 // Options controls how Open opens a target.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // wantType is the Volume.Type this package gives each sgdisk type code.

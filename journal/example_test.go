@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"wuoffline/journal"
+	"github.com/wuoffline/wuoffline/journal"
 )
 
 // A fix plans its writes on an Overlay (the dry run), one unit per

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // growPlan plans, over an 8 KiB file, a metadata rewrite inside it, an

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 const imageSize = 1 << 20

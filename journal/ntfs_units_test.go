@@ -14,9 +14,9 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/journal"
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // unitSwitch forwards the NTFS writer's writes to the current unit.

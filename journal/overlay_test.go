@@ -9,7 +9,7 @@ import (
 	"slices"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 func TestOverlayRanges(t *testing.T) {

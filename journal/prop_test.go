@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 var long = flag.Bool("long", false, "property tests: every cut point and every byte flip of the journal (slow)")

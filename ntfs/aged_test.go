@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 var wtAgedLong = flag.Bool("wt.agedlong", false, "aged-volume tests: more operations and the 50,000-entry volume")

@@ -6,7 +6,7 @@ import (
 	"io"
 	"sort"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // DataFile edits the unnamed $DATA of one file in place: overwrite bytes,

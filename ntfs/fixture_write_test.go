@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // wtFixture decompresses a Windows-made fixture volume into a temp file.

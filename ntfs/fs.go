@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // FS returns a read-only io/fs view of the volume. Paths are fs.ValidPath

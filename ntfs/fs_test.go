@@ -15,7 +15,7 @@ import (
 	"testing/fstest"
 	"unicode/utf16"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // rdBuildVolume makes an NTFS volume with mkntfs on a sparse file and lets

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // File name namespaces ($FILE_NAME byte 0x41).

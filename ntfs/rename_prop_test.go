@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // The property test's size. CI runs the defaults (a few hundred renames in

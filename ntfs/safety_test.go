@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // rdFsstatInt reads one numeric field of sleuthkit's fsstat output.

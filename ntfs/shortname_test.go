@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestShortNameForms: the candidates Windows tries for a long name, in

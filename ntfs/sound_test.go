@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // These tests damage copies of testimages/data/broken-volume.img (the

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // rdFixtureImage returns the decompressed path of a shared Windows-made

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	ftime "wuoffline/internal/filetime"
+	ftime "github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // Writer edits an NTFS volume in place: renames and moves, and file data.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // wtVolume is a test volume built with mkntfs and filled through an ntfs-3g

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"wuoffline/hive"
+	"github.com/wuoffline/wuoffline/hive"
 )
 
 // volumeEditor is what executing a plan needs from a volume: the NTFS

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"strings"
 
-	"wuoffline/hive"
-	"wuoffline/image"
-	"wuoffline/journal"
-	"wuoffline/ntfs"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // ntfsEditor executes a plan on a raw NTFS volume through a session.Plan:

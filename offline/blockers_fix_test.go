@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // pregEntry is what testimages/pregread.py prints for one entry.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"wuoffline/preg"
+	"github.com/wuoffline/wuoffline/preg"
 )
 
 func TestOriginalName(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"wuoffline/hive"
+	"github.com/wuoffline/wuoffline/hive"
 )
 
 // ---------------------------------------------------------------- update-pause

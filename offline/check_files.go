@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"wuoffline/internal/bytesize"
+	"github.com/wuoffline/wuoffline/internal/bytesize"
 )
 
 // Bounds of the file-system walks: SoftwareDistribution may hold gigabytes

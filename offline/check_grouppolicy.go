@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"wuoffline/preg"
+	"github.com/wuoffline/wuoffline/preg"
 )
 
 // ---------------------------------------------------------------- group-policy-file

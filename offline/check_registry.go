@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"wuoffline/hive"
-	"wuoffline/internal/filetime"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // needHive returns the hive or an error saying why it is missing.

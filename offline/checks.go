@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"wuoffline/hive"
+	"github.com/wuoffline/wuoffline/hive"
 )
 
 // Check is one entry of the catalogue (repair-catalog.md, "Checks").

@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"wuoffline/image"
-	"wuoffline/ntfs"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // Exit codes of diagnose (README "Exit codes"; repair-catalog.md).

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 func TestDirFS(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // The benchmark disk: a GPT disk like testimages/data/broken-gpt.img (the
@@ -101,7 +101,7 @@ func benchBinary(b *testing.B) string {
 		return benchCache.bin
 	}
 	bin := filepath.Join(b.TempDir(), "wuoffline")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "wuoffline/cmd/wuoffline")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/wuoffline/wuoffline/cmd/wuoffline")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)

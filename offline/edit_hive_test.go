@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/hive"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // countKeys counts the keys of a hive below k, k included.

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"wuoffline/image"
-	"wuoffline/journal"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // How `wuoffline fix` works (FixTarget):

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/image"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestFixAgedInstall is issue 12's acceptance on a volume shaped like an

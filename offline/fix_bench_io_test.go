@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // BenchmarkFixIO measures what one fix reads from its target, in process,

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/hive"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // BenchmarkFixLarge compares `wuoffline fix` with the manual Linux route

@@ -3,7 +3,7 @@ package offline
 import (
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // BenchmarkFixUndo measures a whole fix (diagnose, plan, journal, write,

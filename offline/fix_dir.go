@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"wuoffline/hive"
+	"github.com/wuoffline/wuoffline/hive"
 
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // A directory target (a mounted Windows volume, or a tree laid out like

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/image"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // extractTree unpacks a testimages tree (tar.gz) into a new directory.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/journal"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/journal"
 )
 
 var fixLong = flag.Bool("long", false, "crash-test fix after every number of writes (slow)")

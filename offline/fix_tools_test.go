@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/image"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // regExport is a hivexregedit --export: key (lower case, `\`-rooted) ->

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestCasesFromCurrentState: log history alone (Startup Repair blaming a

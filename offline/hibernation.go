@@ -1,7 +1,7 @@
 package offline
 
 import (
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // Hibernation and Fast Startup without a working Windows (--discard-hibernation).

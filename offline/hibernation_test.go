@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestDiscardHibernation: the hibernated image ($LogFile clean) is refused

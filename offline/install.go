@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"wuoffline/hive"
+	"github.com/wuoffline/wuoffline/hive"
 )
 
 // Paths of the registry hives on a Windows volume (repair-catalog.md, "Hives").

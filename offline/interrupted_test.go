@@ -4,7 +4,7 @@ import (
 	"io"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestDiagnoseReportsInterruptedFix: a fix stopped half-way (journal

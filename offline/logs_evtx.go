@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"strings"
 
-	"wuoffline/eventlog"
+	"github.com/wuoffline/wuoffline/eventlog"
 )
 
 // Windows Update client events in the System log (repair-catalog.md):

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"wuoffline/internal/evtxgen"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/evtxgen"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 func testLog(t *testing.T, name string) []byte {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
-	"wuoffline/hive"
+	"github.com/wuoffline/wuoffline/hive"
 )
 
 // OptIns are the opt-in names of repair-catalog.md.

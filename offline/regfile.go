@@ -13,8 +13,8 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"wuoffline/hive"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // This file is `wuoffline reg`: an offline regedit on hive files, read and

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sync"
 
-	"wuoffline/journal"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // UndoOptions controls an undo run.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 const wuKey = `Software\Policies\Microsoft\Windows\WindowsUpdate`

@@ -8,9 +8,9 @@ import (
 	"io/fs"
 	"time"
 
-	"wuoffline/hive"
-	"wuoffline/journal"
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // Baseline is what the checkers accept in what the plan touches: damage

@@ -3,8 +3,8 @@ package session
 import (
 	"io"
 
-	"wuoffline/image"
-	"wuoffline/journal"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/journal"
 )
 
 // device is the opened target as the journal writes and restores it: FILE

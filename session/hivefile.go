@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"wuoffline/access"
-	"wuoffline/hive"
-	"wuoffline/journal"
+	"github.com/wuoffline/wuoffline/access"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/journal"
 )
 
 // maxHiveFile is the largest hive file: a base block and the largest

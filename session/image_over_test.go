@@ -6,8 +6,8 @@ import (
 	"os"
 	"testing"
 
-	"wuoffline/image"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // sizedReader is a Backing over bytes.

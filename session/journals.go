@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"wuoffline/journal"
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // Interrupted is a journaled change that was interrupted on a volume of the

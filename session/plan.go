@@ -10,9 +10,9 @@ import (
 	"sort"
 	"strings"
 
-	"wuoffline/hive"
-	"wuoffline/journal"
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // Plan is a change of one NTFS volume being planned: every write goes into

@@ -1,8 +1,8 @@
 package session
 
 import (
-	"wuoffline/journal"
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // The leaf types commands print, named here so that cmd needs no leaf

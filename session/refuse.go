@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"wuoffline/hive"
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // adviceUnsupported is what a user can do when the NTFS writer cannot make

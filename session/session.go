@@ -26,9 +26,9 @@ import (
 	"strings"
 	"time"
 
-	"wuoffline/access"
-	"wuoffline/image"
-	"wuoffline/journal"
+	"github.com/wuoffline/wuoffline/access"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/journal"
 )
 
 // Tool is what journals record as the program that wrote them.

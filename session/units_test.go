@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/journal"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/journal"
 )
 
 // writeBrokenGPT unpacks broken-gpt.img and opens it for writing: the

@@ -6,9 +6,9 @@ import (
 	iofs "io/fs"
 	"strings"
 
-	"wuoffline/image"
-	"wuoffline/journal"
-	"wuoffline/ntfs"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/journal"
+	"github.com/wuoffline/wuoffline/ntfs"
 )
 
 // Volume is an NTFS volume of the session's target.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 const checkHelp = `Usage: wuoffline check [--all] [--partition N] [--journal DIR] TARGET [PATH...]

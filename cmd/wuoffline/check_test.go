@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/image"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/image"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // TestCheckDefaultsToTouchedDirs: with no PATH, check covers the

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"wuoffline/internal/bytesize"
-	"wuoffline/offline"
+	"github.com/wuoffline/wuoffline/internal/bytesize"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 const diagnoseHelp = `Usage: wuoffline diagnose [--json] [--jobs N] [--letter X:] [--journal DIR] TARGET...

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/offline"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 func runCmd(args ...string) (int, string, string) {

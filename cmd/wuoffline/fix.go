@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"wuoffline/offline"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 const fixHelp = `Usage: wuoffline fix [--dry-run] [--yes] [-v] [--json] [--jobs N] [--with LIST] [--only IDS]

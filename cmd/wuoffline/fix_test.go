@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/offline"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 func TestFixUsage(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"wuoffline/offline"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 // fleet runs do for every target, at most jobs at a time (jobs <= 0: the

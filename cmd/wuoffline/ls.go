@@ -6,7 +6,7 @@ import (
 	"io"
 	"sort"
 
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 const lsHelp = `Usage: wuoffline ls [--partition N] TARGET [PATH]

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 const mvHelp = `Usage: wuoffline mv [--yes] [--dry-run] [--partition N] [--journal DIR] TARGET OLD NEW

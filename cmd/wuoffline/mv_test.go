@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/offline"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 // ntTestVolume builds a bare NTFS volume with mkntfs and a few names made

@@ -6,8 +6,8 @@ import (
 	"io"
 	"strings"
 
-	"wuoffline/offline"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/offline"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 const regHelp = `Usage:

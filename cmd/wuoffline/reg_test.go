@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/hive"
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // regCopy copies a shared fixture hive (decompressed) into a fresh

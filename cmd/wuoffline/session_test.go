@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/offline"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/offline"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 // buildBinary builds wuoffline into a temp dir: the tests below run it as a

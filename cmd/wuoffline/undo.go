@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"strings"
 
-	"wuoffline/offline"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 const undoHelp = `Usage: wuoffline undo [--yes] [--json] [--jobs N] [--last] [--journal DIR] TARGET...

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"wuoffline/internal/testutil"
-	"wuoffline/session"
+	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 var long = flag.Bool("long", false, "undo tests: many more flipped bytes and cuts of a fix's journal (slow)")

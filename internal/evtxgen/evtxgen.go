@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"wuoffline/internal/filetime"
+	"github.com/wuoffline/wuoffline/internal/filetime"
 )
 
 // Sizes of the format: a 4096-byte file header, 64 KiB chunks whose
