@@ -290,3 +290,8 @@ func volumeID(path string, device bool, serial uint64, size int64) journal.Volum
 	}
 	return id
 }
+
+// FixedVolumes lists the fixed volumes' drive letters on Windows ("C:",
+// "D:", ...), for `diagnose` with no TARGET at a WinPE prompt; nothing
+// elsewhere.
+func FixedVolumes() ([]string, error) { return access.FixedVolumes() }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wuoffline/wuoffline/internal/bytesize"
 	"github.com/wuoffline/wuoffline/offline"
+	"github.com/wuoffline/wuoffline/session"
 )
 
 const diagnoseHelp = `Usage: wuoffline diagnose [--json] [--jobs N] [--letter X:] [--journal DIR] TARGET...
@@ -18,11 +19,13 @@ Find every Windows installation on each TARGET and report what stops Windows
 Update (error 0x80070002 and friends) or stops Windows from starting after an
 update. Read-only: diagnose never writes a byte.
 
-TARGET is a disk or volume image (raw .img, fixed .vhd), a block device
+TARGET is a disk or volume image (raw .img, VHD, VHDX, qcow2), a block device
 (/dev/sdb, /dev/nvme0n1p3), a directory where the Windows volume is mounted,
 or on Windows a drive letter (D:). Several TARGETs are read in parallel (--jobs)
 and reported in the order given, each as soon as it and those before it are
 done; text output ends with a summary ("3 targets: 2 to fix, 1 healthy").
+On Windows (WinPE) with no TARGET, every fixed volume is looked at, and the
+ones without Windows do not count for the exit code.
 
 Options:
   --json        print one JSON document per TARGET, one a line (JSON Lines;
@@ -77,9 +80,25 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 	letter := fl.String("letter", "", "")
 	journalDir := fl.String("journal", "", "")
 	jobs := fl.Int("jobs", runtime.NumCPU(), "")
-	targets, code, done := fl.parse(args, 1, -1)
+	// At a WinPE prompt with no TARGET: every fixed volume, and only the
+	// ones holding Windows count for the exit code.
+	minTargets := 1
+	if runtime.GOOS == "windows" {
+		minTargets = 0
+	}
+	targets, code, done := fl.parse(args, minTargets, -1)
 	if done {
 		return code
+	}
+	auto := len(targets) == 0
+	if auto {
+		vols, err := session.FixedVolumes()
+		if err != nil || len(vols) == 0 {
+			fmt.Fprintf(stderr, "wuoffline diagnose: no TARGET given and no fixed volume found (%v): name the Windows volume, e.g. D: (diskpart, list volume)\n", err)
+			return exitError
+		}
+		fmt.Fprintf(stderr, "wuoffline diagnose: no TARGET given: looking at every fixed volume: %s\n", strings.Join(vols, " "))
+		targets = vols
 	}
 	if *letter != "" && !offline.IsDriveLetter(*letter) {
 		return fl.usageError("--letter %q is not a drive letter like D:", *letter)
@@ -101,8 +120,13 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 	opts.Progress = prog.report
 	return fleetRun[offline.TargetReport]{
 		command: "diagnose", stdout: stdout, stderr: stderr, jobs: *jobs, asJSON: *asJSON, prog: prog,
-		do:      func(t string) offline.TargetReport { return offline.DiagnoseTarget(t, opts) },
-		exit:    func(t offline.TargetReport) int { return t.Exit },
+		do: func(t string) offline.TargetReport { return offline.DiagnoseTarget(t, opts) },
+		exit: func(t offline.TargetReport) int {
+			if auto && len(t.Installations) == 0 && t.Exit == exitError {
+				return exitOK // a data volume, not a failure
+			}
+			return t.Exit
+		},
 		outcome: func(t offline.TargetReport) string { return diagnoseOutcome(t.Exit) },
 		document: func(t offline.TargetReport) any {
 			return offline.DiagnoseDocument{Header: header("diagnose"), TargetReport: t}
