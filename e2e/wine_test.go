@@ -205,6 +205,29 @@ func wineDriveLetter(t *testing.T, w *wine, exe, lin string) {
 	if text.exit != 1 || !strings.Contains(string(text.stdout), "PROBLEM [pending-xml]") {
 		t.Errorf("diagnose D: (text): exit %d\n%s", text.exit, text.stdout)
 	}
+	// No TARGET at a WinPE prompt: every fixed volume is looked at, D:
+	// among them; volumes without Windows do not count for the exit code.
+	// Wine lists a drive letter when dosdevices has "d:" (its mount point,
+	// here an empty directory, as WinPE has the mounted volume); "d::" is
+	// the device \\.\D: opens.
+	mnt := filepath.Join(w.prefix, "dosdevices", "d:")
+	if err := os.Symlink(t.TempDir(), mnt); err != nil {
+		t.Fatal(err)
+	}
+	all := run(t, w.env, w.bin, exe, "diagnose", "--json")
+	os.Remove(mnt)
+	var sawD bool
+	for _, line := range strings.Split(strings.TrimSpace(string(all.stdout)), "\n") {
+		var doc struct {
+			Target string `json:"target"`
+		}
+		if json.Unmarshal([]byte(line), &doc) == nil && strings.EqualFold(strings.TrimRight(doc.Target, `\`), "D:") {
+			sawD = true
+		}
+	}
+	if all.exit != 1 || !sawD {
+		t.Errorf("diagnose with no TARGET: exit %d, D: reported %v; want exit 1 with D: among the volumes\n%s%s", all.exit, sawD, all.stdout, all.stderr)
+	}
 	exec.Command("losetup", "-d", ro).Run()
 
 	// fix, then undo, read-write.
