@@ -1,0 +1,335 @@
+package e2e
+
+import (
+	"bytes"
+	le "encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"wuoffline/internal/testutil"
+)
+
+// These tests damage copies of testimages/data/broken-gpt.img the way
+// damaged disks are damaged, locating every structure with tools that share
+// no code with wuoffline (sgdisk for the partition, sleuthkit's fsstat and
+// istat for clusters), and run the real binary: fix and mv, with and
+// without --dry-run, must refuse with exit 3, name the damaged structure,
+// say what to run, leave the image byte-identical and create no journal.
+
+// rfVolume is where the Windows volume of a GPT image lies, per sgdisk and
+// sleuthkit.
+type rfVolume struct {
+	img     string
+	off     int64 // byte offset of the partition
+	size    int64 // its length in bytes
+	cluster int64 // bytes per cluster
+}
+
+// rfOpen finds the first Microsoft basic data partition (type 0700) with
+// sgdisk and its cluster size with fsstat.
+func rfOpen(t *testing.T, img string) *rfVolume {
+	t.Helper()
+	v := &rfVolume{img: img}
+	for _, line := range strings.Split(string(testutil.Run(t, "sgdisk", "-p", img)), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 5 && f[5] == "0700" {
+			start, err1 := strconv.ParseInt(f[1], 10, 64)
+			end, err2 := strconv.ParseInt(f[2], 10, 64)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("sgdisk line %q", line)
+			}
+			v.off, v.size = start*512, (end-start+1)*512
+			break
+		}
+	}
+	if v.off == 0 {
+		t.Fatal("sgdisk lists no basic data partition")
+	}
+	v.cluster = v.fsstatInt(t, "Cluster Size:")
+	return v
+}
+
+// sk runs a sleuthkit tool on the volume (-o in sectors).
+func (v *rfVolume) sk(t *testing.T, tool string, args ...string) string {
+	t.Helper()
+	return string(testutil.Run(t, tool, append([]string{"-o", strconv.FormatInt(v.off/512, 10), v.img}, args...)...))
+}
+
+// fsstatInt returns the number after label in fsstat's report.
+func (v *rfVolume) fsstatInt(t *testing.T, label string) int64 {
+	t.Helper()
+	out := v.sk(t, "fsstat")
+	i := strings.Index(out, label)
+	if i < 0 {
+		t.Fatalf("fsstat: no %q", label)
+	}
+	f := strings.Fields(out[i+len(label):])
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		t.Fatalf("fsstat %q: %v", label, err)
+	}
+	return n
+}
+
+// inode returns the MFT record number of path, per ifind.
+func (v *rfVolume) inode(t *testing.T, path string) string {
+	t.Helper()
+	return strings.TrimSpace(v.sk(t, "ifind", "-n", path))
+}
+
+// clusters returns the clusters istat lists for the attribute of record
+// inode whose istat line starts with "Type: "+attr (e.g. "$DATA").
+func (v *rfVolume) clusters(t *testing.T, inode, attr string) []int64 {
+	t.Helper()
+	var out []int64
+	in := false
+	for _, line := range strings.Split(v.sk(t, "istat", inode), "\n") {
+		if strings.HasPrefix(line, "Type: ") {
+			if in {
+				break
+			}
+			in = strings.HasPrefix(line, "Type: "+attr+" ")
+			continue
+		}
+		if !in {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			n, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				t.Fatalf("istat %s %s: %q", inode, attr, line)
+			}
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("istat %s: no clusters for %s", inode, attr)
+	}
+	return out
+}
+
+// at returns the image offset of byte off of cluster lcn.
+func (v *rfVolume) at(lcn, off int64) int64 { return v.off + lcn*v.cluster + off }
+
+// read and write are byte access to the image.
+func (v *rfVolume) read(t *testing.T, off int64, n int) []byte {
+	t.Helper()
+	f, err := os.Open(v.img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (v *rfVolume) write(t *testing.T, off int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(v.img, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bitmapByte is the image offset of the $Bitmap byte holding cluster lcn
+// ($Bitmap, record 6, is one run in these images: checked).
+func (v *rfVolume) bitmapByte(t *testing.T, lcn int64) int64 {
+	t.Helper()
+	runs := v.clusters(t, "6", "$DATA")
+	i := lcn / 8 / v.cluster
+	if i >= int64(len(runs)) {
+		t.Fatalf("cluster %d past $Bitmap", lcn)
+	}
+	return v.at(runs[i], lcn/8%v.cluster)
+}
+
+// rfDamage is one way to damage the volume, and what the refusal must say.
+type rfDamage struct {
+	name   string
+	damage func(t *testing.T, v *rfVolume)
+	names  []string // every one in the refusal (the structure)
+	advice string   // in the refusal: what to run
+	ntfs3g bool     // ntfs-3g -o ro refuses the damaged volume too
+	// mvOK: mv's rename does not touch the damaged structure, so it is
+	// not refused (damage the plan does not touch is reported, not a
+	// refusal); the test then checks that it did not write into it.
+	mvOK bool
+}
+
+func rfDamages() []rfDamage {
+	return []rfDamage{
+		{name: "Windows index", damage: func(t *testing.T, v *rfVolume) {
+			// The first entry of \Windows's first INDX block: its name's
+			// first character becomes '!', so that the key no longer matches
+			// the record's $FILE_NAME (fixups untouched: the name lies in
+			// the block's first sector).
+			blk := v.at(v.clusters(t, v.inode(t, "/Windows"), "$INDEX_ALLOCATION")[0], 0)
+			h := v.read(t, blk, 0x40)
+			if string(h[:4]) != "INDX" {
+				t.Fatalf("no INDX block at 0x%x", blk)
+			}
+			e := blk + 0x18 + int64(le.LittleEndian.Uint32(h[0x18:]))
+			name := e + 0x10 + 0x42
+			if (name-blk)%512 >= 510 {
+				t.Fatal("the name crosses a fixup")
+			}
+			v.write(t, name, []byte{'!', 0})
+		}, names: []string{`"Windows"`}, advice: "chkdsk /f"},
+		{name: "SYSTEM cluster free in $Bitmap", damage: func(t *testing.T, v *rfVolume) {
+			lcn := v.clusters(t, v.inode(t, "/Windows/System32/config/SYSTEM"), "$DATA")[0]
+			off := v.bitmapByte(t, lcn)
+			b := v.read(t, off, 1)
+			if b[0]&(1<<(lcn%8)) == 0 {
+				t.Fatalf("cluster %d already free", lcn)
+			}
+			b[0] &^= 1 << (lcn % 8)
+			v.write(t, off, b)
+		}, names: []string{"$Bitmap"}, advice: "chkdsk /f", mvOK: true},
+		{name: "$MFTMirr differs", damage: func(t *testing.T, v *rfVolume) {
+			// One reserved byte of $Volume's $VOLUME_INFORMATION (type
+			// 0x70) in $MFTMirr's copy of record 3 only.
+			rec := v.at(v.fsstatInt(t, "First Cluster of MFT Mirror:"), 3*1024)
+			b := v.read(t, rec, 510)
+			for a := int(le.LittleEndian.Uint16(b[0x14:])); a+0x18 < len(b); {
+				typ, n := le.LittleEndian.Uint32(b[a:]), int(le.LittleEndian.Uint32(b[a+4:]))
+				if typ == 0xffffffff || n == 0 {
+					break
+				}
+				if typ == 0x70 {
+					val := a + int(le.LittleEndian.Uint16(b[a+0x14:]))
+					v.write(t, rec+int64(val), []byte{b[val] ^ 0x40})
+					return
+				}
+				a += n
+			}
+			t.Fatal("no $VOLUME_INFORMATION in the first sector of $MFTMirr's record 3")
+		}, names: []string{"$MFTMirr"}, advice: "chkdsk /f", ntfs3g: true},
+		{name: "$Bitmap zeroed", damage: func(t *testing.T, v *rfVolume) {
+			for _, lcn := range v.clusters(t, "6", "$DATA") {
+				v.write(t, v.at(lcn, 0), make([]byte, v.cluster))
+			}
+		}, names: []string{"$Bitmap"}, advice: "chkdsk /f"},
+	}
+}
+
+// rfEntries lists a directory's names.
+func rfEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestRefuseDamagedVolume: fix and mv (and their dry runs) on each damaged
+// copy exit 3 with a refusal naming the structure and what to run; the
+// image stays byte-identical, no journal appears beside it, and sleuthkit's
+// fls lists the same names as before.
+func TestRefuseDamagedVolume(t *testing.T) {
+	for _, tool := range []string{"sgdisk", "fsstat", "istat", "ifind", "fls", "icat"} {
+		testutil.RequireTool(t, tool)
+	}
+	bin := binary(t, runtime.GOOS, runtime.GOARCH)
+	for _, tc := range rfDamages() {
+		t.Run(tc.name, func(t *testing.T) {
+			img := testutil.TestImage(t, "broken-gpt.img") // alone in its directory
+			dir := filepath.Dir(img)
+			v := rfOpen(t, img)
+			tc.damage(t, v)
+			sum := testutil.SHA256File(t, img)
+			fls := v.sk(t, "fls", "-r", "-p")
+			cmds := [][]string{{"fix", "--yes", img}, {"fix", "--dry-run", img}}
+			mv := [][]string{
+				{"mv", "--dry-run", img, `\Windows\SoftwareDistribution`, `\Windows\SD.x`},
+				{"mv", "--yes", img, `\Windows\SoftwareDistribution`, `\Windows\SD.x`},
+			}
+			if !tc.mvOK {
+				cmds = append(cmds, mv...)
+			}
+			for _, args := range cmds {
+				r := run(t, nil, bin, args...)
+				out := string(r.stdout) + string(r.stderr)
+				if r.exit != 3 {
+					t.Errorf("%s: exit %d, want 3\n%s", args[:2], r.exit, out)
+					continue
+				}
+				for _, want := range append([]string{tc.advice}, tc.names...) {
+					if !strings.Contains(out, want) {
+						t.Errorf("%s: the refusal lacks %q:\n%s", args[:2], want, out)
+					}
+				}
+				if got := testutil.SHA256File(t, img); got != sum {
+					t.Fatalf("%s: the image changed", args[:2])
+				}
+				if es := rfEntries(t, dir); !slices.Equal(es, []string{filepath.Base(img)}) {
+					t.Fatalf("%s: files beside the image: %v", args[:2], es)
+				}
+			}
+			if got := v.sk(t, "fls", "-r", "-p"); got != fls {
+				t.Error("fls lists other names than before")
+			}
+			if tc.ntfs3g {
+				testutil.RequireRoot(t)
+				testutil.RequireTool(t, "ntfs-3g")
+				// ntfs-3g takes a volume: the partition's bytes on their own.
+				part := filepath.Join(t.TempDir(), "part.img")
+				if err := os.WriteFile(part, v.read(t, v.off, int(v.size)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				mp := t.TempDir()
+				out, err := exec.Command("ntfs-3g", "-o", "ro", part, mp).CombinedOutput()
+				if err == nil {
+					exec.Command("fusermount", "-u", mp).Run()
+					t.Error("ntfs-3g -o ro mounts the damaged volume: the damage is not what the case means")
+				} else {
+					t.Logf("ntfs-3g -o ro refuses too: %s", bytes.TrimSpace(out))
+				}
+			}
+			if tc.mvOK {
+				rfMvAvoids(t, bin, v, mv)
+			}
+		})
+	}
+}
+
+// rfMvAvoids runs a rename that does not touch the SYSTEM hive on a volume
+// whose $Bitmap wrongly marks the hive's first cluster free, to a long name
+// (a bigger index entry): it succeeds, and the hive's bytes (read by icat)
+// are what they were: the allocator did not hand out the cluster.
+func rfMvAvoids(t *testing.T, bin string, v *rfVolume, mv [][]string) {
+	t.Helper()
+	hive := v.inode(t, "/Windows/System32/config/SYSTEM")
+	before := v.sk(t, "icat", hive)
+	long := strings.Repeat("SoftwareDistribution.moved.", 4) + "x"
+	for _, args := range mv {
+		args = append(slices.Clone(args[:len(args)-1]), `\Windows\`+long)
+		if r := run(t, nil, bin, args...); r.exit != 0 {
+			t.Fatalf("%s: exit %d, want 0\n%s%s", args[:2], r.exit, r.stdout, r.stderr)
+		}
+	}
+	after := v.sk(t, "icat", hive)
+	if after != before || !strings.HasPrefix(after, "regf") {
+		t.Errorf("the SYSTEM hive changed (starts %q)", after[:min(len(after), 4)])
+	}
+	if !strings.Contains(v.sk(t, "fls", "-p", v.inode(t, "/Windows")), long) {
+		t.Error("fls does not list the renamed directory")
+	}
+}
