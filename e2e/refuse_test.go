@@ -198,6 +198,8 @@ func rfDamages() []rfDamage {
 			b[0] &^= 1 << (lcn % 8)
 			v.write(t, off, b)
 		}, names: []string{"$Bitmap"}, advice: "chkdsk /f", mvOK: true},
+		{name: "SYSTEM value list overlapped", damage: rfDamageHiveCell,
+			names: []string{"SYSTEM", "hive bin"}, advice: "reg check", mvOK: true},
 		{name: "$MFTMirr differs", damage: func(t *testing.T, v *rfVolume) {
 			// One reserved byte of $Volume's $VOLUME_INFORMATION (type
 			// 0x70) in $MFTMirr's copy of record 3 only.
@@ -311,9 +313,10 @@ func TestRefuseDamagedVolume(t *testing.T) {
 }
 
 // rfMvAvoids runs a rename that does not touch the SYSTEM hive on a volume
-// whose $Bitmap wrongly marks the hive's first cluster free, to a long name
-// (a bigger index entry): it succeeds, and the hive's bytes (read by icat)
-// are what they were: the allocator did not hand out the cluster.
+// whose damage is in or about the hive (its first cluster wrongly free in
+// $Bitmap, a damaged cell), to a long name (a bigger index entry): it
+// succeeds, and the hive's bytes (read by icat) are what they were: the
+// allocator did not hand out the hive's cluster, nothing wrote into it.
 func rfMvAvoids(t *testing.T, bin string, v *rfVolume, mv [][]string) {
 	t.Helper()
 	hive := v.inode(t, "/Windows/System32/config/SYSTEM")
@@ -332,4 +335,84 @@ func rfMvAvoids(t *testing.T, bin string, v *rfVolume, mv [][]string) {
 	if !strings.Contains(v.sk(t, "fls", "-p", v.inode(t, "/Windows")), long) {
 		t.Error("fls does not list the renamed directory")
 	}
+}
+
+// rfDamageHiveCell grows the cell before the value list of the SYSTEM
+// hive's ControlSet001\Control\Session Manager (whose values fix deletes)
+// 8 bytes into the value list, in the hive's clusters inside the image. The
+// key is found with hivex (python3-hivex: its node handles are file
+// offsets of the key's cell), the hive's bytes and clusters with icat and
+// istat; the cells of the value list's bin are walked by their sizes (a
+// cell starts with its int32 size, negative when allocated; regf format).
+func rfDamageHiveCell(t *testing.T, v *rfVolume) {
+	t.Helper()
+	py := rfHivexPython(t)
+	inode := v.inode(t, "/Windows/System32/config/SYSTEM")
+	hive := filepath.Join(t.TempDir(), "SYSTEM")
+	if err := os.WriteFile(hive, []byte(v.sk(t, "icat", inode)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := testutil.Run(t, py, "-c", `import hivex, sys
+h = hivex.Hivex(sys.argv[1])
+n = h.root()
+for p in sys.argv[2].split("\\"):
+    n = h.node_get_child(n, p)
+print(n)`, hive, `ControlSet001\Control\Session Manager`)
+	nk, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		t.Fatalf("hivex: %q: %v", out, err)
+	}
+	b, err := os.ReadFile(hive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b[nk+4:nk+6]) != "nk" {
+		t.Fatalf("no key cell at 0x%x", nk)
+	}
+	// The nk record: value list offset at 0x28 of its data, relative to
+	// the first bin at 0x1000.
+	vl := 0x1000 + int64(le.LittleEndian.Uint32(b[nk+4+0x28:]))
+	bin := int64(0x1000)
+	for {
+		if string(b[bin:bin+4]) != "hbin" {
+			t.Fatalf("no bin at 0x%x", bin)
+		}
+		size := int64(le.LittleEndian.Uint32(b[bin+8:]))
+		if vl < bin+size {
+			break
+		}
+		bin += size
+	}
+	prev := int64(-1)
+	for c := bin + 0x20; c < vl; {
+		prev = c
+		sz := int64(int32(le.LittleEndian.Uint32(b[c:])))
+		c += max(sz, -sz)
+	}
+	if prev < 0 {
+		t.Fatal("the value list is its bin's first cell")
+	}
+	sz := int32(le.LittleEndian.Uint32(b[prev:]))
+	grown := int32(vl-prev) + 8
+	if sz < 0 {
+		grown = -grown
+	}
+	t.Logf("value list at 0x%x; cell at 0x%x (size %d) grown to %d", vl, prev, sz, grown)
+	var p [4]byte
+	le.LittleEndian.PutUint32(p[:], uint32(grown))
+	clusters := v.clusters(t, inode, "$DATA")
+	v.write(t, v.at(clusters[prev/v.cluster], prev%v.cluster), p[:])
+}
+
+// rfHivexPython returns the python that has the hivex module
+// (python3-hivex is for Debian's /usr/bin/python3).
+func rfHivexPython(t *testing.T) string {
+	t.Helper()
+	for _, py := range []string{"/usr/bin/python3", "python3"} {
+		if exec.Command(py, "-c", "import hivex").Run() == nil {
+			return py
+		}
+	}
+	testutil.Unavailable(t, "python3-hivex not installed")
+	return ""
 }
