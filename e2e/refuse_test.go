@@ -416,3 +416,24 @@ func rfHivexPython(t *testing.T) string {
 	testutil.Unavailable(t, "python3-hivex not installed")
 	return ""
 }
+
+// TestRefuseHibernatedMvDryRun: mv --dry-run on a hibernated volume exits 3
+// as mv does, names the hibernation, and writes nothing (no journal either).
+func TestRefuseHibernatedMvDryRun(t *testing.T) {
+	bin := binary(t, runtime.GOOS, runtime.GOARCH)
+	img := testutil.TestImage(t, "refuse-hibernated.img")
+	sum := testutil.SHA256File(t, img)
+	for _, mode := range []string{"--dry-run", "--yes"} {
+		r := run(t, nil, bin, "mv", mode, img, `\Windows\SoftwareDistribution`, `\Windows\SD.x`)
+		out := string(r.stdout) + string(r.stderr)
+		if r.exit != 3 || !strings.Contains(strings.ToLower(out), "hibernat") {
+			t.Errorf("mv %s: exit %d, want 3 naming the hibernation:\n%s", mode, r.exit, out)
+		}
+		if testutil.SHA256File(t, img) != sum {
+			t.Fatalf("mv %s: the image changed", mode)
+		}
+		if es := rfEntries(t, filepath.Dir(img)); !slices.Equal(es, []string{filepath.Base(img)}) {
+			t.Fatalf("mv %s: files beside the image: %v", mode, es)
+		}
+	}
+}
