@@ -1,8 +1,11 @@
+//go:build linux
+
 package e2e
 
 import (
 	"bytes"
 	le "encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"wuoffline/internal/testutil"
@@ -436,4 +440,98 @@ func TestRefuseHibernatedMvDryRun(t *testing.T) {
 			t.Fatalf("mv %s: files beside the image: %v", mode, es)
 		}
 	}
+}
+
+// TestRefuseHugeDeclaredHive: a SYSTEM hive whose base block declares 1 GiB
+// of hive bins (field at 0x28) while holding its real size, checksum
+// (0x1FC: XOR of the first 127 little-endian uint32) made right again, in
+// the image's SYSTEM clusters: fix, run as a child process, ends cleanly
+// (a refusal or a fix, no crash) with a peak resident size (wait4's
+// ru_maxrss) under 64 MiB: memory follows what is on disk, not the header.
+func TestRefuseHugeDeclaredHive(t *testing.T) {
+	for _, tool := range []string{"sgdisk", "fsstat", "istat", "ifind", "icat"} {
+		testutil.RequireTool(t, tool)
+	}
+	bin := binary(t, runtime.GOOS, runtime.GOARCH)
+	img := testutil.TestImage(t, "broken-gpt.img")
+	v := rfOpen(t, img)
+	inode := v.inode(t, "/Windows/System32/config/SYSTEM")
+	base := v.at(v.clusters(t, inode, "$DATA")[0], 0)
+	b := v.read(t, base, 512)
+	if string(b[:4]) != "regf" {
+		t.Fatalf("no regf base block at 0x%x", base)
+	}
+	held := le.LittleEndian.Uint32(b[0x28:])
+	le.LittleEndian.PutUint32(b[0x28:], 1<<30)
+	var sum uint32
+	for i := 0; i < 0x1FC; i += 4 {
+		sum ^= le.LittleEndian.Uint32(b[i:])
+	}
+	le.LittleEndian.PutUint32(b[0x1FC:], sum)
+	v.write(t, base, b)
+	t.Logf("SYSTEM: %d bytes of bins declared as %d", held, 1<<30)
+
+	sha := testutil.SHA256File(t, img)
+	code, peak, out := rfMeasured(t, bin, "fix", "--yes", img)
+	t.Logf("fix: exit %d, peak RSS %.1f MiB", code, float64(peak)/(1<<20))
+	if code != 0 && code != 3 || strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
+		t.Errorf("fix: exit %d, want a clean refusal (3) or fix (0):\n%s", code, out)
+	}
+	if code == 3 && testutil.SHA256File(t, img) != sha {
+		t.Error("fix refused but the image changed")
+	}
+	if peak >= 64<<20 {
+		t.Errorf("fix peaked at %.1f MiB, want under 64 MiB", float64(peak)/(1<<20))
+	}
+}
+
+// rfRSSEnv makes the test binary the measuring parent (see rfMeasured).
+const rfRSSEnv = "WUOFFLINE_E2E_MAXRSS_ARGS"
+
+// rfMeasured runs bin with args and returns its exit code, its peak
+// resident size in bytes (wait4's ru_maxrss) and its output. Linux carries
+// ru_maxrss across execve from the mm the process had before it (for a
+// child that os/exec starts with CLONE_VM, the PARENT's: this test
+// process, which has read images into memory), so the child is started
+// by a fresh copy of this test binary (TestRefuseMaxRSSChild), whose own
+// peak is a few MiB, and that copy reports what wait4 said.
+func rfMeasured(t *testing.T, bin string, args ...string) (code int, peak int64, out string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRefuseMaxRSSChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), rfRSSEnv+"="+strings.Join(append([]string{bin}, args...), "\x1f"))
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("measuring child: %v\n%s", err, b)
+	}
+	s := string(b)
+	i := strings.Index(s, "MAXRSS ")
+	if i < 0 {
+		t.Fatalf("measuring child said:\n%s", s)
+	}
+	var kib int64
+	if _, err := fmt.Sscanf(s[i:], "MAXRSS %d EXIT %d", &kib, &code); err != nil {
+		t.Fatalf("measuring child: %v\n%s", err, s)
+	}
+	return code, kib * 1024, s
+}
+
+// TestRefuseMaxRSSChild is rfMeasured's measuring parent; it does nothing
+// unless rfMeasured started it.
+func TestRefuseMaxRSSChild(t *testing.T) {
+	spec := os.Getenv(rfRSSEnv)
+	if spec == "" {
+		t.Skip("only run by rfMeasured")
+	}
+	argv := strings.Split(spec, "\x1f")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		t.Fatal("no rusage")
+	}
+	fmt.Printf("\nMAXRSS %d EXIT %d\n", ru.Maxrss, cmd.ProcessState.ExitCode()) // Maxrss in KiB on Linux
 }
