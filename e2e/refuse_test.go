@@ -25,6 +25,9 @@ import (
 // istat for clusters), and run the real binary: fix and mv, with and
 // without --dry-run, must refuse with exit 3, name the damaged structure,
 // say what to run, leave the image byte-identical and create no journal.
+// Where the damage lies outside what mv's rename touches (the SYSTEM hive),
+// mv is not refused (damage a plan does not touch is reported, not a
+// refusal): the test then checks that the rename left the hive's bytes.
 
 // rfVolume is where the Windows volume of a GPT image lies, per sgdisk and
 // sleuthkit.
@@ -121,7 +124,7 @@ func (v *rfVolume) clusters(t *testing.T, inode, attr string) []int64 {
 // at returns the image offset of byte off of cluster lcn.
 func (v *rfVolume) at(lcn, off int64) int64 { return v.off + lcn*v.cluster + off }
 
-// read and write are byte access to the image.
+// read returns n bytes of the image at off.
 func (v *rfVolume) read(t *testing.T, off int64, n int) []byte {
 	t.Helper()
 	f, err := os.Open(v.img)
@@ -136,6 +139,7 @@ func (v *rfVolume) read(t *testing.T, off int64, n int) []byte {
 	return b
 }
 
+// write writes b into the image at off.
 func (v *rfVolume) write(t *testing.T, off int64, b []byte) {
 	t.Helper()
 	f, err := os.OpenFile(v.img, os.O_WRONLY, 0)
@@ -149,7 +153,7 @@ func (v *rfVolume) write(t *testing.T, off int64, b []byte) {
 }
 
 // bitmapByte is the image offset of the $Bitmap byte holding cluster lcn
-// ($Bitmap, record 6, is one run in these images: checked).
+// ($Bitmap is record 6; istat lists each of its clusters).
 func (v *rfVolume) bitmapByte(t *testing.T, lcn int64) int64 {
 	t.Helper()
 	runs := v.clusters(t, "6", "$DATA")
