@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"testing"
 
-	"wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/internal/testutil"
 )
 
 // These tests damage copies of testimages/data/broken-gpt.img the way
