@@ -143,6 +143,9 @@ func TestLockDir(t *testing.T) {
 	if _, err := LockDir(dir, "/dev/sdz"); !errors.Is(err, ErrLocked) {
 		t.Errorf("second LockDir: %v; want ErrLocked", err)
 	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("LockDir created %v in the journal directory", ents)
+	}
 	other, err := LockDir(dir, "/dev/sdy")
 	if err != nil {
 		t.Fatalf("another target's lock in the same directory: %v", err)

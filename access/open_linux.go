@@ -214,21 +214,27 @@ func inUseAdvice(string) string {
 	return "unmount it (umount, fusermount -u), detach the loop device (losetup -d) or stop the program first"
 }
 
-// LockDir locks, in a journal directory, the journals of one target
+// LockDir locks the journals of one target in a journal directory
 // against a second wuoffline working on the same target by another name:
-// flock of the lock file ".wuoffline-KEY.lock" (key: lockKey of the target),
-// created if missing and left in place (removing it after unlocking would
-// race with a process that opened it meanwhile). Targets sharing one
-// directory (a fleet of disks, one --journal DIR) do not lock each other
-// out. release unlocks it.
+// flock of a lock file named for the directory and the target (lockKey) in
+// the system's temporary directory, so the journal directory, often beside
+// the user's image files, gets nothing of ours but journals. flock is a
+// lock between processes of this machine, which is what it guards: a
+// journal directory shared over a network is not supported. Targets
+// sharing one directory (a fleet of disks, one --journal DIR) do not lock
+// each other out. release unlocks it.
 func LockDir(dir, target string) (release func() error, err error) {
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("access: locking journal directory: %s is not a directory", dir)
 	}
-	p := filepath.Join(dir, ".wuoffline-"+lockKey(target)+".lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	p := filepath.Join(os.TempDir(), "wuoffline-"+lockKey(dir+"\x00"+target)+".lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("access: locking journal directory: %w", err)
+		return nil, fmt.Errorf("access: locking journal directory %s: %w", dir, err)
 	}
 	if err := flock(f, dir); err != nil {
 		f.Close()
