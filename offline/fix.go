@@ -184,7 +184,7 @@ type FixVolume struct {
 	Volume  int     `json:"volume"` // image volume index (0 for a bare volume or a directory)
 	Offset  int64   `json:"offset"`
 	Size    int64   `json:"size"`
-	Windows Version `json:"windows"`
+	Windows Version `json:"version"` // the Windows version, named as in diagnose's installations
 	// Actions are the changes, in the order they are made.
 	Actions []FixAction `json:"actions"`
 	// Ranges are the byte ranges of the volume the whole plan changes,
@@ -205,7 +205,7 @@ type FixVolume struct {
 
 // FixAction is one change of a plan.
 type FixAction struct {
-	Check string `json:"check"`
+	Check string `json:"id"` // the check it repairs, named as in diagnose
 	// Op is rename, delete-key, delete-value, set, remove-entry, comment-out.
 	Op string `json:"op"`
 	// Path is the file or directory (volume path, `\` separators); To is
