@@ -1,11 +1,8 @@
 package image
 
 import (
-	"compress/gzip"
 	"encoding/binary"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -84,24 +81,8 @@ func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// readContainerSeed reads a gzipped seed image (at most 16 MiB).
-func readContainerSeed(t testing.TB, name string) []byte {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "seeds", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(io.LimitReader(zr, 16<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// readContainerSeed reads a gzipped container seed (at most 16 MiB).
+func readContainerSeed(t testing.TB, name string) []byte { return readSeedLimit(t, name, 16<<20) }
 
 // applyPatches damages a copy of base as script says: records of a 4-byte
 // offset (taken modulo the file size plus 1 MiB, so that the file can also

@@ -62,7 +62,12 @@ var seedDisks = []struct {
 	{"ntfs-volume.gz", 64 << 10, 16 << 20},
 }
 
-func readSeed(t testing.TB, name string) []byte {
+// readSeed reads a gzipped seed image of testdata/seeds (at most 1 MiB).
+func readSeed(t testing.TB, name string) []byte { return readSeedLimit(t, name, 1<<20) }
+
+// readSeedLimit reads a gzipped seed image of testdata/seeds, at most limit
+// bytes of it.
+func readSeedLimit(t testing.TB, name string, limit int64) []byte {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", "seeds", name))
 	if err != nil {
@@ -73,7 +78,7 @@ func readSeed(t testing.TB, name string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := io.ReadAll(io.LimitReader(zr, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(zr, limit))
 	if err != nil {
 		t.Fatal(err)
 	}
