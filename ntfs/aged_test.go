@@ -133,14 +133,7 @@ func (u *wtUndo) restore(t testing.TB) {
 func wtHasAttrList(t testing.TB, w *Writer, p string, typ uint32, name string) (bool, int, bool) {
 	t.Helper()
 	tx := w.begin()
-	nums, err := tx.resolve(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := tx.record(nums[len(nums)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := wtResolve(t, tx, p)
 	_, al, _ := rec.FindAttr(AttrAttributeList, "")
 	_, a, n, err := tx.findAttrAny(rec, typ, name)
 	if err != nil {

@@ -25,14 +25,7 @@ func TestAttributeListDirectory(t *testing.T) {
 	var withAL []string
 	tx := w.begin()
 	for _, d := range dirs {
-		nums, err := tx.resolve(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := tx.record(nums[len(nums)-1])
-		if err != nil {
-			t.Fatal(err)
-		}
+		rec := wtResolve(t, tx, d)
 		if _, ok, _ := rec.FindAttr(AttrAttributeList, ""); ok {
 			withAL = append(withAL, d)
 		}

@@ -2,6 +2,7 @@ package ntfs
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -14,11 +15,28 @@ type CheckOptions struct {
 	Dirs []uint64
 	// Paths are directories by path from the volume root (`\` or `/`).
 	Paths []string
+	// Ranges are volume byte ranges a change wrote (a plan's, a journal's):
+	// every directory whose record they touch (DirsTouchedBy) is checked
+	// where they touch it. A directory whose index allocation is at most
+	// wholeIndexCheck is checked whole; in a larger one the $INDEX_ROOT and
+	// each INDX block the ranges overlap are checked completely (see
+	// checker.nodes), the rest of the index is not read.
+	Ranges []Range
 	// All checks every directory of the volume, every $FILE_NAME against
 	// its parent's index, and cluster ownership of every file against
 	// $Bitmap.
 	All bool
 }
+
+// wholeIndexCheck is the largest index allocation (bytes of INDX blocks)
+// that a change, or a check of what a change wrote, examines whole. A
+// directory with more is examined at the nodes the change edits, each
+// completely: every entry's back-link costs a read of the record it names,
+// and the WinSxS of an old installation names 10,000-100,000 files (tens
+// of MiB of records) where a rename edits two or three blocks. 256 KiB is
+// 64 blocks of 4 KiB: \Windows, System32\config and the other folders the
+// catalogue renames in are checked whole on real installations.
+const wholeIndexCheck = 256 << 10
 
 // Problem is one inconsistency found by Check.
 type Problem struct {
@@ -73,6 +91,14 @@ func (w *Writer) Check(opts CheckOptions) (*CheckReport, error) {
 	if opts.All {
 		return c.all()
 	}
+	if len(opts.Ranges) > 0 {
+		if err := c.ranges(opts.Ranges); err != nil {
+			return nil, err
+		}
+		if len(dirs) == 0 {
+			return c.rep, nil
+		}
+	}
 	if len(dirs) == 0 {
 		dirs = []uint64{mftRecRoot}
 	}
@@ -116,7 +142,7 @@ const (
 	windowGap   = 4        // a request at most this many records on is sequential
 	windowAhead = 4        // read-ahead per record of the sequence so far
 	windowMin   = 64 << 10 // smallest read-ahead, bytes
-	windowMax   = 4 << 20  // largest read-ahead (and the buffer), bytes
+	windowMax   = 4 << 20  // largest read-ahead (and the most the buffer grows to), bytes
 )
 
 // mftWindow holds the records read ahead: [first, first+n).
@@ -162,8 +188,10 @@ func (c *checker) readAhead(num uint64) bool {
 	g, w := c.t.g, &c.win
 	size := min(max(windowAhead*w.run*g.recSize, windowMin), windowMax)
 	n := min(uint64(size/g.recSize), g.records()-num)
-	if w.buf == nil {
-		w.buf = make([]byte, windowMax)
+	// The buffer grows with the sequence: a check that reads a few records
+	// in order never holds windowMax.
+	if need := int(int64(n) * g.recSize); len(w.buf) < need {
+		w.buf = make([]byte, need)
 	}
 	w.n = 0
 	if err := readRuns(c.t.o, g, g.mftRuns, int64(num)*g.recSize, w.buf[:int64(n)*g.recSize]); err != nil {
@@ -186,15 +214,8 @@ type nameKey struct {
 // dir checks one directory. When names is non-nil it holds every
 // $FILE_NAME (from an MFT scan) whose parent is this directory.
 func (c *checker) dir(d uint64, names map[nameKey]uint64) {
-	c.rep.Dirs++
-	c.win.run = 0 // each directory earns its own read-ahead
-	drec, err := c.t.g.readRecord(c.t.o, d)
-	if err != nil {
-		c.problem(d, "%v", err)
-		return
-	}
-	if !drec.InUse() || !drec.IsDir() {
-		c.problem(d, "not an in-use directory record")
+	drec := c.dirRecord(d)
+	if drec == nil {
 		return
 	}
 	tr, err := c.t.tree(d)
@@ -231,16 +252,7 @@ func (c *checker) dir(d uint64, names map[nameKey]uint64) {
 				continue
 			}
 			c.rep.Entries++
-			if prev != nil && c.t.up.Compare(prev.name, e.name) >= 0 {
-				c.problem(d, "index out of order: %q before %q", string16(prev.name), string16(e.name))
-			}
-			// Names equal ignoring case sort next to each other; only
-			// POSIX names may differ by case alone (Windows could not
-			// tell them apart).
-			if prev != nil && c.t.up.EqualFold(prev.name, e.name) && RefNum(prev.ref) != RefNum(e.ref) &&
-				len(prev.key) > 0x41 && len(e.key) > 0x41 && prev.key[0x41] != NamespacePOSIX && e.key[0x41] != NamespacePOSIX {
-				c.problem(d, "names %q and %q of different files are equal ignoring case", string16(prev.name), string16(e.name))
-			}
+			c.order(d, prev, e)
 			prev = e
 			c.entry(d, drec, e, indexed)
 		}
@@ -272,6 +284,42 @@ func (c *checker) dir(d uint64, names map[nameKey]uint64) {
 			}
 		}
 	}
+}
+
+// order checks that entry e follows prev (nil: e is the first) in the
+// index's collation: strictly after it under $UpCase, and not equal to it
+// ignoring case unless one of them is a POSIX name (names equal ignoring
+// case sort next to each other, and only POSIX names may differ by case
+// alone: Windows could not tell them apart).
+func (c *checker) order(d uint64, prev, e *ixEntry) {
+	if prev == nil {
+		return
+	}
+	if c.t.up.Compare(prev.name, e.name) >= 0 {
+		c.problem(d, "index out of order: %q before %q", string16(prev.name), string16(e.name))
+	}
+	if c.t.up.EqualFold(prev.name, e.name) && RefNum(prev.ref) != RefNum(e.ref) &&
+		len(prev.key) > 0x41 && len(e.key) > 0x41 && prev.key[0x41] != NamespacePOSIX && e.key[0x41] != NamespacePOSIX {
+		c.problem(d, "names %q and %q of different files are equal ignoring case", string16(prev.name), string16(e.name))
+	}
+}
+
+// dirRecord starts the check of directory d: it counts it, gives it its
+// own MFT read-ahead and returns its record, or nil (a problem reported)
+// when that is not an in-use directory record.
+func (c *checker) dirRecord(d uint64) *Record {
+	c.rep.Dirs++
+	c.win.run = 0
+	drec, err := c.t.g.readRecord(c.t.o, d)
+	if err != nil {
+		c.problem(d, "%v", err)
+		return nil
+	}
+	if !drec.InUse() || !drec.IsDir() {
+		c.problem(d, "not an in-use directory record")
+		return nil
+	}
+	return drec
 }
 
 // forgetLeaf drops a leaf node the walk has finished with (child of e),
@@ -553,43 +601,116 @@ func slicesEqual16(a, b []uint16) bool {
 }
 
 // soundIndex is the preflight of a directory index: before an operation
-// first changes the index of dir, the whole directory is checked as
-// Check does (B-tree order under $UpCase, names, node flags, INDX fixups,
-// the index $BITMAP, every entry's back-link to a $FILE_NAME of its
-// record, and its clusters against $Bitmap), on the bytes as they are
-// before the change. Any problem refuses the change: editing a damaged
-// B-tree spreads the damage, and a later check could not tell it from
-// what was there. Directories the operation only reads are not checked.
+// first changes the index of dir, the directory is checked as Check does
+// (B-tree order under $UpCase, names, node flags, INDX fixups, the index
+// $BITMAP, every entry's back-link to a $FILE_NAME of its record, and its
+// clusters against $Bitmap), on the bytes as they are before the change.
+// Any problem refuses the change: editing a damaged B-tree spreads the
+// damage, and a later check could not tell it from what was there.
+// Directories the operation only reads are not checked. An index larger
+// than wholeIndexCheck is checked at the nodes the operation edits, once
+// it knows them: soundNodes, when the operation stages its writes.
 func (t *tx) soundIndex(dir uint64) error {
 	if t.checked[dir] {
 		return nil
 	}
+	if t.checked == nil {
+		t.checked = map[uint64]bool{}
+	}
+	if tr, err := t.tree(dir); err == nil && tr.allocSize > t.w.wholeIndex {
+		t.checked[dir] = true
+		t.local = append(t.local, dir)
+		return nil
+	}
+	if err := t.soundCheck(dir, func(c *checker) { c.dir(dir, nil) }); err != nil {
+		return err
+	}
+	t.checked[dir] = true
+	return nil
+}
+
+// soundNodes is the preflight of the large indexes soundIndex deferred:
+// the original bytes of every node the operation changed (the $INDEX_ROOT,
+// and each INDX block it rewrites or frees; a block it allocates had no
+// index bytes before) are checked completely (checker.nodes). It runs
+// before anything is staged.
+func (t *tx) soundNodes() error {
+	for _, dir := range t.local {
+		tr := t.trees[dir]
+		if tr == nil {
+			continue
+		}
+		var vcns []int64
+		if tr.root.dirty {
+			vcns = append(vcns, -1)
+		}
+		for vcn, n := range tr.nodes {
+			if n.dirty && n.raw != nil {
+				vcns = append(vcns, vcn)
+			}
+		}
+		if len(vcns) == 0 {
+			continue
+		}
+		if err := t.soundCheck(dir, func(c *checker) { c.nodes(dir, vcns) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// soundCheck runs check on a fresh view of the bytes before the operation
+// and turns what it finds into a RefusalIndex refusal.
+func (t *tx) soundCheck(dir uint64, check func(*checker)) error {
 	ct := &tx{w: t.w, g: t.g, up: t.up, o: t.o, recs: map[uint64]*Record{}, dirtyR: map[uint64]bool{}, trees: map[uint64]*ixTree{}, cbm: t.cbm}
 	c := &checker{t: ct, rep: &CheckReport{}, seenRec: map[uint64]bool{}}
-	c.dir(dir, nil)
+	check(c)
 	if t.cbm == nil && ct.cbm != nil && len(ct.cbm.dirty) == 0 {
 		// Read from the same bytes and unchanged: no need to read $Bitmap twice.
 		t.cbm = ct.cbm
 	}
-	if n := len(c.rep.Problems); n > 0 {
-		what := fmt.Sprintf("directory %s", dirName(ct, dir))
-		var first []string
-		for i, p := range c.rep.Problems {
-			if i == 3 {
-				first = append(first, "...")
-				break
-			}
-			first = append(first, p.String())
+	n := len(c.rep.Problems)
+	if n == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("directory %s", dirName(ct, dir))
+	var first []string
+	for i, p := range c.rep.Problems {
+		if i == 3 {
+			first = append(first, "...")
+			break
 		}
-		return refused(RefusalIndex, what+" $I30 index",
-			fmt.Sprintf("the index of %s, which this change would edit, has %d problems: %s", what, n, strings.Join(first, "; ")),
-			adviceChkdsk)
+		first = append(first, p.String())
 	}
-	if t.checked == nil {
-		t.checked = map[uint64]bool{}
+	return refused(RefusalIndex, what+" $I30 index",
+		fmt.Sprintf("the index of %s, which this change would edit, has %d problems: %s", what, n, strings.Join(first, "; ")),
+		adviceChkdsk)
+}
+
+// indexDamage turns an error that a damaged index of dir caused while an
+// operation changed it (a block that does not parse, a lookup that loops)
+// into the refusal the preflight would have given: in an index larger than
+// wholeIndexCheck the preflight runs only once the operation knows which
+// nodes it edits, so damage on the way there surfaces here first.
+func (t *tx) indexDamage(dir uint64, err error) error {
+	var re *RefusedError
+	if err == nil || !errors.Is(err, errIndex) || errors.As(err, &re) {
+		return err
 	}
-	t.checked[dir] = true
-	return nil
+	what := fmt.Sprintf("directory %s", dirName(t, dir))
+	return refused(RefusalIndex, what+" $I30 index",
+		fmt.Sprintf("the index of %s, which this change would edit, is damaged: %v", what, err), adviceChkdsk)
+}
+
+// pathDamage is indexDamage for an error met while looking up path (the
+// directory whose index failed is one of its components).
+func (t *tx) pathDamage(path string, err error) error {
+	var re *RefusedError
+	if err == nil || !errors.Is(err, errIndex) || errors.As(err, &re) {
+		return err
+	}
+	return refused(RefusalIndex, fmt.Sprintf("the $I30 index of a directory on the path %q", path),
+		fmt.Sprintf("looking up %q, which this change would edit, met a damaged directory index: %v", path, err), adviceChkdsk)
 }
 
 // dirName names a directory record for a message: its Win32 (or any) name

@@ -57,6 +57,13 @@ func FuzzVolumeWrite(f *testing.F) {
 			_, _ = d.WriteAt(bytes.Repeat([]byte("x"), 3000), 10)
 			_, _ = d.Plan()
 		}
+		// Again with every index checked at the nodes a change edits (as
+		// a large WinSxS is), and the check of what the plan would write.
+		w.wholeIndex = -1
+		if rs, err := w.PlanRename("d/name 1.txt", "d/name 1 renamed with a long name.txt"); err == nil {
+			_, _ = w.Check(CheckOptions{Ranges: rs})
+		}
+		_, _ = w.PlanRename("d/name 2.txt", "moved.txt")
 	})
 }
 
@@ -78,5 +85,15 @@ func TestTinyImageHealthy(t *testing.T) {
 	}
 	if _, err := w.Rename("d/name 1.txt", "moved.txt"); err == nil {
 		t.Error("Rename on a read-only writer succeeded")
+	}
+	// The fuzz target's second pass: indexes checked at the edited nodes.
+	w.wholeIndex = -1
+	rs, err := w.PlanRename("d/name 1.txt", "d/name 1 renamed with a long name.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = w.Check(CheckOptions{Ranges: rs})
+	if err != nil || len(rep.Problems) > 0 || rep.Entries == 0 {
+		t.Fatalf("check of the planned ranges on the volume as it is: %+v %v", rep, err)
 	}
 }

@@ -109,13 +109,10 @@ func (f *DataFile) reset() error {
 	t := f.w.begin()
 	nums, err := t.resolve(f.path)
 	if err != nil {
-		return err
+		return t.pathDamage(f.path, err)
 	}
 	f.num, f.t, f.done, f.nr = nums[len(nums)-1], t, false, nil
 	f.pages = map[int64]*dataPage{}
-	if len(nums) >= 2 {
-		t.touch(nums[len(nums)-2])
-	}
 	rec, err := t.record(f.num)
 	if err != nil {
 		return err
@@ -568,7 +565,7 @@ func (f *DataFile) sizesChanged(rec *Record) error {
 			}
 			p, ok, err := tr.descend(fn.name, f.t.up.Compare)
 			if err != nil {
-				return err
+				return f.t.indexDamage(tr.dir, err)
 			}
 			if !ok {
 				return fmt.Errorf("ntfs: %q: name %q not in its parent's index", f.path, string16(fn.name))
@@ -578,7 +575,6 @@ func (f *DataFile) sizesChanged(rec *Record) error {
 			if RefNum(e.ref) == rec.Num {
 				copy(e.key[8:fnMinLen], nv[8:fnMinLen])
 				s.n.dirty = true
-				f.t.touch(tr.dir)
 			}
 		}
 	}

@@ -273,10 +273,10 @@ func (tr *ixTree) load(vcn int64) (*ixNode, error) {
 	where := fmt.Sprintf("ntfs: directory %d: INDX block VCN %d", tr.dir, vcn)
 	off := vcn * tr.vcnUnit
 	if vcn < 0 || vcn > tr.allocSize || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize {
-		return nil, fmt.Errorf("%s: outside the allocation of %d bytes", where, tr.allocSize)
+		return nil, fmt.Errorf("%s: %w: outside the allocation of %d bytes", where, errIndex, tr.allocSize)
 	}
 	if !tr.bitSet(tr.blockBit(vcn)) {
-		return nil, fmt.Errorf("%s: not marked in use in the index $BITMAP", where)
+		return nil, fmt.Errorf("%s: %w: not marked in use in the index $BITMAP", where, errIndex)
 	}
 	buf := make([]byte, tr.blockSize)
 	if err := readRuns(tr.t.o, tr.t.g, tr.allocRuns, off, buf); err != nil {
@@ -284,6 +284,9 @@ func (tr *ixTree) load(vcn int64) (*ixNode, error) {
 	}
 	n, err := parseIndx(buf, vcn)
 	if err != nil {
+		if !errors.Is(err, errIndex) { // fixups
+			err = fmt.Errorf("%w: %w", errIndex, err)
+		}
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	tr.nodes[vcn] = n
@@ -405,7 +408,8 @@ func (tr *ixTree) lookup(name []uint16) (*ixEntry, error) {
 }
 
 // insert adds an entry (key = $FILE_NAME value) and rebalances the tree.
-func (tr *ixTree) insert(ref uint64, key []byte) error {
+func (tr *ixTree) insert(ref uint64, key []byte) (err error) {
+	defer func() { err = tr.t.indexDamage(tr.dir, err) }()
 	if err := tr.t.soundIndex(tr.dir); err != nil {
 		return err
 	}
@@ -443,7 +447,8 @@ func (tr *ixTree) insertLeaf(e *ixEntry) error {
 }
 
 // remove deletes the entry with this exact name and reference.
-func (tr *ixTree) remove(name []uint16, ref uint64) error {
+func (tr *ixTree) remove(name []uint16, ref uint64) (err error) {
+	defer func() { err = tr.t.indexDamage(tr.dir, err) }()
 	if err := tr.t.soundIndex(tr.dir); err != nil {
 		return err
 	}

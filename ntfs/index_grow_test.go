@@ -18,18 +18,11 @@ var (
 // wtDepth is the number of levels of a directory's index (1: root only).
 func wtDepth(t testing.TB, w *Writer, p string) (depth int, rootLarge bool) {
 	t.Helper()
-	tx := w.begin()
-	nums, err := tx.resolve(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := tx.tree(nums[len(nums)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := wtTree(t, w.begin(), p)
 	n := tr.root
 	depth = 1
 	for n.internal {
+		var err error
 		if n, err = tr.childOf(n.entries[len(n.entries)-1]); err != nil {
 			t.Fatal(err)
 		}

@@ -282,7 +282,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 	where := fmt.Sprintf("ntfs: rename %q to %q", oldPath, newPath)
 	oldNums, err := t.resolve(oldPath)
 	if err != nil {
-		return err
+		return t.pathDamage(oldPath, err)
 	}
 	if len(oldNums) < 2 {
 		return fmt.Errorf("%s: cannot rename the root directory", where)
@@ -304,7 +304,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 	parentNums := []uint64{mftRecRoot}
 	if len(newParts) > 1 {
 		if parentNums, err = t.resolve(joinParts(newParts[:len(newParts)-1])); err != nil {
-			return err
+			return t.pathDamage(newPath, err)
 		}
 	}
 	newParent := parentNums[len(parentNums)-1]
@@ -333,7 +333,7 @@ func (t *tx) rename(oldPath, newPath string) error {
 		return err
 	}
 	if e, err := ntree.lookup(newName); err != nil {
-		return err
+		return t.indexDamage(newParent, err)
 	} else if e != nil && (RefNum(e.ref) != child || newParent != oldParent) {
 		return fmt.Errorf("%s: %q already exists: %w", where, string16(newName), ErrExist)
 	}
@@ -512,7 +512,6 @@ func (t *tx) rename(oldPath, newPath string) error {
 		}
 		t.setChangeTime(pr, now, true)
 		t.dirty(pr)
-		t.touch(d)
 	}
 	return nil
 }

@@ -39,7 +39,12 @@ type sdImage struct {
 
 func sdOpen(t *testing.T) *sdImage {
 	t.Helper()
-	p := testutil.TestImage(t, "broken-volume.img")
+	return sdOpenPath(t, testutil.TestImage(t, "broken-volume.img"))
+}
+
+// sdOpenPath opens the volume image at p (a copy the test may damage).
+func sdOpenPath(t *testing.T, p string) *sdImage {
+	t.Helper()
 	f := wtFile(t, p)
 	st, err := f.Stat()
 	if err != nil {
@@ -107,15 +112,7 @@ func (im *sdImage) fileRuns(t *testing.T, path string) (*Record, []Run) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx := w.begin()
-	nums, err := tx.resolve(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := tx.record(nums[len(nums)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := wtResolve(t, w.begin(), path)
 	a, ok, err := rec.FindAttr(AttrData, "")
 	if err != nil || !ok || !a.NonResident {
 		t.Fatalf("%s: no non-resident $DATA (%v)", path, err)

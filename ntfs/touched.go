@@ -2,6 +2,7 @@ package ntfs
 
 import (
 	"fmt"
+	"io"
 	"sort"
 )
 
@@ -15,7 +16,11 @@ import (
 // whose INDX blocks changed is found through its own record too.
 // Ranges outside $MFT (INDX blocks, file data) add nothing by themselves.
 func (w *Writer) DirsTouchedBy(ranges []Range) ([]uint64, error) {
-	g := w.g
+	return w.g.dirsTouched(w.r, ranges)
+}
+
+// dirsTouched is DirsTouchedBy on the volume read through r.
+func (g *geometry) dirsTouched(r io.ReaderAt, ranges []Range) ([]uint64, error) {
 	spans, err := g.spans(g.mftRuns, 0, g.mftBytes)
 	if err != nil {
 		return nil, fmt.Errorf("ntfs: mapping $MFT: %w", err)
@@ -38,7 +43,7 @@ func (w *Writer) DirsTouchedBy(ranges []Range) ([]uint64, error) {
 	}
 	dirs := map[uint64]bool{}
 	for num := range nums {
-		rec, err := g.readRecord(w.r, num)
+		rec, err := g.readRecord(r, num)
 		if err != nil {
 			return nil, err
 		}
@@ -47,7 +52,7 @@ func (w *Writer) DirsTouchedBy(ranges []Range) ([]uint64, error) {
 		}
 		if base := rec.BaseRef(); base != 0 {
 			// An extension record: what matters is its base record.
-			if rec, err = g.readRecord(w.r, RefNum(base)); err != nil {
+			if rec, err = g.readRecord(r, RefNum(base)); err != nil {
 				return nil, err
 			}
 		}

@@ -25,6 +25,10 @@ type Writer struct {
 	g    *geometry
 	up   *UpCase
 	opts WriterOptions
+	// wholeIndex is the largest index checked whole (wholeIndexCheck;
+	// tests lower it to exercise the check of edited nodes on small
+	// volumes).
+	wholeIndex int64
 }
 
 // WriterOptions tune a Writer.
@@ -95,7 +99,7 @@ func newWriter(r io.ReaderAt, w io.WriterAt, size int64, opts WriterOptions) (*W
 	if err != nil {
 		return nil, err
 	}
-	wr := &Writer{r: r, w: w, size: size, g: g, opts: opts}
+	wr := &Writer{r: r, w: w, size: size, g: g, opts: opts, wholeIndex: wholeIndexCheck}
 	t := wr.begin()
 	up, err := t.loadUpCase()
 	if err != nil {
@@ -124,16 +128,16 @@ type tx struct {
 	trees  map[uint64]*ixTree
 	cbm    *clusterBitmap
 	mbm    *mftBitmap // $MFT:$Bitmap, loaded when a record is allocated
-	// touched lists the directories whose index changed, for the check.
-	touched []uint64
 	// claims are the clusters of every record read (see claims.go);
 	// metaClaimed is set once the metadata files' records are in it.
 	claims      claimSet
 	metaClaimed bool
 	bmPages     map[int64][]byte // $Bitmap pages read to verify claims (claims.go)
-	// checked lists the directories whose index was checked whole before
-	// this operation first changed it (see soundIndex).
+	// checked lists the directories whose index was checked before this
+	// operation first changed it, or is checked at flush (see soundIndex);
+	// local lists the latter, the large ones (soundNodes).
 	checked map[uint64]bool
+	local   []uint64
 }
 
 func (w *Writer) begin() *tx {
@@ -169,20 +173,16 @@ func (t *tx) tree(dir uint64) (*ixTree, error) {
 	return tr, nil
 }
 
-func (t *tx) touch(dir uint64) {
-	for _, d := range t.touched {
-		if d == dir {
-			return
-		}
-	}
-	t.touched = append(t.touched, dir)
-}
-
 // flush stages everything changed: index nodes first (they change their
 // directory's record and the cluster bitmap), then records, then $Bitmap.
 func (t *tx) flush() error {
-	// Nothing is staged unless the clusters of every record read agree
-	// with each other and with $Bitmap.
+	// Nothing is staged unless every large index node the operation edits
+	// checked clean as it was (soundIndex checked the small ones whole),
+	// and the clusters of every record read agree with each other and with
+	// $Bitmap.
+	if err := t.soundNodes(); err != nil {
+		return err
+	}
 	if err := t.soundClusters(); err != nil {
 		return err
 	}
@@ -237,7 +237,9 @@ func (w *Writer) commit(t *tx) error {
 		return fmt.Errorf("ntfs: re-reading after write: %w", err)
 	}
 	w.g = g
-	rep, err := w.Check(CheckOptions{Dirs: t.touched})
+	// What the writes touched: each directory whose record or index they
+	// changed (whole when small, at the written nodes when large).
+	rep, err := w.Check(CheckOptions{Ranges: t.o.ranges()})
 	if err != nil {
 		return fmt.Errorf("ntfs: checking after write: %w", err)
 	}
@@ -312,6 +314,17 @@ func (t *tx) resolve(p string) ([]uint64, error) {
 // there is no safety refusal because nothing can be written.
 func OpenReadOnly(r io.ReaderAt, size int64) (*Writer, error) {
 	return newWriter(r, nil, size, WriterOptions{})
+}
+
+// Exists reports whether path names a file or directory, looked up as
+// Windows does (case-insensitively under the volume's $UpCase): one
+// descent of each directory's index, not a listing.
+func (w *Writer) Exists(path string) (bool, error) {
+	_, err := w.begin().resolve(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // DirEntry is one $I30 index entry of a directory as stored on disk.

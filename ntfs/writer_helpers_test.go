@@ -81,3 +81,27 @@ func wtCheckAll(t testing.TB, img string) *CheckReport {
 	}
 	return rep
 }
+
+// wtResolve resolves path p in tx and returns its MFT record.
+func wtResolve(t testing.TB, tx *tx, p string) *Record {
+	t.Helper()
+	nums, err := tx.resolve(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := tx.record(nums[len(nums)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// wtTree returns the index of directory p in tx.
+func wtTree(t testing.TB, tx *tx, p string) *ixTree {
+	t.Helper()
+	tr, err := tx.tree(wtResolve(t, tx, p).Num)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}

@@ -321,9 +321,14 @@ func fixJSON(b *testing.B, bin, jdir string, targets ...string) (child, FixRepor
 		args = append(args, "--journal", jdir)
 	}
 	c := runChildExit(b, 4, bin, append(args, targets...)...)
+	// JSON Lines: one document per target, in argument order.
 	var rep FixReport
-	if err := json.Unmarshal(c.out, &rep); err != nil {
-		b.Fatalf("fix --json: %v\n%s", err, c.out)
+	for _, line := range bytes.Split(bytes.TrimSpace(c.out), []byte("\n")) {
+		var t FixTargetReport
+		if err := json.Unmarshal(line, &t); err != nil {
+			b.Fatalf("fix --json: %v\n%s", err, c.out)
+		}
+		rep.Targets = append(rep.Targets, t)
 	}
 	if len(rep.Targets) != len(targets) {
 		b.Fatalf("fix --json: %d reports for %d targets", len(rep.Targets), len(targets))

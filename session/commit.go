@@ -21,12 +21,13 @@ type Baseline struct {
 	Hives map[string]bool // "PATH|code|key path"
 }
 
-// Check runs the NTFS checker on the planned state of every directory the
-// plan touches and returns the problems the volume did not already have
-// (the volume as it is is checked only when the planned state has
-// problems, so a clean plan reads the touched directories once), with the
-// baseline Verify compares against: the planned state's accepted problems,
-// and the edited hives' findings before the change.
+// Check runs the NTFS checker on the planned state of what the plan wrote
+// (ntfs.CheckOptions.Ranges: each directory whose record or index the plan
+// changed, whole when small, at the changed nodes when large) and returns
+// the problems the volume did not already have (the volume as it is is
+// checked only when the planned state has problems), with the baseline
+// Verify compares against: the planned state's accepted problems, and the
+// edited hives' findings before the change.
 func (p *Plan) Check() (Baseline, []string) {
 	b := Baseline{NTFS: map[string]bool{}, Hives: map[string]bool{}}
 	if vol, err := p.v.NTFS(); err == nil {
@@ -37,7 +38,11 @@ func (p *Plan) Check() (Baseline, []string) {
 			}
 		}
 	}
-	rep, err := ntfs.Check(p.vr, p.v.Size, ntfs.CheckOptions{Paths: p.Dirs()})
+	if len(p.written) == 0 {
+		return b, nil
+	}
+	opts := ntfs.CheckOptions{Ranges: p.written}
+	rep, err := ntfs.Check(p.vr, p.v.Size, opts)
 	if err != nil {
 		return b, []string{err.Error()}
 	}
@@ -45,7 +50,7 @@ func (p *Plan) Check() (Baseline, []string) {
 		return b, nil
 	}
 	before := map[string]bool{}
-	if rep, err := ntfs.Check(p.v.Reader(), p.v.Size, ntfs.CheckOptions{Paths: p.Dirs()}); err == nil {
+	if rep, err := ntfs.Check(p.v.Reader(), p.v.Size, opts); err == nil {
 		for _, pr := range rep.Problems {
 			before[pr.String()] = true
 		}
@@ -116,8 +121,8 @@ type Verification struct {
 
 // Verify checks plan p (written through another session of the same
 // target) on this session, which Reopen made with the caches dropped: every
-// planned byte read back and compared, the touched directories' indexes
-// parsed again, and the edited hives re-read (a small hive checked whole,
+// planned byte read back and compared, the NTFS structures the plan wrote
+// checked again as Plan.Check did, and the edited hives re-read (a small hive checked whole,
 // a large one along the touched keys; only problems the baseline did not
 // have count).
 func (s *Session) Verify(p *Plan, before Baseline) *Verification {
@@ -139,24 +144,23 @@ func (s *Session) Verify(p *Plan, before Baseline) *Verification {
 		vr.OK, vr.Error = false, fmt.Sprintf("volume %d is gone after the write", p.v.Index)
 		return vr
 	}
-	// The planned state was checked whole (Plan.Check) and every planned
-	// byte is now compared on the medium; what is left to re-read is the
-	// structures the ranges belong to: each touched directory's index
-	// (records, index blocks and their fixups), parsed from the medium.
-	w, err := ntfs.OpenReadOnly(v.Reader(), v.Size)
-	if err != nil {
-		vr.OK, vr.Error = false, "re-open: "+err.Error()
-		return vr
-	}
-	for _, d := range p.Dirs() {
-		ents, err := w.List(d)
+	// The planned state was checked (Plan.Check) and every planned byte is
+	// now compared on the medium; what is left is to parse the structures
+	// the ranges belong to from the medium: the same check, on the volume
+	// as written.
+	if len(p.written) > 0 {
+		rep, err := ntfs.Check(v.Reader(), v.Size, ntfs.CheckOptions{Ranges: p.written})
 		if err != nil {
-			vr.OK = false
-			vr.NTFSProblems = append(vr.NTFSProblems, fmt.Sprintf("%s: %v", d, err))
-			continue
+			vr.OK, vr.Error = false, "re-open: "+err.Error()
+			return vr
 		}
-		vr.NTFSDirs++
-		vr.NTFSEntries += len(ents)
+		vr.NTFSDirs, vr.NTFSEntries = rep.Dirs, rep.Entries
+		for _, pr := range rep.Problems {
+			if !before.NTFS[pr.String()] {
+				vr.OK = false
+				vr.NTFSProblems = append(vr.NTFSProblems, pr.String())
+			}
+		}
 	}
 	vol, err := v.NTFS()
 	if err != nil {

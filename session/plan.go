@@ -28,8 +28,11 @@ type Plan struct {
 	w  *ntfs.Writer
 	vr io.ReaderAt // the volume as planned (volume coordinates)
 
-	dirs  map[string]bool // directories touched (volume paths, `\`)
-	hives map[string]bool // hive files edited (volume paths, `\`)
+	dirs map[string]bool // directories touched (volume paths, `\`)
+	// written are the volume ranges the plan's NTFS operations wrote
+	// (volume coordinates): what Check and Verify examine.
+	written []ntfs.Range
+	hives   map[string]bool // hive files edited (volume paths, `\`)
 	// hiveKeys are the registry keys each edited hive's edits touched.
 	hiveKeys map[string][]string
 }
@@ -112,17 +115,11 @@ func (p *Plan) unit(label string, fn func() error) error {
 // Exists reports whether a file or directory exists in the planned state
 // (case-insensitive, as Windows looks names up).
 func (p *Plan) Exists(name string) (bool, error) {
-	dir, base := splitWin(name)
-	ents, err := p.w.List(dir)
+	ok, err := p.w.Exists(name)
 	if err != nil {
-		return false, fmt.Errorf("list %s: %w", dir, err)
+		return false, fmt.Errorf("look up %s: %w", name, err)
 	}
-	for _, d := range ents {
-		if strings.EqualFold(d.Name, base) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return ok, nil
 }
 
 // List lists a directory of the planned state.
@@ -141,6 +138,7 @@ func (p *Plan) Rename(label, oldPath, newPath string) ([]ntfs.Range, error) {
 	}
 	p.dirs[dirOf(oldPath)] = true
 	p.dirs[dirOf(newPath)] = true
+	p.written = append(p.written, rs...)
 	return rs, nil
 }
 
@@ -171,6 +169,7 @@ func (p *Plan) dataUnit(label, name string, fn func(df *ntfs.DataFile, size int6
 	}
 	if rs != nil {
 		p.dirs[dirOf(name)] = true
+		p.written = append(p.written, rs...)
 	}
 	return rs, nil
 }

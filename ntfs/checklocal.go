@@ -1,0 +1,159 @@
+package ntfs
+
+import (
+	"fmt"
+	"sort"
+)
+
+// This file checks a directory index where a change edits it, instead of
+// whole: the $INDEX_ROOT and the INDX blocks a change wrote (CheckOptions
+// Ranges) or is about to write (tx.soundNodes), each completely. In a
+// B+ tree whose nodes each hold their entries in order, a node is in its
+// place when a lookup from the root of its first and of its last entry ends
+// in it; with that, a node's order, its entries' back-links and its child
+// references are all a change to it can depend on.
+
+// nodes checks directory d at index nodes vcns (-1: the $INDEX_ROOT): node
+// order and flags, every entry against the record it names, the child
+// references of an internal node against the allocation and the index
+// $BITMAP, that a lookup of the node's first and last entries ends in the
+// node, and the index allocation's clusters against $Bitmap. A directory
+// whose allocation is at most wholeIndexCheck is checked whole (dir).
+func (c *checker) nodes(d uint64, vcns []int64) {
+	tr, err := c.t.tree(d)
+	if err != nil || tr.allocSize <= c.t.w.wholeIndex {
+		c.dir(d, nil) // reports a tree that does not load
+		return
+	}
+	drec := c.dirRecord(d)
+	if drec == nil {
+		return
+	}
+	vcns = append([]int64(nil), vcns...)
+	sort.Slice(vcns, func(i, j int) bool { return vcns[i] < vcns[j] })
+	indexed := map[nameKey]uint64{}
+	for i, vcn := range vcns {
+		if i > 0 && vcn == vcns[i-1] {
+			continue
+		}
+		n := tr.root
+		if vcn >= 0 {
+			if n, err = tr.load(vcn); err != nil {
+				c.problem(d, "%v", err)
+				continue
+			}
+		}
+		c.node(d, drec, tr, n, indexed)
+	}
+	if tr.allocRuns != nil {
+		c.owned(d, tr.allocRuns, nil)
+	}
+}
+
+// node checks one index node of directory d completely (see nodes).
+func (c *checker) node(d uint64, drec *Record, tr *ixTree, n *ixNode, indexed map[nameKey]uint64) {
+	var first, prev *ixEntry
+	for _, e := range n.entries {
+		if n.internal {
+			c.childRef(d, tr, n, e)
+		}
+		if e.end {
+			continue
+		}
+		c.rep.Entries++
+		c.order(d, prev, e)
+		if first == nil {
+			first = e
+		}
+		prev = e
+		c.entry(d, drec, e, indexed)
+	}
+	for _, e := range []*ixEntry{first, prev} {
+		if e == nil {
+			break
+		}
+		p, ok, err := tr.descend(e.name, c.t.up.Compare)
+		switch {
+		case err != nil:
+			c.problem(d, "%s: looking up %q from the root: %v", nodeName(n), string16(e.name), err)
+		case !ok || p[len(p)-1].n != n:
+			c.problem(d, "%s: a lookup of its entry %q from the root does not end in it (the node is unreachable, or out of order with its parent)", nodeName(n), string16(e.name))
+		}
+		if first == prev {
+			break
+		}
+	}
+}
+
+// childRef checks an internal entry's child reference: a whole block
+// inside the index allocation, marked in use in the index $BITMAP.
+func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry) {
+	vcn := e.childVCN
+	if e.child != nil {
+		vcn = e.child.vcn
+	}
+	off := vcn * tr.vcnUnit
+	switch {
+	case vcn < 0 || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize:
+		c.problem(d, "%s: child block VCN %d outside the index allocation of %d bytes", nodeName(n), vcn, tr.allocSize)
+	case !tr.bitSet(tr.blockBit(vcn)):
+		c.problem(d, "%s: child block VCN %d not marked in use in the index $BITMAP", nodeName(n), vcn)
+	}
+}
+
+// nodeName names an index node for a problem.
+func nodeName(n *ixNode) string {
+	if n.vcn < 0 {
+		return "$INDEX_ROOT"
+	}
+	return fmt.Sprintf("index block VCN %d", n.vcn)
+}
+
+// ranges checks what the volume byte ranges rs touch (CheckOptions.Ranges):
+// each directory whose record they touch, at its $INDEX_ROOT and at every
+// INDX block they overlap.
+func (c *checker) ranges(rs []Range) error {
+	dirs, err := c.t.g.dirsTouched(c.t.o, rs)
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		vcns := []int64{-1}
+		if tr, err := c.t.tree(d); err == nil && tr.allocRuns != nil {
+			// A block the change freed (clear in the index $BITMAP) is no
+			// longer part of the index.
+			for _, vcn := range tr.blocksIn(rs) {
+				if tr.bitSet(tr.blockBit(vcn)) {
+					vcns = append(vcns, vcn)
+				}
+			}
+		}
+		c.nodes(d, vcns)
+	}
+	return nil
+}
+
+// blocksIn returns the VCNs of the index blocks that volume ranges rs
+// overlap, from the allocation's runs (no block is read).
+func (tr *ixTree) blocksIn(rs []Range) []int64 {
+	g := tr.t.g
+	spans, err := g.spans(tr.allocRuns, 0, tr.allocSize)
+	if err != nil {
+		return nil // the allocation does not map: the check of the node reports it
+	}
+	var out []int64
+	var logical int64
+	for _, s := range spans {
+		for _, r := range rs {
+			lo, hi := max(r.Off, s.off), min(r.Off+r.Len, s.off+s.n)
+			if lo >= hi {
+				continue
+			}
+			for b := (logical + lo - s.off) / tr.blockSize; b <= (logical+hi-1-s.off)/tr.blockSize; b++ {
+				out = append(out, b*tr.blockSize/tr.vcnUnit)
+			}
+		}
+		logical += s.n
+	}
+	return out
+}
