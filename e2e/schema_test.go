@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 // validator checks JSON documents against a JSON Schema 2020-12 file with
@@ -84,16 +85,16 @@ func jsonRun(t *testing.T, bin, dir, name string, wantExit int, args []string, t
 		var v struct {
 			SchemaVersion int    `json:"schema_version"`
 			Command       string `json:"command"`
-			Version       string `json:"version"`
+			ToolVersion   string `json:"tool_version"`
 			Timestamp     string `json:"timestamp"`
 			Target        string `json:"target"`
 		}
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			t.Fatalf("wuoffline %s: line %d is not a JSON document: %v\n%s", strings.Join(args, " "), i+1, err, line)
 		}
-		if ts, err := time.Parse(time.RFC3339, v.Timestamp); err != nil || ts.Location() != time.UTC || v.SchemaVersion != 2 || v.Command != args[0] || v.Version == "" || v.Target != targets[i] {
-			t.Errorf("wuoffline %s: document %d: schema %d, command %q, version %q, timestamp %q (%v), target %q (want %q)",
-				strings.Join(args, " "), i+1, v.SchemaVersion, v.Command, v.Version, v.Timestamp, err, v.Target, targets[i])
+		if ts, err := time.Parse(time.RFC3339, v.Timestamp); err != nil || ts.Location() != time.UTC || v.SchemaVersion != offline.SchemaVersion || v.Command != args[0] || v.ToolVersion == "" || v.Target != targets[i] {
+			t.Errorf("wuoffline %s: document %d: schema %d, command %q, tool_version %q, timestamp %q (%v), target %q (want %q)",
+				strings.Join(args, " "), i+1, v.SchemaVersion, v.Command, v.ToolVersion, v.Timestamp, err, v.Target, targets[i])
 		}
 		p := filepath.Join(dir, fmt.Sprintf("%s-%d.json", name, i))
 		if err := os.WriteFile(p, []byte(line), 0o644); err != nil {
@@ -175,7 +176,8 @@ func TestJSONSchemas(t *testing.T) {
 			func(d map[string]any) { d["schema_version"] = "1" },
 			func(d map[string]any) { d["exit"] = 2 },
 			func(d map[string]any) { d["timestamp"] = "yesterday" },
-			func(d map[string]any) { delete(d, "version") },
+			func(d map[string]any) { delete(d, "tool_version") },
+			func(d map[string]any) { delete(d, "refusals") },
 		} {
 			b, _ := os.ReadFile(docs[0])
 			var d map[string]any
@@ -221,4 +223,87 @@ func TestJSONLinesContainers(t *testing.T) {
 	if errs := validate(t, py, "diagnose", docs); errs != nil {
 		t.Errorf("JSON Lines do not conform to docs/diagnose.schema.json:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// TestSchemasAgree holds the three shipped schemas to one contract without
+// running anything: each names the SchemaVersion the program writes; every
+// field says what it means (a description, or a $ref to a definition that
+// has one); a definition shared by name ("refusal", "range", "journal",
+// ...) and a header field are the same in every file, so a thing has one
+// name and one shape in diagnose, fix and undo.
+func TestSchemasAgree(t *testing.T) {
+	schemas := map[string]map[string]any{}
+	for _, name := range []string{"diagnose", "fix", "undo"} {
+		b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", name+".schema.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s map[string]any
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("docs/%s.schema.json: %v", name, err)
+		}
+		schemas[name] = s
+		props, _ := s["properties"].(map[string]any)
+		if v, _ := props["schema_version"].(map[string]any); v == nil || v["const"] != float64(offline.SchemaVersion) {
+			t.Errorf("docs/%s.schema.json: schema_version is not const %d", name, offline.SchemaVersion)
+		}
+		for _, p := range undescribed(s, "") {
+			t.Errorf("docs/%s.schema.json: %s has no description", name, p)
+		}
+	}
+	seen := map[string]string{} // "$defs/refusal" -> the first file's JSON
+	first := map[string]string{}
+	for _, name := range []string{"diagnose", "fix", "undo"} {
+		s := schemas[name]
+		shared := map[string]any{}
+		for k, v := range s["$defs"].(map[string]any) {
+			shared["$defs/"+k] = v
+		}
+		props := s["properties"].(map[string]any)
+		for _, k := range []string{"schema_version", "tool", "tool_version", "timestamp", "target", "kind", "format", "table", "error", "advice", "io", "refusals"} {
+			if v, ok := props[k]; ok {
+				shared["properties/"+k] = v
+			}
+		}
+		for k, v := range shared {
+			b, _ := json.Marshal(v) // map keys are sorted: equal values marshal equal
+			if prev, ok := seen[k]; ok && prev != string(b) {
+				t.Errorf("%s differs between docs/%s.schema.json and docs/%s.schema.json:\n%s\n%s", k, first[k], name, prev, b)
+			} else if !ok {
+				seen[k], first[k] = string(b), name
+			}
+		}
+	}
+	for _, k := range []string{"$defs/refusal", "$defs/range", "$defs/journal", "$defs/version", "$defs/io", "properties/tool_version", "properties/refusals"} {
+		if _, ok := seen[k]; !ok {
+			t.Errorf("no schema has %s", k)
+		}
+	}
+}
+
+// undescribed lists the properties below schema node n (at path) that have
+// neither a description nor a $ref.
+func undescribed(n any, path string) []string {
+	var out []string
+	switch v := n.(type) {
+	case map[string]any:
+		if props, ok := v["properties"].(map[string]any); ok {
+			for k, p := range props {
+				pm, _ := p.(map[string]any)
+				if pm["description"] == nil && pm["$ref"] == nil {
+					out = append(out, path+"/"+k)
+				}
+				out = append(out, undescribed(p, path+"/"+k)...)
+			}
+		}
+		if it, ok := v["items"]; ok {
+			out = append(out, undescribed(it, path+"[]")...)
+		}
+		if defs, ok := v["$defs"].(map[string]any); ok {
+			for k, d := range defs {
+				out = append(out, undescribed(d, "#/$defs/"+k)...)
+			}
+		}
+	}
+	return out
 }
