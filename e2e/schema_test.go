@@ -130,6 +130,22 @@ func TestJSONSchemas(t *testing.T) {
 	}
 	testutil.Run(t, "tar", "-xzf", filepath.Join(testutil.RepoRoot(t), "testimages", "data", "broken-tree.tar.gz"), "-C", tree)
 	missing := filepath.Join(work, "missing.img")
+	// A container wuoffline does not read: error with advice.
+	vmdk := filepath.Join(work, "disk.vmdk")
+	testutil.Run(t, testutil.RequireTool(t, "qemu-img"), "create", "-q", "-f", "vmdk", vmdk, "16M")
+	// A fix whose journal was cut in half: undo reports the damage.
+	damaged, djournals := testutil.TestImage(t, "broken-gpt.img"), filepath.Join(work, "journals")
+	if err := os.Mkdir(djournals, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	jsonRun(t, bin, out, "fix-to-damage", 0, []string{"fix", "--json", "--yes", "--journal", djournals}, damaged)
+	js, _ := filepath.Glob(filepath.Join(djournals, "*.journal"))
+	if len(js) != 1 {
+		t.Fatalf("journals in %s: %v", djournals, js)
+	}
+	if st, err := os.Stat(js[0]); err != nil || os.Truncate(js[0], st.Size()/2) != nil {
+		t.Fatalf("cutting the journal: %v", err)
+	}
 
 	var diag, fix, undo []string
 	for n, want := range map[string]int{"broken-gpt": 1, "broken-mbr": 1, "broken-4kn": 1, "broken-volume": 1, "healthy-gpt": 0,
@@ -140,6 +156,7 @@ func TestJSONSchemas(t *testing.T) {
 	for _, docs := range [][]string{
 		jsonRun(t, bin, out, "diagnose-tree", 1, jsonl, tree),
 		jsonRun(t, bin, out, "diagnose-missing", 4, jsonl, missing),
+		jsonRun(t, bin, out, "diagnose-vmdk", 4, jsonl, vmdk),
 		// Several targets: one line each, in argument order, the worst exit.
 		jsonRun(t, bin, out, "diagnose-several", 4, []string{"diagnose", "--jobs", "2", "--json"}, imgs["broken-gpt"], imgs["healthy-gpt"], missing),
 	} {
@@ -151,6 +168,7 @@ func TestJSONSchemas(t *testing.T) {
 		jsonRun(t, bin, out, "fix-healthy", 0, []string{"fix", "--json", "--yes"}, imgs["healthy-gpt"]),
 		jsonRun(t, bin, out, "fix-refused", 3, []string{"fix", "--json", "--yes"}, imgs["refuse-hibernated"]),
 		jsonRun(t, bin, out, "fix-missing", 4, []string{"fix", "--json", "--yes"}, missing),
+		jsonRun(t, bin, out, "fix-vmdk", 4, []string{"fix", "--json", "--yes"}, vmdk),
 		jsonRun(t, bin, out, "fix-gpt", 0, []string{"fix", "--json", "--yes"}, imgs["broken-gpt"]),
 		jsonRun(t, bin, out, "fix-tree", 0, []string{"fix", "--json", "--yes"}, tree),
 	} {
@@ -163,6 +181,27 @@ func TestJSONSchemas(t *testing.T) {
 		jsonRun(t, bin, out, "undo-missing", 4, []string{"undo", "--yes", "--json"}, missing),
 	} {
 		undo = append(undo, docs...)
+	}
+
+	// The cases the schemas must cover are there: a damaged journal's
+	// damage, a target's advice.
+	undoDamaged := jsonRun(t, bin, out, "undo-damaged", 4, []string{"undo", "--yes", "--json", "--journal", djournals}, damaged)
+	undo = append(undo, undoDamaged...)
+	var ud struct {
+		State    string `json:"state"`
+		Journals []struct {
+			Damage *struct {
+				Journal string `json:"journal"`
+			} `json:"damage"`
+		} `json:"journals"`
+	}
+	if b, err := os.ReadFile(undoDamaged[0]); err != nil || json.Unmarshal(b, &ud) != nil || ud.State != "failed" || len(ud.Journals) != 1 || ud.Journals[0].Damage == nil || ud.Journals[0].Damage.Journal != js[0] {
+		t.Errorf("undo of a cut journal: %+v, want state failed and the damage of %s", ud, js[0])
+	}
+	for _, p := range []string{filepath.Join(out, "diagnose-vmdk-0.json"), filepath.Join(out, "fix-vmdk-0.json")} {
+		if b, _ := os.ReadFile(p); !strings.Contains(string(b), `"advice":"VMDK is not read`) {
+			t.Errorf("%s: no advice for a VMDK: %s", p, b)
+		}
 	}
 
 	for name, docs := range map[string][]string{"diagnose": diag, "fix": fix, "undo": undo} {
