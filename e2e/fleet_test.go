@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 // fleetDisks makes the broken test disk as raw, qcow2 and VHDX files in dir
@@ -51,7 +52,7 @@ func diagnoseLines(t *testing.T, out []byte, want ...string) {
 			Target        string `json:"target"`
 			Exit          int    `json:"exit"`
 		}
-		if err := json.Unmarshal([]byte(l), &d); err != nil || d.SchemaVersion != 2 || d.Command != "diagnose" || filepath.Base(d.Target) != want[i] || d.Exit != 1 {
+		if err := json.Unmarshal([]byte(l), &d); err != nil || d.SchemaVersion != offline.SchemaVersion || d.Command != "diagnose" || filepath.Base(d.Target) != want[i] || d.Exit != 1 {
 			t.Errorf("line %d: %+v (%v), want %s with exit 1", i+1, d, err, want[i])
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wuoffline/wuoffline/internal/testutil"
+	"github.com/wuoffline/wuoffline/offline"
 )
 
 // validator checks JSON documents against a JSON Schema 2020-12 file with
@@ -84,16 +85,16 @@ func jsonRun(t *testing.T, bin, dir, name string, wantExit int, args []string, t
 		var v struct {
 			SchemaVersion int    `json:"schema_version"`
 			Command       string `json:"command"`
-			Version       string `json:"version"`
+			ToolVersion   string `json:"tool_version"`
 			Timestamp     string `json:"timestamp"`
 			Target        string `json:"target"`
 		}
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			t.Fatalf("wuoffline %s: line %d is not a JSON document: %v\n%s", strings.Join(args, " "), i+1, err, line)
 		}
-		if ts, err := time.Parse(time.RFC3339, v.Timestamp); err != nil || ts.Location() != time.UTC || v.SchemaVersion != 2 || v.Command != args[0] || v.Version == "" || v.Target != targets[i] {
-			t.Errorf("wuoffline %s: document %d: schema %d, command %q, version %q, timestamp %q (%v), target %q (want %q)",
-				strings.Join(args, " "), i+1, v.SchemaVersion, v.Command, v.Version, v.Timestamp, err, v.Target, targets[i])
+		if ts, err := time.Parse(time.RFC3339, v.Timestamp); err != nil || ts.Location() != time.UTC || v.SchemaVersion != offline.SchemaVersion || v.Command != args[0] || v.ToolVersion == "" || v.Target != targets[i] {
+			t.Errorf("wuoffline %s: document %d: schema %d, command %q, tool_version %q, timestamp %q (%v), target %q (want %q)",
+				strings.Join(args, " "), i+1, v.SchemaVersion, v.Command, v.ToolVersion, v.Timestamp, err, v.Target, targets[i])
 		}
 		p := filepath.Join(dir, fmt.Sprintf("%s-%d.json", name, i))
 		if err := os.WriteFile(p, []byte(line), 0o644); err != nil {
@@ -129,6 +130,22 @@ func TestJSONSchemas(t *testing.T) {
 	}
 	testutil.Run(t, "tar", "-xzf", filepath.Join(testutil.RepoRoot(t), "testimages", "data", "broken-tree.tar.gz"), "-C", tree)
 	missing := filepath.Join(work, "missing.img")
+	// A container wuoffline does not read: error with advice.
+	vmdk := filepath.Join(work, "disk.vmdk")
+	testutil.Run(t, testutil.RequireTool(t, "qemu-img"), "create", "-q", "-f", "vmdk", vmdk, "16M")
+	// A fix whose journal was cut in half: undo reports the damage.
+	damaged, djournals := testutil.TestImage(t, "broken-gpt.img"), filepath.Join(work, "journals")
+	if err := os.Mkdir(djournals, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	jsonRun(t, bin, out, "fix-to-damage", 0, []string{"fix", "--json", "--yes", "--journal", djournals}, damaged)
+	js, _ := filepath.Glob(filepath.Join(djournals, "*.journal"))
+	if len(js) != 1 {
+		t.Fatalf("journals in %s: %v", djournals, js)
+	}
+	if st, err := os.Stat(js[0]); err != nil || os.Truncate(js[0], st.Size()/2) != nil {
+		t.Fatalf("cutting the journal: %v", err)
+	}
 
 	var diag, fix, undo []string
 	for n, want := range map[string]int{"broken-gpt": 1, "broken-mbr": 1, "broken-4kn": 1, "broken-volume": 1, "healthy-gpt": 0,
@@ -139,6 +156,7 @@ func TestJSONSchemas(t *testing.T) {
 	for _, docs := range [][]string{
 		jsonRun(t, bin, out, "diagnose-tree", 1, jsonl, tree),
 		jsonRun(t, bin, out, "diagnose-missing", 4, jsonl, missing),
+		jsonRun(t, bin, out, "diagnose-vmdk", 4, jsonl, vmdk),
 		// Several targets: one line each, in argument order, the worst exit.
 		jsonRun(t, bin, out, "diagnose-several", 4, []string{"diagnose", "--jobs", "2", "--json"}, imgs["broken-gpt"], imgs["healthy-gpt"], missing),
 	} {
@@ -150,6 +168,7 @@ func TestJSONSchemas(t *testing.T) {
 		jsonRun(t, bin, out, "fix-healthy", 0, []string{"fix", "--json", "--yes"}, imgs["healthy-gpt"]),
 		jsonRun(t, bin, out, "fix-refused", 3, []string{"fix", "--json", "--yes"}, imgs["refuse-hibernated"]),
 		jsonRun(t, bin, out, "fix-missing", 4, []string{"fix", "--json", "--yes"}, missing),
+		jsonRun(t, bin, out, "fix-vmdk", 4, []string{"fix", "--json", "--yes"}, vmdk),
 		jsonRun(t, bin, out, "fix-gpt", 0, []string{"fix", "--json", "--yes"}, imgs["broken-gpt"]),
 		jsonRun(t, bin, out, "fix-tree", 0, []string{"fix", "--json", "--yes"}, tree),
 	} {
@@ -164,6 +183,27 @@ func TestJSONSchemas(t *testing.T) {
 		undo = append(undo, docs...)
 	}
 
+	// The cases the schemas must cover are there: a damaged journal's
+	// damage, a target's advice.
+	undoDamaged := jsonRun(t, bin, out, "undo-damaged", 4, []string{"undo", "--yes", "--json", "--journal", djournals}, damaged)
+	undo = append(undo, undoDamaged...)
+	var ud struct {
+		State    string `json:"state"`
+		Journals []struct {
+			Damage *struct {
+				Journal string `json:"journal"`
+			} `json:"damage"`
+		} `json:"journals"`
+	}
+	if b, err := os.ReadFile(undoDamaged[0]); err != nil || json.Unmarshal(b, &ud) != nil || ud.State != "failed" || len(ud.Journals) != 1 || ud.Journals[0].Damage == nil || ud.Journals[0].Damage.Journal != js[0] {
+		t.Errorf("undo of a cut journal: %+v, want state failed and the damage of %s", ud, js[0])
+	}
+	for _, p := range []string{filepath.Join(out, "diagnose-vmdk-0.json"), filepath.Join(out, "fix-vmdk-0.json")} {
+		if b, _ := os.ReadFile(p); !strings.Contains(string(b), `"advice":"VMDK is not read`) {
+			t.Errorf("%s: no advice for a VMDK: %s", p, b)
+		}
+	}
+
 	for name, docs := range map[string][]string{"diagnose": diag, "fix": fix, "undo": undo} {
 		if errs := validate(t, py, name, docs); errs != nil {
 			t.Errorf("%s --json does not conform to docs/%s.schema.json:\n%s", name, name, strings.Join(errs, "\n"))
@@ -175,7 +215,8 @@ func TestJSONSchemas(t *testing.T) {
 			func(d map[string]any) { d["schema_version"] = "1" },
 			func(d map[string]any) { d["exit"] = 2 },
 			func(d map[string]any) { d["timestamp"] = "yesterday" },
-			func(d map[string]any) { delete(d, "version") },
+			func(d map[string]any) { delete(d, "tool_version") },
+			func(d map[string]any) { delete(d, "refusals") },
 		} {
 			b, _ := os.ReadFile(docs[0])
 			var d map[string]any
@@ -221,4 +262,87 @@ func TestJSONLinesContainers(t *testing.T) {
 	if errs := validate(t, py, "diagnose", docs); errs != nil {
 		t.Errorf("JSON Lines do not conform to docs/diagnose.schema.json:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// TestSchemasAgree holds the three shipped schemas to one contract without
+// running anything: each names the SchemaVersion the program writes; every
+// field says what it means (a description, or a $ref to a definition that
+// has one); a definition shared by name ("refusal", "range", "journal",
+// ...) and a header field are the same in every file, so a thing has one
+// name and one shape in diagnose, fix and undo.
+func TestSchemasAgree(t *testing.T) {
+	schemas := map[string]map[string]any{}
+	for _, name := range []string{"diagnose", "fix", "undo"} {
+		b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docs", name+".schema.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s map[string]any
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("docs/%s.schema.json: %v", name, err)
+		}
+		schemas[name] = s
+		props, _ := s["properties"].(map[string]any)
+		if v, _ := props["schema_version"].(map[string]any); v == nil || v["const"] != float64(offline.SchemaVersion) {
+			t.Errorf("docs/%s.schema.json: schema_version is not const %d", name, offline.SchemaVersion)
+		}
+		for _, p := range undescribed(s, "") {
+			t.Errorf("docs/%s.schema.json: %s has no description", name, p)
+		}
+	}
+	seen := map[string]string{} // "$defs/refusal" -> the first file's JSON
+	first := map[string]string{}
+	for _, name := range []string{"diagnose", "fix", "undo"} {
+		s := schemas[name]
+		shared := map[string]any{}
+		for k, v := range s["$defs"].(map[string]any) {
+			shared["$defs/"+k] = v
+		}
+		props := s["properties"].(map[string]any)
+		for _, k := range []string{"schema_version", "tool", "tool_version", "timestamp", "target", "kind", "format", "table", "error", "advice", "io", "refusals"} {
+			if v, ok := props[k]; ok {
+				shared["properties/"+k] = v
+			}
+		}
+		for k, v := range shared {
+			b, _ := json.Marshal(v) // map keys are sorted: equal values marshal equal
+			if prev, ok := seen[k]; ok && prev != string(b) {
+				t.Errorf("%s differs between docs/%s.schema.json and docs/%s.schema.json:\n%s\n%s", k, first[k], name, prev, b)
+			} else if !ok {
+				seen[k], first[k] = string(b), name
+			}
+		}
+	}
+	for _, k := range []string{"$defs/refusal", "$defs/range", "$defs/journal", "$defs/version", "$defs/io", "properties/tool_version", "properties/refusals"} {
+		if _, ok := seen[k]; !ok {
+			t.Errorf("no schema has %s", k)
+		}
+	}
+}
+
+// undescribed lists the properties below schema node n (at path) that have
+// neither a description nor a $ref.
+func undescribed(n any, path string) []string {
+	var out []string
+	switch v := n.(type) {
+	case map[string]any:
+		if props, ok := v["properties"].(map[string]any); ok {
+			for k, p := range props {
+				pm, _ := p.(map[string]any)
+				if pm["description"] == nil && pm["$ref"] == nil {
+					out = append(out, path+"/"+k)
+				}
+				out = append(out, undescribed(p, path+"/"+k)...)
+			}
+		}
+		if it, ok := v["items"]; ok {
+			out = append(out, undescribed(it, path+"[]")...)
+		}
+		if defs, ok := v["$defs"].(map[string]any); ok {
+			for k, d := range defs {
+				out = append(out, undescribed(d, "#/$defs/"+k)...)
+			}
+		}
+	}
+	return out
 }

@@ -88,7 +88,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 			tr.State, tr.Error = FixFailed, err.Error()
 			var ue *image.UnsupportedError
 			if errors.As(err, &ue) {
-				tr.Hint = ue.Hint
+				tr.Advice = ue.Hint
 			}
 		}
 		return
@@ -130,7 +130,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 
 	diag := diagnoseOpened(s.Target, path, Options{Letter: opts.Letter, Progress: opts.Progress})
 	if diag.Error != "" && len(diag.Installations) == 0 {
-		tr.State, tr.Error, tr.Hint = FixFailed, diag.Error, diag.Hint
+		tr.State, tr.Error, tr.Advice = FixFailed, diag.Error, diag.Advice
 		if len(diag.Refusals) > 0 {
 			tr.Refusals = append(tr.Refusals, diag.Refusals...)
 			tr.State, tr.Error = FixRefused, ""
@@ -245,7 +245,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 // the outcome unit by unit; a failure is in the outcome's Error, a damaged
 // journal in its Damage too.
 func replayJournal(s *session.Session, v *session.Volume, info *journal.Info, action string) JournalOutcome {
-	jo := JournalOutcome{Journal: info.Path, Volume: v.Index, Action: action}
+	jo := JournalOutcome{Journal: info.Path, Volume: v.Index, Op: action}
 	rep, err := s.Replay(v, info, action == "resume")
 	if rep != nil {
 		jo.fill(rep)
@@ -291,7 +291,7 @@ func (jo *JournalOutcome) fill(rep *journal.Report) {
 		}
 	}
 	for _, u := range rep.Units {
-		uo := UnitOutcome{Label: u.Label, Outcome: string(u.Outcome), Why: u.Why, Advice: u.Advice}
+		uo := UnitOutcome{Label: u.Label, Outcome: string(u.Outcome), Reason: u.Why, Advice: u.Advice}
 		switch u.Outcome {
 		case journal.Restored, journal.AlreadyOriginal, journal.Written, journal.AlreadyApplied:
 		default:
@@ -333,10 +333,10 @@ func explainRenames(jo *JournalOutcome, v *session.Volume) {
 			}
 		}
 		if recreated {
-			u.Why = fmt.Sprintf("Windows changed %s since the fix (it recreated %s); the renamed folder is kept as %s", shown, base, newBase)
+			u.Reason = fmt.Sprintf("Windows changed %s since the fix (it recreated %s); the renamed folder is kept as %s", shown, base, newBase)
 			u.Advice = fmt.Sprintf("delete or merge %s by hand if you want the old one back", to)
 		} else {
-			u.Why = fmt.Sprintf("%s changed since the fix (%s); the renamed folder is kept as %s", shown, u.Why, newBase)
+			u.Reason = fmt.Sprintf("%s changed since the fix (%s); the renamed folder is kept as %s", shown, u.Reason, newBase)
 			u.Advice = fmt.Sprintf("rename %s back to %s by hand if you want the old one back", to, base)
 		}
 	}
@@ -344,8 +344,15 @@ func explainRenames(jo *JournalOutcome, v *session.Volume) {
 
 // damageOf is the report of a damaged journal.
 func damageOf(de *journal.DamagedError, advice string) *JournalDamage {
-	d := &JournalDamage{Path: de.Path, Kind: string(de.Kind), At: de.At, Units: de.Units, UnitsIntact: de.UnitsIntact,
+	d := &JournalDamage{Journal: de.Path, Kind: string(de.Kind), Units: de.Units, UnitsIntact: de.UnitsIntact,
 		PlannedUnits: de.PlannedUnits, Written: string(de.Written), Advice: advice}
+	if de.At >= 0 {
+		at := de.At
+		d.Offset = &at
+	}
+	if d.Written == "" {
+		d.Written = string(journal.WrittenUnknown)
+	}
 	if de.Err != nil {
 		d.Err = de.Err.Error()
 	}
@@ -364,9 +371,9 @@ func (d *JournalDamage) String() string {
 	if what == "" {
 		what = "is damaged (" + d.Kind + ")"
 	}
-	msg := fmt.Sprintf("journal %s %s", d.Path, what)
-	if d.At >= 0 {
-		msg += fmt.Sprintf(" (first damage at byte %d of the file)", d.At)
+	msg := fmt.Sprintf("journal %s %s", d.Journal, what)
+	if d.Offset != nil {
+		msg += fmt.Sprintf(" (first damage at byte %d of the file)", *d.Offset)
 	}
 	if d.Err != "" {
 		msg += ": " + d.Err

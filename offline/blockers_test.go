@@ -188,8 +188,8 @@ func TestUpdateTasksCheck(t *testing.T) {
 		t.Fatalf("%s: %+v", r.Status, r.Evidence)
 	}
 	for _, e := range r.Evidence {
-		if e.Action == "rename" && e.Want != "Schedule Scan" {
-			t.Errorf("rename to %q", e.Want)
+		if e.Action == "rename" && (e.To != winDir(e.Path)+"Schedule Scan" || e.Want != "") {
+			t.Errorf("rename %q to %q (new %q)", e.Path, e.To, e.Want)
 		}
 	}
 	if r := (UpdateTasks{}).Diagnose(&Installation{FS: fstest.MapFS{dir + "USO_UxBroker": xml("false")}}); r.Status != StatusInfo {

@@ -255,8 +255,7 @@ func (c RenamedBinaries) Diagnose(in *Installation) Result {
 			}
 			fi, _ := fs.Stat(in.FS, dir+alt)
 			ev := fileEvidence("file", dir+alt, fi, fmt.Sprintf("%s is missing and renamed aside as %s: Windows Update cannot load it", name, alt))
-			ev.Want = name
-			r.Evidence = append(r.Evidence, ev.act("rename", ""))
+			r.Evidence = append(r.Evidence, ev.renameTo(name, ""))
 			names = append(names, name)
 			planned[strings.ToLower(p)] = true
 			break
@@ -378,8 +377,7 @@ func (c UpdateTasks) Diagnose(in *Installation) Result {
 					continue
 				}
 				ev := fileEvidence("file", p, fi, fmt.Sprintf("update task %s renamed aside: Task Scheduler no longer finds it", orig))
-				ev.Want = orig
-				r.Evidence = append(r.Evidence, ev.act("rename", ""))
+				r.Evidence = append(r.Evidence, ev.renameTo(orig, ""))
 				renamed++
 				continue
 			}

@@ -98,8 +98,7 @@ func (c PendingXML) Diagnose(in *Installation) Result {
 			continue
 		}
 		ev := fileEvidence("file", p, fi, "pending servicing operations that Windows runs at the next boot")
-		ev.Want = asideName(in.FS, p)
-		r.Evidence = append(r.Evidence, ev.act("rename", ""))
+		r.Evidence = append(r.Evidence, ev.renameTo(asideName(in.FS, p), ""))
 	}
 	if len(r.Evidence) == 0 {
 		r.Summary = "no pending.xml in Windows\\WinSxS"
@@ -146,8 +145,7 @@ func (c TxR) Diagnose(in *Installation) Result {
 		}
 		fi, _ := e.Info()
 		ev := fileEvidence("file", path.Join(dir, e.Name()), fi, "registry transaction log")
-		ev.Want = asideName(in.FS, path.Join(dir, e.Name()))
-		r.Evidence = append(r.Evidence, ev.act("rename", "txr"))
+		r.Evidence = append(r.Evidence, ev.renameTo(asideName(in.FS, path.Join(dir, e.Name())), "txr"))
 	}
 	if len(r.Evidence) == 0 {
 		r.Summary = "no registry transaction logs in config\\TxR"
@@ -356,8 +354,8 @@ func (c SoftwareDistribution) Diagnose(in *Installation) Result {
 	dirEv := fileEvidence("dir", "Windows/SoftwareDistribution", s.fi,
 		fmt.Sprintf("%d%s files, %s", s.files, more, bytesize.Format(s.size)))
 	dirEv.Size, dirEv.Count = s.size, s.files
-	dirEv.Want = asideName(in.FS, "Windows/SoftwareDistribution")
-	dirEv = dirEv.act("rename", "")
+	aside := asideName(in.FS, "Windows/SoftwareDistribution")
+	dirEv = dirEv.renameTo(aside, "")
 	ev := in.installEvidence()
 	if len(ev) == 0 {
 		r.Status = StatusInfo
@@ -369,7 +367,7 @@ func (c SoftwareDistribution) Diagnose(in *Installation) Result {
 	r.Evidence = append([]Evidence{dirEv}, ev...)
 	r.Summary = fmt.Sprintf("update cache (%d files, %s) with failed-installation evidence: %s", s.files, bytesize.Format(s.size), ev[0].Detail)
 	r.Summary = clip(r.Summary, 300)
-	r.Fix = fmt.Sprintf(`rename Windows\SoftwareDistribution to %s (never deleted); Windows rebuilds the folder and downloads again`, dirEv.Want)
+	r.Fix = fmt.Sprintf(`rename Windows\SoftwareDistribution to %s (never deleted); Windows rebuilds the folder and downloads again`, aside)
 	return r
 }
 
@@ -413,8 +411,8 @@ func (c Catroot2) Diagnose(in *Installation) Result {
 	})
 	dirEv.Count, dirEv.Size = n, size
 	dirEv.Detail = fmt.Sprintf("catalog database: %d files, %s", n, bytesize.Format(size))
-	dirEv.Want = asideName(in.FS, dir)
-	dirEv = dirEv.act("rename", "")
+	aside := asideName(in.FS, dir)
+	dirEv = dirEv.renameTo(aside, "")
 	ev := in.installEvidence()
 	// dberr.txt is Cryptographic Services' own error log of the catalog
 	// database: "CatalogDB: 10:15:31 12/09/2024: ... error 0x80070002".
@@ -437,7 +435,7 @@ func (c Catroot2) Diagnose(in *Installation) Result {
 	r.Status = StatusProblem
 	r.Evidence = append([]Evidence{dirEv}, ev...)
 	r.Summary = clip("catalog database present with failed-installation evidence: "+ev[0].Detail, 300)
-	r.Fix = fmt.Sprintf(`rename Windows\System32\catroot2 to %s; Cryptographic Services rebuilds it`, dirEv.Want)
+	r.Fix = fmt.Sprintf(`rename Windows\System32\catroot2 to %s; Cryptographic Services rebuilds it`, aside)
 	if in.startupMarkerPresent() {
 		// Boot code integrity reads System32\CatRoot, never catroot2
 		// (Azure repair-script-library, win-fix-catalog-store.ps1).
@@ -479,8 +477,7 @@ func (c BITSQueue) Diagnose(in *Installation) Result {
 		p := path.Join(dir, e.Name())
 		fi, _ := e.Info()
 		ev := fileEvidence("file", p, fi, "BITS job queue file")
-		ev.Want = asideName(in.FS, p)
-		ev = ev.act("rename", "")
+		ev = ev.renameTo(asideName(in.FS, p), "")
 		if fi != nil && fi.Size() == 0 {
 			ev.Detail = "BITS job queue file is empty (damaged queue)"
 			damaged++

@@ -1057,7 +1057,7 @@ func (c PendingRenames) Diagnose(in *Installation) Result {
 			if op.Prefixed {
 				detail += " (*1 prefix)"
 			}
-			r.Evidence = append(r.Evidence, Evidence{Kind: "rename", Hive: "SYSTEM", Key: key, Value: name, Path: op.Source, Data: op.Dest, Detail: detail})
+			r.Evidence = append(r.Evidence, Evidence{Kind: "rename", Hive: "SYSTEM", Key: key, Value: name, Path: op.Source, To: op.Dest, Detail: detail})
 		}
 	}
 	if len(r.Evidence) == 0 {

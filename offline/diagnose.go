@@ -82,16 +82,28 @@ func (r *Report) Exit() int {
 	return code
 }
 
-// countingReaderAt counts the bytes read through it.
+// readCounter counts the reads and bytes of every countingReaderAt over
+// one target (volumes are read in parallel by the checks).
+type readCounter struct {
+	reads, bytes atomic.Int64
+}
+
+// stats is what was read, as IOStats: diagnose opens a target once.
+func (c *readCounter) stats() *IOStats {
+	return &IOStats{Opens: 1, Reads: c.reads.Load(), BytesRead: c.bytes.Load()}
+}
+
+// countingReaderAt counts the reads and bytes read through it.
 type countingReaderAt struct {
 	r io.ReaderAt
-	n *atomic.Int64
+	n *readCounter
 }
 
 // ReadAt implements io.ReaderAt.
 func (c countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := c.r.ReadAt(p, off)
-	c.n.Add(int64(n))
+	c.n.reads.Add(1)
+	c.n.bytes.Add(int64(n))
 	return n, err
 }
 
@@ -105,7 +117,7 @@ func DiagnoseTarget(path string, opts Options) TargetReport {
 		tr := TargetReport{Target: path, Volumes: []VolumeReport{}, Installations: []InstallationReport{}, Error: err.Error()}
 		var ue *image.UnsupportedError
 		if errors.As(err, &ue) {
-			tr.Hint = ue.Hint
+			tr.Advice = ue.Hint
 		}
 		tr.Exit = tr.exitCode()
 		return tr
@@ -165,7 +177,7 @@ func (tr *TargetReport) diagnoseOpened(t *image.Target, path, letter string, opt
 				Advice: "unmount it first (umount), or point wuoffline at the mounted directory for diagnose only"})
 		}
 	}
-	var counter atomic.Int64
+	var counter readCounter
 	bitlocker := 0
 	for _, v := range t.Volumes {
 		vr := VolumeReport{Index: v.Index, Offset: v.Offset, Size: v.Size, Type: v.Type, Name: v.Name, Content: v.Content}
@@ -200,7 +212,7 @@ func (tr *TargetReport) diagnoseOpened(t *image.Target, path, letter string, opt
 		}
 		tr.Volumes = append(tr.Volumes, vr)
 	}
-	tr.BytesRead = counter.Load()
+	tr.IO = counter.stats()
 	if len(tr.Installations) == 0 && bitlocker > 0 {
 		tr.Refusals = append(tr.Refusals, Refusal{ID: "bitlocker",
 			Reason: fmt.Sprintf("%d BitLocker-encrypted volume(s) (-FVE-FS- at byte 3) and no readable Windows installation", bitlocker),

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -338,7 +339,7 @@ func checkProfile(t *testing.T, f *findings, profile string, in InstallationRepo
 	// Log evidence: Startup Repair's root cause, CBS's missing files.
 	logs := map[string]LogFinding{}
 	for _, l := range in.Logs {
-		logs[strings.ToLower(strings.ReplaceAll(l.File, `\`, "/"))] = l
+		logs[strings.ToLower(strings.ReplaceAll(l.Path, `\`, "/"))] = l
 	}
 	for file, want := range prof.Logs {
 		got, ok := logs[strings.ToLower(file)]
@@ -403,8 +404,8 @@ func TestDiagnoseImages(t *testing.T) {
 			if img.Refusal != nil {
 				refusal = *img.Refusal
 			}
-			if refusal != "bitlocker" && tr.BytesRead <= 0 {
-				t.Errorf("bytes read = %d", tr.BytesRead)
+			if tr.IO == nil || tr.IO.Opens != 1 || refusal != "bitlocker" && (tr.IO.Reads <= 0 || tr.IO.BytesRead <= 0) {
+				t.Errorf("io = %+v, want one open and some reads", tr.IO)
 			}
 			if refusal != "" {
 				found := false
@@ -605,7 +606,7 @@ func TestDiagnoseParallelOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{`"schema_version":2`, `"checks":[`, `"id":"pending-xml"`, `"status":"`, `"summary":"`, `"evidence":[`} {
+	for _, key := range []string{fmt.Sprintf(`"schema_version":%d`, SchemaVersion), `"checks":[`, `"id":"pending-xml"`, `"status":"`, `"summary":"`, `"evidence":[`} {
 		if !strings.Contains(string(b), key) {
 			t.Errorf("JSON lacks %s", key)
 		}
@@ -622,7 +623,7 @@ func BenchmarkDiagnoseBrokenGPT(b *testing.B) {
 		if tr.Exit != ExitProblem {
 			b.Fatalf("exit %d: %s", tr.Exit, tr.Error)
 		}
-		read = tr.BytesRead
+		read = tr.IO.BytesRead
 	}
 	st, _ := os.Stat(p)
 	b.ReportMetric(float64(read), "bytes-read/op")

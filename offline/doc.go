@@ -17,7 +17,7 @@
 // setup, DISM and the System event log) is read by bounded parsers: only
 // the tail of a big log, only the last few matches.
 //
-// The Report is JSON-ready (SchemaVersion 1). Exit codes follow
+// The Report is JSON-ready (SchemaVersion, docs/*.schema.json). Exit codes follow
 // repair-catalog.md: 0 nothing to fix, 1 problems fix would repair,
 // 3 fix would be refused for safety, 4 the target could not be read.
 package offline

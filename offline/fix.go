@@ -149,8 +149,9 @@ type FixTargetReport struct {
 	Format string `json:"format,omitempty"`
 	Table  string `json:"table,omitempty"`
 	// State is one of planned, nothing-to-do, fixed, refused, declined, failed.
-	State    string    `json:"state"`
-	Refusals []Refusal `json:"refusals,omitempty"`
+	State string `json:"state"`
+	// Refusals is never nil in a document (NewFixDocument).
+	Refusals []Refusal `json:"refusals"`
 	// Resumed lists interrupted fixes found on the target and finished
 	// before planning (fix) — what every later command must do first.
 	Resumed []JournalOutcome `json:"resumed,omitempty"`
@@ -159,8 +160,9 @@ type FixTargetReport struct {
 	// write, one to verify), reads and bytes that reached the medium.
 	IO    *IOStats `json:"io,omitempty"`
 	Error string   `json:"error,omitempty"`
-	Hint  string   `json:"hint,omitempty"`
-	Exit  int      `json:"exit"`
+	// Advice says how to get past Error, as a refusal's does.
+	Advice string `json:"advice,omitempty"`
+	Exit   int    `json:"exit"`
 }
 
 // IOStats counts what a command read from its target.
@@ -275,7 +277,9 @@ type CheckOutcome struct {
 type JournalOutcome struct {
 	Journal string `json:"journal"`
 	Volume  int    `json:"volume"`
-	Action  string `json:"action"` // "undo", "resume"
+	// Op is what was done with the journal: "undo" or "resume" (the verb
+	// is "op" in every document, as a fix action's).
+	Op      string `json:"op"`
 	Summary string `json:"summary"`
 	// Complete is true when every saved range is now as wanted.
 	Complete bool `json:"complete"`
@@ -307,22 +311,23 @@ type UnitOutcome struct {
 	Outcome string `json:"outcome"`
 	// Left is true when the unit was not taken back (or finished).
 	Left bool `json:"left"`
-	// Why and Advice say, for a unit left, what was found and what the
-	// user can do.
-	Why    string `json:"why,omitempty"`
+	// Reason and Advice say, for a unit left, what was found and what the
+	// user can do (named as a refusal's).
+	Reason string `json:"reason,omitempty"`
 	Advice string `json:"advice,omitempty"`
 }
 
 // JournalDamage describes a damaged journal: which file, what damage, how
 // much of it is still whole, and whether the fix had started writing.
 type JournalDamage struct {
-	Path string `json:"path"`
+	// Journal is the journal file's path, named as JournalOutcome's.
+	Journal string `json:"journal"`
 	// Kind is missing, unreadable, header, cut or frames.
 	Kind string `json:"kind"`
-	// At is the offset in the journal file of the first damage (-1: not
-	// applicable).
-	At  int64  `json:"at"`
-	Err string `json:"error"`
+	// Offset is the offset in the journal file of the first damage; nil
+	// when not applicable (a missing or unreadable file).
+	Offset *int64 `json:"offset,omitempty"`
+	Err    string `json:"error"`
 	// Units seen in frames that verify, and how many of them are whole
 	// (only those can be undone); PlannedUnits is what the plan mark
 	// says (-1 unknown).

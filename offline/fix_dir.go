@@ -533,7 +533,7 @@ func undoDirectory(ur *UndoTargetReport, path string, opts UndoOptions) {
 			break
 		}
 		n++
-		jo := JournalOutcome{Journal: ps[i], Action: "undo"}
+		jo := JournalOutcome{Journal: ps[i], Op: "undo"}
 		// Renames back, last first.
 		for j := len(m.Renames) - 1; j >= 0; j-- {
 			r := m.Renames[j]
@@ -591,7 +591,6 @@ func undoDirectory(ur *UndoTargetReport, path string, opts UndoOptions) {
 		}
 		ur.Journals = append(ur.Journals, jo)
 	}
-	ur.Nothing = len(ur.Journals) == 0
 }
 
 // findInterruptedDir finds interrupted fixes of a directory target.

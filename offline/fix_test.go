@@ -108,13 +108,13 @@ func TestFixUndoRaw(t *testing.T) {
 			}
 
 			ur := UndoTarget(img, UndoOptions{})
-			if ur.Exit != ExitOK || len(ur.Journals) != 1 || !ur.Journals[0].Complete {
+			if ur.Exit != ExitOK || ur.State != UndoDone || len(ur.Journals) != 1 || !ur.Journals[0].Complete {
 				t.Fatalf("undo: %+v", ur)
 			}
 			if fileSum(t, img) != orig {
 				t.Fatal("undo did not restore the image byte for byte")
 			}
-			if ur2 := UndoTarget(img, UndoOptions{}); !ur2.Nothing || ur2.Exit != ExitOK {
+			if ur2 := UndoTarget(img, UndoOptions{}); ur2.State != FixNothing || ur2.Exit != ExitOK {
 				t.Fatalf("second undo: %+v", ur2)
 			}
 		})
@@ -470,7 +470,7 @@ func TestFixBlockDevice(t *testing.T) {
 	if p := defaultProblems(DiagnoseTarget(loop, Options{})); len(p) > 0 {
 		t.Errorf("diagnose after fix: %v", p)
 	}
-	if u := UndoTarget(loop, UndoOptions{}); !u.Nothing {
+	if u := UndoTarget(loop, UndoOptions{}); u.State != FixNothing {
 		t.Errorf("undo without --journal found journals: %+v", u)
 	}
 	if u := UndoTarget(loop, UndoOptions{JournalDir: jdir}); u.Exit != ExitOK || len(u.Journals) != 1 {

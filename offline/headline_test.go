@@ -29,13 +29,13 @@ func TestLastFailure(t *testing.T) {
 	t1 := time.Date(2024, 9, 10, 8, 0, 0, 0, time.UTC)
 	t2 := time.Date(2024, 9, 12, 10, 0, 0, 0, time.UTC)
 	l := &Logs{Findings: []LogFinding{
-		{File: "a", Failures: 1, Last: &t1, Excerpts: []Excerpt{{Time: &t1, Text: "old 0x80070002 KB111111"}}},
-		{File: "untimed", Failures: 3, Excerpts: []Excerpt{{Text: "no time"}}},
-		{File: "b", Failures: 1, Last: &t2, Excerpts: []Excerpt{{Time: &t2, Text: "error 0x80248007: Update (KB4025342)"}}},
-		{File: "clean"},
+		{Path: "a", Failures: 1, Last: &t1, Excerpts: []Excerpt{{Time: &t1, Text: "old 0x80070002 KB111111"}}},
+		{Path: "untimed", Failures: 3, Excerpts: []Excerpt{{Text: "no time"}}},
+		{Path: "b", Failures: 1, Last: &t2, Excerpts: []Excerpt{{Time: &t2, Text: "error 0x80248007: Update (KB4025342)"}}},
+		{Path: "clean"},
 	}}
 	lf := l.LastFailure()
-	if lf == nil || lf.File != "b" || !lf.Time.Equal(t2) || lf.HRESULT != "0x80248007" || lf.KB != "KB4025342" {
+	if lf == nil || lf.Path != "b" || !lf.Time.Equal(t2) || lf.HRESULT != "0x80248007" || lf.KB != "KB4025342" {
 		t.Fatalf("last failure %+v", lf)
 	}
 	if (&Logs{}).LastFailure() != nil {
@@ -103,7 +103,7 @@ func TestDiagnoseRealSystemLog(t *testing.T) {
 	if !found {
 		t.Errorf("no excerpt names 0x80248007 and KB4025342: %+v", f.Excerpts)
 	}
-	if in.LastFailure == nil || in.LastFailure.File != `Windows\System32\winevt\Logs\System.evtx` || in.LastFailure.Time.Year() != 2017 {
+	if in.LastFailure == nil || in.LastFailure.Path != `Windows\System32\winevt\Logs\System.evtx` || in.LastFailure.Time.Year() != 2017 {
 		t.Errorf("last failure %+v, want the System.evtx's 2017 failure", in.LastFailure)
 	}
 	for _, r := range in.Checks {

@@ -27,8 +27,8 @@ const (
 
 // LogFinding is what one log file shows.
 type LogFinding struct {
-	// File is the log's path on the volume (`\` separators).
-	File string `json:"file"`
+	// Path is the log's path on the volume (`\` separators).
+	Path string `json:"path"`
 	// Format: "cbs", "srttrail", "reportingevents", "windowsupdate",
 	// "setuperr", "dism", "etl", "evtx", "cab".
 	Format string `json:"format"`
@@ -117,7 +117,7 @@ func (l *Logs) LastFailure() *PastFailure {
 		return nil
 	}
 	ex := best.Excerpts[len(best.Excerpts)-1]
-	pf := &PastFailure{File: best.File, Text: ex.Text, Time: ex.Time}
+	pf := &PastFailure{Path: best.Path, Text: ex.Text, Time: ex.Time}
 	if pf.Time == nil {
 		pf.Time = best.Last
 	}
@@ -146,7 +146,7 @@ func (l *Logs) filter(keep func(*LogFinding) bool) []LogFinding {
 func logEvidence(findings []LogFinding, what string) []Evidence {
 	var out []Evidence
 	for _, f := range findings {
-		ev := Evidence{Kind: "log", Path: f.File, Count: f.Failures, Time: f.Last}
+		ev := Evidence{Kind: "log", Path: f.Path, Count: f.Failures, Time: f.Last}
 		detail := fmt.Sprintf("%s: %d %s", f.Format, f.Failures, what)
 		if len(f.HRESULTs) > 0 {
 			detail += " (" + hresultSummary(f.HRESULTs) + ")"
@@ -271,7 +271,7 @@ func ReadLogs(fsys fs.FS) *Logs {
 			}
 		}
 		l.Findings = append(l.Findings, LogFinding{
-			File: winPath("Windows/Logs/WindowsUpdate") + `\*.etl`, Format: "etl", Size: total,
+			Path: winPath("Windows/Logs/WindowsUpdate") + `\*.etl`, Format: "etl", Size: total,
 			Excerpts: []Excerpt{{Text: fmt.Sprintf("%d ETW trace files (binary; run Get-WindowsUpdateLog on a working Windows to read them)", len(etls))}},
 		})
 	}
@@ -290,7 +290,7 @@ type tailFinding struct {
 // readTail reads at most the last maxLogTail bytes of a file. ok is false
 // when the file does not exist.
 func readTail(fsys fs.FS, p, format string) (tailFinding, bool) {
-	tf := tailFinding{LogFinding: LogFinding{File: winPath(p), Format: format}}
+	tf := tailFinding{LogFinding: LogFinding{Path: winPath(p), Format: format}}
 	f, err := fsys.Open(p)
 	if err != nil {
 		if isNotExist(err) {

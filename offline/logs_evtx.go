@@ -40,7 +40,7 @@ const evtxMaxBytes = 256 << 20
 // readEVTXFinding reads the System event log for Windows Update
 // installation failures. nil when the log does not exist.
 func readEVTXFinding(fsys fs.FS, p string) *LogFinding {
-	f := &LogFinding{File: winPath(p), Format: evtxFormatLabel}
+	f := &LogFinding{Path: winPath(p), Format: evtxFormatLabel}
 	file, err := fsys.Open(p)
 	if err != nil {
 		if isNotExist(err) {

@@ -57,7 +57,7 @@ func TestLogParsers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			f := &LogFinding{File: tt.file}
+			f := &LogFinding{Path: tt.file}
 			tt.parse(f, testLog(t, tt.file), false)
 			if f.Failures != tt.failures {
 				t.Errorf("failures = %d, want %d; excerpts %+v", f.Failures, tt.failures, f.Excerpts)
@@ -148,7 +148,7 @@ func TestReadLogsAll(t *testing.T) {
 	for _, f := range l.Findings {
 		formats[f.Format]++
 		if f.Error != "" {
-			t.Errorf("%s: %s", f.File, f.Error)
+			t.Errorf("%s: %s", f.Path, f.Error)
 		}
 	}
 	want := map[string]int{"cbs": 2, "cab": 1, "srttrail": 1, "reportingevents": 1, "windowsupdate": 1, "setuperr": 2, "dism": 1, "etl": 1, "evtx": 1}

@@ -157,11 +157,12 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 	}
 	switch ev.Action {
 	case "rename":
-		if ev.Path == "" || ev.Want == "" {
-			return nil, fmt.Errorf("rename without a path")
+		// A rename stays in its directory: the NTFS rename rewrites one
+		// index entry of the parent, never moves the file.
+		if ev.Path == "" || ev.To == "" || !strings.EqualFold(winDir(ev.To), winDir(ev.Path)) || strings.HasSuffix(ev.To, `\`) {
+			return nil, fmt.Errorf("%s: rename %q to %q: not a new name in the same directory", check, ev.Path, ev.To)
 		}
-		a.Path = ev.Path
-		a.To = winDir(ev.Path) + ev.Want
+		a.Path, a.To = ev.Path, ev.To
 	case "delete-key":
 		a.Old = "(key with its subtree)"
 		a.New = "(deleted)"

@@ -66,3 +66,30 @@ func TestPlanOptIns(t *testing.T) {
 		})
 	}
 }
+
+// TestRenameActionStaysInItsDirectory: a rename evidence's "to" is a full
+// path (as a fix action's); planning refuses one that leaves the directory
+// or names no file, instead of renaming somewhere else.
+func TestRenameActionStaysInItsDirectory(t *testing.T) {
+	for _, tc := range []struct {
+		to string
+		ok bool
+	}{
+		{`Windows\SoftwareDistribution.old`, true},
+		{`windows\SoftwareDistribution.old.1`, true}, // NTFS names are case-insensitive
+		{``, false},
+		{`SoftwareDistribution.old`, false},
+		{`Windows\Temp\SoftwareDistribution`, false},
+		{`Windows\`, false},
+	} {
+		ev := Evidence{Kind: "dir", Path: `Windows\SoftwareDistribution`, To: tc.to}.act("rename", "")
+		a, err := actionFor("softwaredistribution", ev)
+		if tc.ok != (err == nil) {
+			t.Errorf("rename to %q: %v, want ok %v", tc.to, err, tc.ok)
+			continue
+		}
+		if err == nil && (a.Op != "rename" || a.Path != ev.Path || a.To != tc.to) {
+			t.Errorf("rename to %q: action %+v", tc.to, a.FixAction)
+		}
+	}
+}

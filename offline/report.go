@@ -11,7 +11,16 @@ import (
 // document per target (JSON Lines for many) carrying the tool's version and
 // a timestamp; a volume index is "volume" everywhere, a byte range is
 // "offset" and "size" like a volume, refusals are always an array.
-const SchemaVersion = 2
+// Version 3: one name and one shape for one thing in every document (the
+// names fix used): a change is "op" with "path"/"to", "hive"/"key"/"value"
+// and "old"/"new" data (diagnose's evidence said "action", "data", "want");
+// a journal's verb is "op"; what to do is "advice" (was "hint"), why is
+// "reason" (was a unit's "why"); a path on the volume is "path" (was a
+// log's "file"); reads are "io" (was diagnose's "bytes_read"); a target's
+// outcome is "state" (was undo's "nothing"); an offset is "offset" (was a
+// damaged journal's "at"); the tool's version is "tool_version" ("version"
+// is the Windows version object); "refusals" is always present.
+const SchemaVersion = 3
 
 // Header starts every JSON document the command line prints: what made it
 // and when.
@@ -19,14 +28,16 @@ type Header struct {
 	SchemaVersion int    `json:"schema_version"`
 	Command       string `json:"command"` // "diagnose", "fix", "undo"
 	Tool          string `json:"tool"`    // "wuoffline"
-	Version       string `json:"version"` // the tool's version
-	Timestamp     string `json:"timestamp"`
+	// ToolVersion is the tool's version ("version" is the Windows version
+	// in every document).
+	ToolVersion string `json:"tool_version"`
+	Timestamp   string `json:"timestamp"`
 }
 
 // NewHeader returns the header of a document of command, made now by
 // version of the tool; the timestamp is UTC RFC 3339.
 func NewHeader(command, version string, now time.Time) Header {
-	return Header{SchemaVersion: SchemaVersion, Command: command, Tool: "wuoffline", Version: version,
+	return Header{SchemaVersion: SchemaVersion, Command: command, Tool: "wuoffline", ToolVersion: version,
 		Timestamp: now.UTC().Format(time.RFC3339)}
 }
 
@@ -37,12 +48,29 @@ type DiagnoseDocument struct {
 	TargetReport
 }
 
+// NewDiagnoseDocument returns the document of one target's diagnosis.
+func NewDiagnoseDocument(h Header, t TargetReport) DiagnoseDocument {
+	if t.Refusals == nil {
+		t.Refusals = []Refusal{}
+	}
+	return DiagnoseDocument{Header: h, TargetReport: t}
+}
+
 // FixDocument is one target's fix as one JSON document
 // (docs/fix.schema.json).
 type FixDocument struct {
 	Header
 	DryRun bool `json:"dry_run"`
 	FixTargetReport
+}
+
+// NewFixDocument returns the document of one target's fix (dryRun: the
+// plan only).
+func NewFixDocument(h Header, dryRun bool, t FixTargetReport) FixDocument {
+	if t.Refusals == nil {
+		t.Refusals = []Refusal{}
+	}
+	return FixDocument{Header: h, DryRun: dryRun, FixTargetReport: t}
 }
 
 // UndoDocument is one target's undo as one JSON document
@@ -100,15 +128,23 @@ const (
 
 // Evidence is one fact a check found. The fields are structured so that
 // `fix` can act on them without reading the volume again: a file path,
-// a registry location, the old data.
+// a registry location, the old data. A field that fix's actions also carry
+// has the action's JSON name (FixAction): "op", "path", "to", "hive",
+// "key", "value", "type", "old", "new" (schema version 3); the Go names
+// Action, Data and Want are kept for the checks that set them.
 type Evidence struct {
 	// Kind says which fields are meaningful: "file", "dir", "key",
 	// "value", "line" (a line of a text file), "log" (a log excerpt),
 	// "rename" (a pending rename pair), "note".
 	Kind string `json:"kind"`
 	// Path is a path on the Windows volume with `\` separators
-	// ("Windows\SoftwareDistribution") for file, dir, line and log evidence.
+	// ("Windows\SoftwareDistribution") for file, dir, line and log evidence,
+	// and the source of a rename pair.
 	Path string `json:"path,omitempty"`
+	// To is the path Path is renamed to (full path, `\` separators, the
+	// same directory): what fix renames it to (Action "rename"), or the
+	// destination of a pending rename pair.
+	To string `json:"to,omitempty"`
 	// Hive ("SYSTEM", "SOFTWARE", "COMPONENTS") and Key (below the hive
 	// root, `\`-separated, with the real control set: "ControlSet001\...")
 	// for key and value evidence.
@@ -118,13 +154,14 @@ type Evidence struct {
 	Value string `json:"value,omitempty"`
 	// Type is the registry value type ("REG_DWORD").
 	Type string `json:"type,omitempty"`
-	// Data is the current data in readable form (a DWORD in decimal, a
-	// string as is, a MULTI_SZ joined by " | ", binary in hex).
-	Data string `json:"data,omitempty"`
+	// Data is the data found, in readable form (a DWORD in decimal, a
+	// string as is, a MULTI_SZ joined by " | ", binary in hex; a line's
+	// text): what a change replaces, hence "old".
+	Data string `json:"old,omitempty"`
 	// Raw is the value's raw bytes (what undo must restore); base64 in JSON.
 	Raw []byte `json:"raw,omitempty"`
 	// Want is what fix would put instead ("3"), when fix changes data.
-	Want string `json:"want,omitempty"`
+	Want string `json:"new,omitempty"`
 	// Line is the 1-based line number for line and log evidence.
 	Line int `json:"line,omitempty"`
 	// Size and Count describe files and directories.
@@ -134,14 +171,13 @@ type Evidence struct {
 	Time *time.Time `json:"time,omitempty"`
 	// Detail is a one-line human explanation.
 	Detail string `json:"detail"`
-	// Action is what `wuoffline fix` does with this item: "rename" (to
-	// Want, in the same directory: aside, or back to an original name),
-	// "delete-key", "delete-value", "set" (to Want: a DWORD, WinHttpSettings,
-	// or a REG_SZ/REG_EXPAND_SZ path), "remove-entry" (from a MULTI_SZ),
-	// "comment-out" (a hosts line), "rewrite" (a file rewritten by its rule:
-	// Registry.pol entries removed, gpt.ini's version raised); "" when the
-	// item is reported only.
-	Action string `json:"action,omitempty"`
+	// Action is what `wuoffline fix` does with this item, named as a fix
+	// action's "op": "rename" (to To), "delete-key", "delete-value", "set"
+	// (to Want: a DWORD, WinHttpSettings, or a REG_SZ/REG_EXPAND_SZ path),
+	// "remove-entry" (from a MULTI_SZ), "comment-out" (a hosts line),
+	// "rewrite" (a file rewritten by its rule: Registry.pol entries
+	// removed, gpt.ini's version raised); "" when the item is reported only.
+	Action string `json:"op,omitempty"`
 	// OptIn names the opt-in the action needs ("" = done by default).
 	OptIn string `json:"opt_in,omitempty"`
 }
@@ -150,6 +186,13 @@ type Evidence struct {
 func (e Evidence) act(action, optIn string) Evidence {
 	e.Action, e.OptIn = action, optIn
 	return e
+}
+
+// renameTo returns e with the fix action that renames e.Path to name in
+// the same directory (aside, or back to an original name).
+func (e Evidence) renameTo(name, optIn string) Evidence {
+	e.To = winDir(e.Path) + name
+	return e.act("rename", optIn)
 }
 
 // Result is the outcome of one check on one installation.
@@ -188,15 +231,15 @@ type TargetReport struct {
 	// Installations lists every Windows installation found.
 	Installations []InstallationReport `json:"installations"`
 	// Refusals that concern the target as a whole (a BitLocker volume when
-	// no Windows could be read, a mounted device).
-	Refusals []Refusal `json:"refusals,omitempty"`
+	// no Windows could be read, a mounted device); never nil in a document.
+	Refusals []Refusal `json:"refusals"`
 	// Error is set when the target could not be read at all.
 	Error string `json:"error,omitempty"`
-	// Hint says how to get past Error (e.g. convert a qcow2 image).
-	Hint string `json:"hint,omitempty"`
-	// BytesRead is how many bytes diagnose read from the target (images
-	// and devices; 0 for a directory).
-	BytesRead int64 `json:"bytes_read"`
+	// Advice says how to get past Error (e.g. convert a qcow2 image).
+	Advice string `json:"advice,omitempty"`
+	// IO counts what diagnose read from the target, as fix's IO does (an
+	// image or device; nil for a directory or a target not opened).
+	IO *IOStats `json:"io,omitempty"`
 	// Exit is the exit code this target alone calls for (0, 1, 3 or 4).
 	Exit int `json:"exit"`
 }
@@ -310,8 +353,8 @@ type InstallationReport struct {
 type PastFailure struct {
 	// Time is when it was logged (nil when the log has no times).
 	Time *time.Time `json:"time,omitempty"`
-	// File is the log's path on the volume.
-	File string `json:"file"`
+	// Path is the log's path on the volume (`\` separators).
+	Path string `json:"path"`
 	// Text is the log line or event (clipped).
 	Text string `json:"text"`
 	// HRESULT is the failing code named, "" when none.

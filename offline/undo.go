@@ -35,13 +35,21 @@ func (r *UndoReport) Exit() int {
 	return worst
 }
 
+// Undo states of a target: the values fix's states have for the same
+// outcomes (FixNothing, FixRefused, FixFailed), and UndoDone.
+const (
+	UndoDone = "undone" // every journal's units taken back
+)
+
 // UndoTargetReport is what undo did on one TARGET.
 type UndoTargetReport struct {
 	Target   string           `json:"target"`
 	Journals []JournalOutcome `json:"journals"`
-	// Nothing is true when no journal needed undoing (none of a fix not
-	// yet undone, none damaged or missing) in JournalDir.
-	Nothing    bool     `json:"nothing"`
+	// State is undone; nothing-to-do when no journal needed undoing (none
+	// of a fix not yet undone, none damaged or missing) in JournalDir;
+	// refused (nothing written); failed (an error, or something could not
+	// be taken back). The same name and values as a fix's state.
+	State      string   `json:"state"`
 	JournalDir string   `json:"journal_dir,omitempty"`
 	Error      string   `json:"error,omitempty"`
 	Refusal    *Refusal `json:"-"` // printed as "refusals" (UndoDocument)
@@ -78,6 +86,7 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 			ur.Error = fmt.Sprintf("internal error: %v", e)
 		}
 		ur.Exit = ur.exitCode()
+		ur.State = ur.state()
 	}()
 	if session.IsDirectory(path) {
 		undoDirectory(&ur, path, opts)
@@ -118,7 +127,6 @@ func UndoTarget(path string, opts UndoOptions) (ur UndoTargetReport) {
 			ur.Journals = append(ur.Journals, replayJournal(s, v, info, "undo"))
 		}
 	}
-	ur.Nothing = len(ur.Journals) == 0
 	return ur
 }
 
@@ -142,6 +150,19 @@ func undoable(infos []*journal.Info) []*journal.Info {
 		}
 	}
 	return out
+}
+
+// state names the outcome its exit code and journals say.
+func (ur *UndoTargetReport) state() string {
+	switch {
+	case ur.Refusal != nil:
+		return FixRefused
+	case ur.Exit != ExitOK:
+		return FixFailed
+	case len(ur.Journals) == 0:
+		return FixNothing
+	}
+	return UndoDone
 }
 
 func (ur *UndoTargetReport) exitCode() int {

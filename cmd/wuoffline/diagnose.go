@@ -29,7 +29,7 @@ ones without Windows do not count for the exit code.
 
 Options:
   --json        print one JSON document per TARGET, one a line (JSON Lines;
-                docs/diagnose.schema.json, schema_version 2) for scripts
+                docs/diagnose.schema.json) for scripts
   --jobs N      diagnose at most N TARGETs at once (default: the CPUs)
   --letter X:   the drive letter WinPE gives the Windows volume, used in the
                 printed sfc/dism commands (default: the TARGET's letter when
@@ -129,7 +129,7 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 		},
 		outcome: func(t offline.TargetReport) string { return diagnoseOutcome(t.Exit) },
 		document: func(t offline.TargetReport) any {
-			return offline.DiagnoseDocument{Header: header("diagnose"), TargetReport: t}
+			return offline.NewDiagnoseDocument(header("diagnose"), t)
 		},
 		text: writeDiagnoseTarget,
 	}.run(targets)
@@ -200,8 +200,8 @@ func writeDiagnoseTarget(out io.Writer, t offline.TargetReport) {
 	}
 	if t.Error != "" {
 		fmt.Fprintf(w, "ERROR: %s\n", t.Error)
-		if t.Hint != "" && !strings.Contains(t.Error, t.Hint) {
-			fmt.Fprintf(w, "  hint: %s\n", t.Hint)
+		if t.Advice != "" && !strings.Contains(t.Error, t.Advice) {
+			fmt.Fprintf(w, "  what to do: %s\n", t.Advice)
 		}
 	}
 	for _, in := range t.Installations {
@@ -333,7 +333,7 @@ func writeLogs(w io.Writer, logs []offline.LogFinding) {
 			fmt.Fprintln(w, "\nEvidence in logs:")
 			header = true
 		}
-		line := fmt.Sprintf("  %s: %d failure line(s)", l.File, l.Failures)
+		line := fmt.Sprintf("  %s: %d failure line(s)", l.Path, l.Failures)
 		if l.Tail {
 			line += " (last 4 MiB read)"
 		}
@@ -449,7 +449,7 @@ func pastFailure(lf *offline.PastFailure, healthy bool) string {
 	if lf.Time != nil {
 		s += " " + lf.Time.Format("2006-01-02")
 	}
-	s += " (" + lf.File + "): " + clipText(lf.Text, 160)
+	s += " (" + lf.Path + "): " + clipText(lf.Text, 160)
 	if healthy {
 		s += " [history: nothing wuoffline repairs is left on the disk]"
 	}

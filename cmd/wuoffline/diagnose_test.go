@@ -130,7 +130,7 @@ func TestDiagnoseJSON(t *testing.T) {
 	docs := jsonLines[offline.DiagnoseDocument](t, out)
 	var rep offline.Report
 	for _, d := range docs {
-		if d.SchemaVersion != offline.SchemaVersion || d.Command != "diagnose" || d.Tool != "wuoffline" || d.Version == "" || d.Timestamp == "" {
+		if d.SchemaVersion != offline.SchemaVersion || d.Command != "diagnose" || d.Tool != "wuoffline" || d.ToolVersion == "" || d.Timestamp == "" {
 			t.Errorf("header %+v", d.Header)
 		}
 		rep.Targets = append(rep.Targets, d.TargetReport)

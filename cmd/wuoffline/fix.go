@@ -31,7 +31,7 @@ Options:
   -y, --yes        do not ask for confirmation (needed when stdin is not a terminal)
   -v, --verbose    print every change in full, with the byte ranges it writes
   --json           print one JSON document per TARGET, one a line (JSON Lines;
-                   docs/fix.schema.json, schema_version 2)
+                   docs/fix.schema.json)
   --jobs N         work on at most N TARGETs at once (default: the CPUs)
   --with LIST      opt-ins, comma-separated: wsus, proxy, os-upgrade, txr
   --only IDS       fix only these check ids (comma-separated)
@@ -113,7 +113,7 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 		exit:    func(t offline.FixTargetReport) int { return t.Exit },
 		outcome: func(t offline.FixTargetReport) string { return t.State },
 		document: func(t offline.FixTargetReport) any {
-			return offline.FixDocument{Header: header("fix"), DryRun: *dry, FixTargetReport: t}
+			return offline.NewFixDocument(header("fix"), *dry, t)
 		},
 		text: func(w io.Writer, t offline.FixTargetReport) { writeFixTarget(w, t, fixText{verbose: *verbose}) },
 	}.run(targets)
@@ -203,8 +203,8 @@ func writeFixTarget(out io.Writer, t offline.FixTargetReport, how fixText) {
 	writeRefusalList(w, "fix refused", t.Refusals)
 	if t.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", t.Error)
-		if t.Hint != "" {
-			fmt.Fprintf(w, "hint: %s\n", t.Hint)
+		if t.Advice != "" {
+			fmt.Fprintf(w, "what to do: %s\n", t.Advice)
 		}
 	}
 	if how.planOnly {

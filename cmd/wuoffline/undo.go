@@ -37,7 +37,7 @@ Exit codes:
 Options:
   -y, --yes       do not ask (required when stdin is not a terminal)
   --json          print one JSON document per TARGET, one a line (JSON Lines;
-                  docs/undo.schema.json, schema_version 2)
+                  docs/undo.schema.json)
   --jobs N        work on at most N TARGETs at once (default: the CPUs)
   --last          take back only the newest fix
   --journal DIR   where fix was told to keep its journals
@@ -85,15 +85,10 @@ func runUndo(args []string, stdout, stderr io.Writer) int {
 
 // undoOutcome names a target's undo in the summary line.
 func undoOutcome(t offline.UndoTargetReport) string {
-	switch {
-	case t.Refusal != nil:
-		return "refused"
-	case t.Exit == exitOK && t.Nothing:
+	if t.State == offline.FixNothing {
 		return "nothing to undo"
-	case t.Exit == exitOK:
-		return "undone"
 	}
-	return "failed"
+	return t.State
 }
 
 // writeUndoTarget prints what undo did on one target, unit by unit,
@@ -102,7 +97,7 @@ func writeUndoTarget(out io.Writer, t offline.UndoTargetReport) {
 	w := newWrapWriter(out)
 	defer w.Flush()
 	fmt.Fprintf(w, "== %s\n", t.Target)
-	if t.Nothing && t.Error == "" && t.Refusal == nil {
+	if t.State == offline.FixNothing {
 		fmt.Fprintf(w, "   nothing to undo: no journal of a fix not yet undone in %s\n", t.JournalDir)
 		fmt.Fprintln(w, "   (if fix wrote its journal elsewhere, name that directory with --journal DIR; a fix whose journal was deleted cannot be undone)")
 	}
@@ -114,8 +109,8 @@ func writeUndoTarget(out io.Writer, t offline.UndoTargetReport) {
 				continue
 			}
 			fmt.Fprintf(w, "      LEFT (%s) %s\n", u.Outcome, u.Label)
-			if u.Why != "" {
-				fmt.Fprintf(w, "         why: %s\n", u.Why)
+			if u.Reason != "" {
+				fmt.Fprintf(w, "         why: %s\n", u.Reason)
 			}
 			if u.Advice != "" {
 				fmt.Fprintf(w, "         what to do: %s\n", u.Advice)
