@@ -601,7 +601,9 @@ func serviceSecurity(r *Result, key, svc string, h *hive.Hive) (bool, error) {
 	if why == "" {
 		return false, nil
 	}
-	ev := valueEvidence("SYSTEM", key+`\Security`, v, fmt.Sprintf("service %s: its security descriptor %s (whole descriptor: %s)", svc, why, d.SDDL()))
+	ev := valueEvidence("SYSTEM", key+`\Security`, v, fmt.Sprintf("service %s: its security descriptor %s", svc, why))
+	// The readable form of a descriptor is its SDDL (Raw keeps the bytes).
+	ev.Data = d.SDDL()
 	for _, s := range documentedDACLServices {
 		if strings.EqualFold(s, svc) {
 			ev.Want = documentedUpdateDACL
