@@ -80,6 +80,10 @@ func TestFixToolDamage(t *testing.T) {
 		t.Fatalf("TrustedInstaller Start %q before fix, want the planted 2: rebuild testimages", ti)
 	}
 	wuSD, usoSD := hivexget(svc+`wuauserv\Security`, "Security"), hivexget(svc+`UsoSvc\Security`, "Security")
+	cryptSD := hivexget(svc+`CryptSvc\Security`, "Security")
+	if len(cryptSD) != 5 {
+		t.Fatalf("CryptSvc's damaged descriptor (5 bytes) not planted: %x", cryptSD)
+	}
 
 	fx := FixTarget(img, FixOptions{Now: fixedNow})
 	if fx.State != FixDone || fx.Exit != ExitOK {
@@ -131,6 +135,9 @@ func TestFixToolDamage(t *testing.T) {
 	// and SACL as before. UsoSvc's look-alike (Guests denied) byte for byte.
 	if got := hivexget(svc+`UsoSvc\Security`, "Security"); !bytes.Equal(got, usoSD) {
 		t.Errorf("UsoSvc's descriptor (a look-alike) changed by fix")
+	}
+	if got := hivexget(svc+`CryptSvc\Security`, "Security"); !bytes.Equal(got, cryptSD) {
+		t.Errorf("CryptSvc's unreadable descriptor rewritten by fix: %x", got)
 	}
 	ref := testutil.SambaDecode(t, []testutil.SambaInput{
 		{Label: "before", Data: wuSD}, {Label: "after", Data: hivexget(svc+`wuauserv\Security`, "Security")},

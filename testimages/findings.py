@@ -102,11 +102,12 @@ def blockers(prof):
                                            svc + "wuauserv\\Security\\Security": H.WU_SD.hex()}}}
     if broken:
         c["service-config"] = {
-            "status": "problem", "evidence": ["wuauserv", "(D;;RPWPDT;;;SY)", "(D;;RPWPDT;;;BA)"],
+            "status": "problem", "evidence": ["wuauserv", "(D;;RPWPDT;;;SY)", "(D;;RPWPDT;;;BA)", "CryptSvc", "cannot be read"],
             "set_descriptor": {svc + "wuauserv\\Security\\Security": {"before": H.WU_SD_LOCKED.hex(), "dacl_after": H.DOCUMENTED_DACL,
                                                                         "owner": "S-1-5-18", "group": "S-1-5-18"}},
-            "left_alone": {svc + "UsoSvc\\Security\\Security": H.USO_SD_GUESTS.hex()},
-            "status_note": "UsoSvc denies Guests only (D;;RPWP;;;BG): a look-alike, kept"}
+            "left_alone": {svc + "UsoSvc\\Security\\Security": H.USO_SD_GUESTS.hex(),
+                           svc + "CryptSvc\\Security\\Security": H.CRYPTSVC_SD_DAMAGED.hex()},
+            "status_note": "UsoSvc denies Guests only (D;;RPWP;;;BG): a look-alike, kept; CryptSvc's value is no descriptor: reported, never rewritten"}
     if not broken:
         for id in ("servicing-triggers", "renamed-binaries", "update-tasks", "update-pause", "ifeo-debuggers", "group-policy-file"):
             c[id] = {"status": "ok"}

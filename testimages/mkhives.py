@@ -266,6 +266,10 @@ USO_SD_GUESTS = sd(SACL_FAILED_WD, sd_acl([sd_ace(1, 0, 0x30, SID_BG)] + WU_DACL
 # The other services: SE_SELF_RELATIVE, SACL and DACL present, every
 # offset 0 (a NULL DACL).
 NULL_DACL_SD = bytes.fromhex("01001480") + bytes(16)
+# What regipy's real Windows 10 SYSTEM hive holds for CryptSvc: five bytes,
+# no descriptor (Samba cannot decode it either). On the broken profiles:
+# reported (info), never rewritten.
+CRYPTSVC_SD_DAMAGED = bytes.fromhex("00000e0001")
 # Microsoft's documented DACL ("Reset Windows Update components manually",
 # sc.exe sdset wuauserv/bits): what fix sets wuauserv's back to.
 DOCUMENTED_DACL = "D:(A;;CCLCSWRPWPDTLOCRRC;;;SY)(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;BA)(A;;CCLCSWLOCRRC;;;AU)(A;;CCLCSWRPWPDTLOCRRC;;;PU)"
@@ -370,6 +374,7 @@ def system_hive(name, p):
         # descriptor on wuauserv.
         b.set(svc + "\\TrustedInstaller", "Start", dword(2))
         b.set(svc + "\\wuauserv\\Security", "Security", binary(WU_SD_LOCKED))
+        b.set(svc + "\\CryptSvc\\Security", "Security", binary(CRYPTSVC_SD_DAMAGED))
         if v == 11:
             b.delete(svc + "\\DoSvc")
         else:
