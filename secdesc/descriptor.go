@@ -126,7 +126,9 @@ func sidAt(b []byte, off int) (*SID, error) {
 // DACL, the owner and the group, the order Windows' MakeSelfRelativeSD
 // writes them (so a descriptor Windows wrote comes back byte for byte).
 // The present bits follow the parts: a nil SACL or DACL keeps its present
-// bit as set in Control (a NULL DACL stays a NULL DACL).
+// bit as set in Control (a NULL DACL stays a NULL DACL). An ACL's size
+// field is 16 bits: a read ACL always fits; one a caller builds must stay
+// below 64 KiB (a service DACL is a few hundred bytes).
 func (d *Descriptor) Marshal() []byte {
 	b := make([]byte, headerSize, headerSize+256)
 	b[0], b[1] = d.Revision, d.Sbz1
