@@ -1,10 +1,12 @@
 package offline
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,14 +23,16 @@ type pregEntry struct {
 // TestFixToolDamage fixes the broken GPT disk, which carries what update
 // blockers and a staged servicing run leave (Registry.pol, IFEO debuggers,
 // renamed binaries and tasks, pause values, servicing triggers, the tools'
-// hosts lines and firewall rules) next to harmless look-alikes, and checks
-// with tools that share no code with wuoffline (sleuthkit's fls/ifind/icat,
-// hivexregedit --export on the hives taken out, testimages/pregread.py on
+// hosts lines and firewall rules, TrustedInstaller Start=2, a wuauserv
+// descriptor denying SYSTEM and Administrators) next to harmless
+// look-alikes, and checks with tools that share no code with wuoffline
+// (sleuthkit's fls/ifind/icat, hivexregedit --export and hivexget on the
+// hives taken out, Samba's descriptor decoding, testimages/pregread.py on
 // Registry.pol) that every blocker is gone and every look-alike kept; then
 // diagnose exits 0 calling the disk healthy, and undo restores the image
 // byte for byte.
 func TestFixToolDamage(t *testing.T) {
-	for _, tool := range []string{"fls", "ifind", "icat", "hivexregedit", "python3"} {
+	for _, tool := range []string{"fls", "ifind", "icat", "hivexregedit", "hivexget", "python3"} {
 		testutil.RequireTool(t, tool)
 	}
 	img := testutil.TestImage(t, "broken-gpt.img")
@@ -63,6 +67,23 @@ func TestFixToolDamage(t *testing.T) {
 		t.Fatal("the broken image lacks the planted patterns: rebuild testimages")
 	}
 	polBefore := polEntries()
+	// The services, by hivexget on the SYSTEM hive taken out with icat.
+	svc := cs[1:] + `\Services\`
+	sysHive := filepath.Join(dir, "SYSTEM.hivexget")
+	hivexget := func(key, value string) []byte {
+		if err := os.WriteFile(sysHive, icatPath("/Windows/System32/config/SYSTEM"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return testutil.Run(t, "hivexget", sysHive, key, value)
+	}
+	if ti := strings.TrimSpace(string(hivexget(svc+"TrustedInstaller", "Start"))); ti != "2" {
+		t.Fatalf("TrustedInstaller Start %q before fix, want the planted 2: rebuild testimages", ti)
+	}
+	wuSD, usoSD := hivexget(svc+`wuauserv\Security`, "Security"), hivexget(svc+`UsoSvc\Security`, "Security")
+	cryptSD := hivexget(svc+`CryptSvc\Security`, "Security")
+	if len(cryptSD) != 5 {
+		t.Fatalf("CryptSvc's damaged descriptor (5 bytes) not planted: %x", cryptSD)
+	}
 
 	fx := FixTarget(img, FixOptions{Now: fixedNow})
 	if fx.State != FixDone || fx.Exit != ExitOK {
@@ -105,6 +126,32 @@ func TestFixToolDamage(t *testing.T) {
 		if !has(k.e, k.key, k.value) {
 			t.Errorf("look-alike %s\\%s removed by fix", k.key, k.value)
 		}
+	}
+	if ti := strings.TrimSpace(string(hivexget(svc+"TrustedInstaller", "Start"))); ti != "3" {
+		t.Errorf("TrustedInstaller Start %q after fix, want 3 (manual)", ti)
+	}
+	// wuauserv's descriptor, read by Samba (no shared code): the planted
+	// deny ACEs gone, exactly Microsoft's documented DACL, owner, group
+	// and SACL as before. UsoSvc's look-alike (Guests denied) byte for byte.
+	if got := hivexget(svc+`UsoSvc\Security`, "Security"); !bytes.Equal(got, usoSD) {
+		t.Errorf("UsoSvc's descriptor (a look-alike) changed by fix")
+	}
+	if got := hivexget(svc+`CryptSvc\Security`, "Security"); !bytes.Equal(got, cryptSD) {
+		t.Errorf("CryptSvc's unreadable descriptor rewritten by fix: %x", got)
+	}
+	ref := testutil.SambaDecode(t, []testutil.SambaInput{
+		{Label: "before", Data: wuSD}, {Label: "after", Data: hivexget(svc+`wuauserv\Security`, "Security")},
+		{Label: "documented", SDDL: documentedUpdateDACL},
+	})
+	sdBefore, sdAfter, doc := ref[0], ref[1], ref[2]
+	if sdBefore.DACL == nil || len(sdBefore.DACL.ACEs) == 0 || sdBefore.DACL.ACEs[0][0] != float64(1) {
+		t.Errorf("wuauserv's descriptor before fix does not start with a deny ACE: %s", sdBefore.SDDL)
+	}
+	if sdAfter.Error != "" || sdAfter.DACL == nil || !reflect.DeepEqual(sdAfter.DACL.ACEs, doc.DACL.ACEs) {
+		t.Errorf("wuauserv's descriptor after fix %s (%s), want the DACL of %s", sdAfter.SDDL, sdAfter.Error, documentedUpdateDACL)
+	}
+	if !reflect.DeepEqual(sdAfter.Owner, sdBefore.Owner) || !reflect.DeepEqual(sdAfter.Group, sdBefore.Group) || !reflect.DeepEqual(sdAfter.SACL, sdBefore.SACL) {
+		t.Errorf("wuauserv's owner, group or SACL changed: %s -> %s", sdBefore.SDDL, sdAfter.SDDL)
 	}
 	if line := sys[strings.ToLower(cs+`\Services\WaaSMedicSvc\Parameters`)]["servicedll"]; !strings.Contains(line, "hex(2):") {
 		t.Errorf("ServiceDll after fix: %q (want the REG_EXPAND_SZ kept)", line)

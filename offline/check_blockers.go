@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wuoffline/wuoffline/hive"
+	"github.com/wuoffline/wuoffline/secdesc"
 )
 
 // ---------------------------------------------------------------- update-pause
@@ -444,8 +446,181 @@ func failureActionsRemoved(b []byte) bool {
 	return true
 }
 
-// ServiceConfig is `service-config`: what blockers change beyond Start,
-// reported only (no documented offline default to restore with certainty).
+// Service access rights (winsvc.h; [MS-SCMR] 3.1.4) the service control
+// manager checks against a service's security descriptor.
+const (
+	serviceQueryConfig = 0x0001 // SERVICE_QUERY_CONFIG (SDDL CC)
+	serviceQueryStatus = 0x0004 // SERVICE_QUERY_STATUS (LC)
+	serviceStart       = 0x0010 // SERVICE_START (RP)
+	serviceStop        = 0x0020 // SERVICE_STOP (WP)
+	serviceNeeded      = serviceQueryConfig | serviceQueryStatus | serviceStart | serviceStop
+)
+
+// serviceMapping is the generic mapping of service objects (winsvc.h):
+// GENERIC_READ = READ_CONTROL | QUERY_CONFIG | QUERY_STATUS | INTERROGATE |
+// ENUMERATE_DEPENDENTS; GENERIC_WRITE = READ_CONTROL | CHANGE_CONFIG;
+// GENERIC_EXECUTE = READ_CONTROL | START | STOP | PAUSE_CONTINUE |
+// USER_DEFINED_CONTROL; GENERIC_ALL = SERVICE_ALL_ACCESS.
+var serviceMapping = secdesc.GenericMapping{Read: 0x2008d, Write: 0x20002, Execute: 0x20170, All: 0xf01ff}
+
+// documentedUpdateDACL is the DACL Microsoft's "Reset Windows Update
+// components manually" sets with `sc.exe sdset bits ...` and `sc.exe sdset
+// wuauserv ...` (the same string for both): the only service descriptors
+// with a documented default, so the only ones fix restores.
+const documentedUpdateDACL = "D:(A;;CCLCSWRPWPDTLOCRRC;;;SY)(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;BA)(A;;CCLCSWLOCRRC;;;AU)(A;;CCLCSWRPWPDTLOCRRC;;;PU)"
+
+// documentedDACLServices are the services documentedUpdateDACL is for.
+var documentedDACLServices = []string{"wuauserv", "BITS"}
+
+// documentedDACL returns documentedUpdateDACL as an ACL (revision 2,
+// ACL_REVISION, as Windows writes a DACL of plain ACEs).
+func documentedDACL() *secdesc.ACL {
+	ace := func(mask uint32, alias string) secdesc.ACE {
+		sid, _ := secdesc.WellKnown(alias)
+		return secdesc.ACE{Type: secdesc.TypeAccessAllowed, Mask: mask, SID: sid}
+	}
+	return &secdesc.ACL{Revision: 2, ACEs: []secdesc.ACE{
+		ace(0x201fd, "SY"), // CCLCSWRPWPDTLOCRRC
+		ace(0xf01ff, "BA"), // CCDCLCSWRPWPDTLOCRSDRCWDWO
+		ace(0x2018d, "AU"), // CCLCSWLOCRRC
+		ace(0x201fd, "PU"), // CCLCSWRPWPDTLOCRRC
+	}}
+}
+
+// serviceTokens are the callers whose rights matter: the service control
+// manager's clients running as SYSTEM (other update services, the
+// orchestrator) and an elevated administrator. Each token also holds the
+// groups every such logon carries (Everyone, Authenticated Users; SYSTEM
+// is in Administrators), so a deny ACE for any of them counts.
+func serviceTokens() []struct {
+	name  string
+	token []secdesc.SID
+} {
+	sid := func(a string) secdesc.SID { s, _ := secdesc.WellKnown(a); return s }
+	return []struct {
+		name  string
+		token []secdesc.SID
+	}{
+		{"SYSTEM", []secdesc.SID{sid("SY"), sid("BA"), sid("WD"), sid("AU")}},
+		{"Administrators", []secdesc.SID{sid("BA"), sid("WD"), sid("AU")}},
+	}
+}
+
+// serviceRightNames names the rights of serviceNeeded for people.
+func serviceRightNames(mask uint32) string {
+	var n []string
+	for _, r := range []struct {
+		bit  uint32
+		name string
+	}{{serviceStart, "start"}, {serviceStop, "stop"}, {serviceQueryConfig, "query config"}, {serviceQueryStatus, "query status"}} {
+		if mask&r.bit != 0 {
+			n = append(n, r.name)
+		}
+	}
+	return strings.Join(n, ", ")
+}
+
+// serviceSecurityFinding judges a service's descriptor: "" when SYSTEM and
+// Administrators may use the service as Windows needs; else what is wrong,
+// with the offending ACEs in SDDL.
+func serviceSecurityFinding(d *secdesc.Descriptor) string {
+	var why []string
+	starts := false
+	for _, tk := range serviceTokens() {
+		granted, denied := d.Access(tk.token, serviceMapping)
+		starts = starts || granted&serviceStart != 0
+		if denied&serviceNeeded == 0 {
+			continue
+		}
+		var aces []string
+		for _, e := range d.DACL.Denying(tk.token, serviceMapping, denied&serviceNeeded) {
+			aces = append(aces, e.SDDL())
+		}
+		why = append(why, fmt.Sprintf("denies %s %s %s", tk.name, serviceRightNames(denied&serviceNeeded), strings.Join(aces, "")))
+	}
+	if !starts {
+		dacl := "(an empty DACL)"
+		if d.DACL != nil && len(d.DACL.ACEs) > 0 {
+			dacl = "D:" + d.DACL.SDDL()
+		}
+		why = append(why, "grants neither SYSTEM nor Administrators the right to start it "+dacl)
+	}
+	return strings.Join(why, "; ")
+}
+
+// restoreServiceDACL returns the descriptor old with its DACL replaced by
+// the documented one named by want (which must be documentedUpdateDACL),
+// as `sc.exe sdset` does: owner, group and SACL kept, the DACL's control
+// flags (protected, auto-inherit) those of the new "D:" string (none). It
+// also returns old in SDDL.
+func restoreServiceDACL(old []byte, want string) ([]byte, string, error) {
+	if want != documentedUpdateDACL {
+		return nil, "", fmt.Errorf("no documented service descriptor %q", want)
+	}
+	d, err := secdesc.Read(bytes.NewReader(old), int64(len(old)))
+	if err != nil {
+		return nil, "", err
+	}
+	before := d.SDDL()
+	d.DACL = documentedDACL()
+	d.Control &^= secdesc.ControlDACLProtected | secdesc.ControlDACLAutoInherited | secdesc.ControlDACLAutoInheritReq | secdesc.ControlDACLDefaulted
+	d.Control |= secdesc.ControlDACLPresent
+	return d.Marshal(), before, nil
+}
+
+// serviceSecurity adds the evidence of one service's Security\Security
+// value and reports whether it is a problem.
+func serviceSecurity(r *Result, key, svc string, h *hive.Hive) (bool, error) {
+	k, err := openKey(h, key+`\Security`)
+	if err != nil || k == nil {
+		return false, err
+	}
+	v, err := value(k, "Security")
+	if err != nil || v == nil {
+		return false, err
+	}
+	raw, err := v.Data()
+	var d *secdesc.Descriptor
+	if err == nil {
+		if v.Type() != hive.RegBinary {
+			err = fmt.Errorf("type %s, want REG_BINARY", v.Type())
+		} else {
+			d, err = secdesc.Read(bytes.NewReader(raw), int64(len(raw)))
+		}
+	}
+	if err != nil {
+		// Report when unsure: a descriptor that cannot be read is neither
+		// judged nor replaced.
+		r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", key+`\Security`, v,
+			fmt.Sprintf("service %s: its security descriptor cannot be read (%v); reported, not changed", svc, err)))
+		return false, nil
+	}
+	why := serviceSecurityFinding(d)
+	if why == "" {
+		return false, nil
+	}
+	ev := valueEvidence("SYSTEM", key+`\Security`, v, fmt.Sprintf("service %s: its security descriptor %s", svc, why))
+	// The readable form of a descriptor is its SDDL (Raw keeps the bytes).
+	ev.Data = d.SDDL()
+	for _, s := range documentedDACLServices {
+		if strings.EqualFold(s, svc) {
+			ev.Want = documentedUpdateDACL
+			ev = ev.act("set", "")
+		}
+	}
+	if ev.Action == "" {
+		ev.Detail += "; no documented default to restore offline: reset it with `sc.exe sdset` once Windows runs"
+	}
+	r.Evidence = append(r.Evidence, ev)
+	return true, nil
+}
+
+// ServiceConfig is `service-config`: what blockers change beyond Start.
+// A security descriptor that locks SYSTEM or Administrators out of an
+// update service is a problem (fix restores Microsoft's documented DACL
+// for wuauserv and BITS); accounts, failure actions and extra services
+// are reported only (no documented offline default to restore with
+// certainty).
 type ServiceConfig struct{}
 
 // ID implements Check.
@@ -471,6 +646,7 @@ func (c ServiceConfig) Diagnose(in *Installation) Result {
 			r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", key, v, fmt.Sprintf("update service %s is disabled (no documented default to restore: re-enable it once Windows runs)", svc)))
 		}
 	}
+	var locked []string
 	for _, d := range serviceDefaults {
 		key := in.ccsKey(`Services\` + d.name)
 		k, err := openKey(h, key)
@@ -490,13 +666,25 @@ func (c ServiceConfig) Diagnose(in *Installation) Result {
 				r.Evidence = append(r.Evidence, valueEvidence("SYSTEM", key, v, fmt.Sprintf("service %s has no failure actions (never restarted after a crash)", d.name)))
 			}
 		}
+		bad, err := serviceSecurity(&r, key, d.name, h)
+		if err != nil {
+			return failed(r, key+`\Security`, err)
+		}
+		if bad {
+			locked = append(locked, d.name)
+		}
 	}
-	if len(r.Evidence) == 0 {
-		r.Summary = "update service accounts and failure actions as Windows sets them"
-		return r
+	switch {
+	case len(locked) > 0:
+		r.Status = StatusProblem
+		r.Summary = "update services locked by their security descriptor: " + strings.Join(locked, ", ")
+		r.Fix = "set the DACL of wuauserv and BITS back to Microsoft's documented one (" + documentedUpdateDACL + "), owner, group and SACL kept; other services and settings are reported only"
+	case len(r.Evidence) == 0:
+		r.Summary = "update service accounts, failure actions and security as Windows sets them"
+	default:
+		r.Status = StatusInfo
+		r.Summary = fmt.Sprintf("%d update service setting(s) changed from Windows' defaults (reported only)", len(r.Evidence))
+		r.Fix = "none offline: reset them with Microsoft's \"reset Windows Update components\" procedure once Windows runs"
 	}
-	r.Status = StatusInfo
-	r.Summary = fmt.Sprintf("%d update service setting(s) changed from Windows' defaults (reported only)", len(r.Evidence))
-	r.Fix = "none offline: reset them with Microsoft's \"reset Windows Update components\" procedure once Windows runs"
 	return r
 }

@@ -108,7 +108,7 @@ func (c Services) Diagnose(in *Installation) Result {
 	if err != nil {
 		return failed(r, "the SYSTEM hive", err)
 	}
-	var disabled, missing []string
+	var disabled, changed, missing []string
 	for _, d := range serviceDefaults {
 		def, delayed, exists := DefaultStart(d.name, in.Version.Family)
 		if !exists {
@@ -143,21 +143,46 @@ func (c Services) Diagnose(in *Installation) Result {
 			r.Evidence = append(r.Evidence, ev)
 			continue
 		}
-		if n == 4 {
+		why := ""
+		switch {
+		case n == 4:
 			disabled = append(disabled, d.name)
-			ev := valueEvidence("SYSTEM", keyPath, v, fmt.Sprintf("service %s is disabled; default on Windows %s is %s", d.name, familyOr10(in.Version.Family), startName(def, delayed)))
+			why = fmt.Sprintf("service %s is disabled", d.name)
+		case n == def:
+		case n < 2 || n > 4:
+			// 0 (boot) and 1 (system) are for drivers the loaders start;
+			// a service process with them, or with a number no start
+			// type has, is not started as Windows ships it.
+			changed = append(changed, fmt.Sprintf("%s (Start=%d)", d.name, n))
+			why = fmt.Sprintf("service %s has Start=%s, not a start type of a service process", d.name, startName(n, false))
+		case strings.EqualFold(d.name, "TrustedInstaller") && n == 2:
+			// Manual (3) in every version; automatic makes servicing run
+			// at every boot (WindowsDowndate sets it so that a staged
+			// servicing run replays).
+			changed = append(changed, "TrustedInstaller (Start=2)")
+			why = "service TrustedInstaller starts automatically (Start=2), so servicing runs at every boot (what WindowsDowndate sets)"
+		}
+		if why != "" {
+			ev := valueEvidence("SYSTEM", keyPath, v, fmt.Sprintf("%s; default on Windows %s is %s", why, familyOr10(in.Version.Family), startName(def, delayed)))
 			ev.Want = fmt.Sprint(def)
 			r.Evidence = append(r.Evidence, ev.act("set", ""))
 		}
 	}
 	switch {
-	case len(disabled) > 0:
+	case len(disabled) > 0 || len(changed) > 0:
 		r.Status = StatusProblem
-		r.Summary = "disabled update services: " + strings.Join(disabled, ", ")
-		if len(missing) > 0 {
-			r.Summary += "; missing: " + strings.Join(missing, ", ")
+		var parts []string
+		if len(disabled) > 0 {
+			parts = append(parts, "disabled update services: "+strings.Join(disabled, ", "))
 		}
-		r.Fix = fmt.Sprintf("set Start back to the Windows %s default (only Start=4 is changed; sources disagree between versions on the others)", familyOr10(in.Version.Family))
+		if len(changed) > 0 {
+			parts = append(parts, "start type changed: "+strings.Join(changed, ", "))
+		}
+		if len(missing) > 0 {
+			parts = append(parts, "missing: "+strings.Join(missing, ", "))
+		}
+		r.Summary = strings.Join(parts, "; ")
+		r.Fix = fmt.Sprintf("set Start back to the Windows %s default (changed: Start=4, TrustedInstaller's Start=2, values that are no start type of a service; sources disagree between versions on the other values, which are left)", familyOr10(in.Version.Family))
 	case len(missing) > 0:
 		// Only missing services: a fault, but not one fix repairs (the
 		// catalogue: "a missing service is reported, not invented"). It is

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,7 +171,7 @@ func planted(id string, c map[string]any) []string {
 	case "catroot2":
 		out = append(strs(c["path"]), "dberr.txt")
 	case "services":
-		for _, k := range []string{"disabled", "missing", "missing_imagepath"} {
+		for _, k := range []string{"disabled", "missing", "missing_imagepath", "changed"} {
 			for _, s := range strs(c[k]) {
 				out = append(out, `services\`+s)
 			}
@@ -271,6 +272,7 @@ func checkActions(t *testing.T, prof findingsProfile, byID map[string]Result) {
 			}
 		}
 	}
+	checkServiceActions(t, prof, byID)
 	if h := prof.Checks["hosts"]; h != nil {
 		r := byID["hosts"]
 		for _, line := range strs(h["left_alone"]) {
@@ -793,5 +795,65 @@ func TestControlSetRule(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkServiceActions: each planted start type is set back to its default,
+// the planted descriptor back to the documented DACL, and the look-alike
+// descriptors are not acted on.
+func checkServiceActions(t *testing.T, prof findingsProfile, byID map[string]Result) {
+	t.Helper()
+	want := map[string]string{}
+	if m, ok := prof.Checks["services"]["fix_start"].(map[string]any); ok {
+		for s, n := range m {
+			want[strings.ToLower(`services\`+s+`\start`)] = fmt.Sprint(n)
+		}
+	}
+	sc := prof.Checks["service-config"]
+	// keys() keeps only the value name: these need the whole path.
+	set, _ := sc["set_descriptor"].(map[string]any)
+	for k := range set {
+		want[strings.ToLower(dropHive(k))] = documentedUpdateDACL
+	}
+	got := map[string]string{}
+	left := map[string]bool{}
+	kept, _ := sc["left_alone"].(map[string]any)
+	for k := range kept {
+		left[strings.ToLower(dropHive(k))] = true
+	}
+	for _, id := range []string{"services", "service-config"} {
+		for _, e := range byID[id].Evidence {
+			k := strings.ToLower(e.Key + `\` + e.Value)
+			if i := strings.IndexByte(k, '\\'); i >= 0 {
+				k = k[i+1:] // without the control set
+			}
+			if e.Action == "" {
+				continue
+			}
+			if e.Action != "set" || e.OptIn != "" {
+				t.Errorf("%s: %s action %q opt-in %q, want a default set", id, k, e.Action, e.OptIn)
+			}
+			got[k] = e.Want
+		}
+	}
+	strip := func(m map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			if i := strings.Index(k, `services\`); i >= 0 {
+				k = k[i:]
+			}
+			out[k] = v
+		}
+		return out
+	}
+	if g, w := strip(got), strip(want); !reflect.DeepEqual(g, w) {
+		t.Errorf("service actions %v, want %v", g, w)
+	}
+	for k := range left {
+		if i := strings.Index(k, `services\`); i >= 0 {
+			if _, acted := strip(got)[k[i:]]; acted {
+				t.Errorf("look-alike %s acted on", k)
+			}
+		}
 	}
 }

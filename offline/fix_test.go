@@ -164,7 +164,7 @@ func TestFixSelection(t *testing.T) {
 		return m
 	}
 	def := checksOf(FixOptions{})
-	if def["txr"] != 0 || def["services"] != 3 || def["hosts"] != 1 || def["wu-policies"] != 7 {
+	if def["txr"] != 0 || def["services"] != 4 || def["service-config"] != 1 || def["hosts"] != 1 || def["wu-policies"] != 7 {
 		t.Errorf("default plan: %v", def)
 	}
 	if m := checksOf(FixOptions{With: []string{"txr"}}); m["txr"] != 4 {

@@ -267,7 +267,15 @@ func expectedRegistry(before regExport, acts []FixAction, hiveName string) regEx
 			case "REG_DWORD":
 				line = fmt.Sprintf(`"%s"=dword:%08x`, a.Value, mustAtoi(a.New))
 			case "REG_BINARY":
-				line = fmt.Sprintf(`"%s"=hex(3):%s`, a.Value, strings.ReplaceAll(hexBytes(WinHTTPDirect()), " ", ","))
+				data := WinHTTPDirect()
+				if strings.EqualFold(a.Value, "Security") {
+					// A service descriptor: the old one with the
+					// documented DACL (Samba checks that DACL in
+					// TestFixToolDamage).
+					old, _ := hex.DecodeString(strings.ReplaceAll(strings.TrimPrefix(before[k][strings.ToLower(a.Value)], `"Security"=hex(3):`), ",", ""))
+					data, _, _ = restoreServiceDACL(old, documentedUpdateDACL)
+				}
+				line = fmt.Sprintf(`"%s"=hex(3):%s`, a.Value, strings.ReplaceAll(hexBytes(data), " ", ","))
 			case "REG_EXPAND_SZ":
 				line = fmt.Sprintf(`"%s"=hex(2):%s`, a.Value, strings.ReplaceAll(hexBytes(encodeUTF16Z(a.New)), " ", ","))
 			}

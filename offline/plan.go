@@ -173,6 +173,15 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 		case strings.EqualFold(ev.Value, "WinHttpSettings"):
 			a.newType, a.newRaw = hive.RegBinary, WinHTTPDirect()
 			a.New = "direct access (" + hexBytes(WinHTTPDirect()) + ")"
+		case ev.Type == "REG_BINARY" && strings.EqualFold(ev.Value, "Security"):
+			// A service's security descriptor: its DACL set back to the
+			// documented one, the rest of the descriptor kept.
+			raw, old, err := restoreServiceDACL(ev.Raw, ev.Want)
+			if err != nil {
+				return nil, fmt.Errorf("%s: cannot set %s\\%s: %w", check, ev.Key, ev.Value, err)
+			}
+			a.newType, a.newRaw = hive.RegBinary, raw
+			a.Old, a.New = old, ev.Want+" (owner, group and SACL kept)"
 		case ev.Type == "REG_DWORD" || ev.Type == "":
 			n, err := strconv.ParseUint(strings.TrimSpace(ev.Want), 10, 32)
 			if err != nil {

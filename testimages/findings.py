@@ -52,14 +52,18 @@ def services(prof):
     if prof == "broken-win11":
         return {"status": "problem", "control_set": "ControlSet001",
                 "disabled": ["wuauserv", "BITS", "UsoSvc"], "missing": ["DoSvc"], "missing_imagepath": [],
-                "fix_start": {s: d[s]["start"] for s in ("wuauserv", "BITS", "UsoSvc")},
-                "defaults_table": "Windows 11", "left_alone": {s: d[s] for s in d if s not in ("wuauserv", "BITS", "UsoSvc", "DoSvc")}}
+                "changed": ["TrustedInstaller"],
+                "fix_start": {s: d[s]["start"] for s in ("wuauserv", "BITS", "UsoSvc", "TrustedInstaller")},
+                "defaults_table": "Windows 11",
+                "left_alone": {s: d[s] for s in d if s not in ("wuauserv", "BITS", "UsoSvc", "DoSvc", "TrustedInstaller")},
+                "note": "TrustedInstaller Start=2 (WindowsDowndate: servicing at every boot) is set back to 3"}
     if prof == "broken-win10":
         return {"status": "problem", "control_set": "ControlSet002",
                 "disabled": ["wuauserv", "BITS", "UsoSvc", "WaaSMedicSvc"], "missing": [], "missing_imagepath": ["DoSvc"],
-                "fix_start": {s: d[s]["start"] for s in ("wuauserv", "BITS", "UsoSvc", "WaaSMedicSvc")},
+                "changed": ["TrustedInstaller"],
+                "fix_start": {s: d[s]["start"] for s in ("wuauserv", "BITS", "UsoSvc", "WaaSMedicSvc", "TrustedInstaller")},
                 "defaults_table": "Windows 10",
-                "note": "DoSvc key present without ImagePath: reported, not invented; ControlSet001 (LastKnownGood) holds healthy services and must stay untouched"}
+                "note": "DoSvc key present without ImagePath: reported, not invented; TrustedInstaller Start=2 set back to 3; ControlSet001 (LastKnownGood) holds healthy services and must stay untouched"}
     return {"status": "ok", "control_set": "ControlSet001", "disabled": [], "missing": [], "missing_imagepath": [],
             "start": {s: d[s] for s in d}}
 
@@ -92,7 +96,18 @@ def blockers(prof):
     broken = prof.startswith("broken")
     cs = "ControlSet002" if prof == "broken-win10" else "ControlSet001"
     ifeo = "SOFTWARE\\" + H.IFEO
-    c = {"service-config": {"status": "ok", "status_note": "accounts and failure actions as Windows sets them; uhssvc/sedsvc absent"}}
+    svc = "SYSTEM\\%s\\Services\\" % cs
+    c = {"service-config": {"status": "ok", "status_note": "accounts, failure actions and descriptors as Windows sets them; uhssvc/sedsvc absent",
+                            "left_alone": {svc + "UsoSvc\\Security\\Security": H.USO_SD_GUESTS.hex(),
+                                           svc + "wuauserv\\Security\\Security": H.WU_SD.hex()}}}
+    if broken:
+        c["service-config"] = {
+            "status": "problem", "evidence": ["wuauserv", "(D;;RPWPDT;;;SY)", "(D;;RPWPDT;;;BA)", "CryptSvc", "cannot be read"],
+            "set_descriptor": {svc + "wuauserv\\Security\\Security": {"before": H.WU_SD_LOCKED.hex(), "dacl_after": H.DOCUMENTED_DACL,
+                                                                        "owner": "S-1-5-18", "group": "S-1-5-18"}},
+            "left_alone": {svc + "UsoSvc\\Security\\Security": H.USO_SD_GUESTS.hex(),
+                           svc + "CryptSvc\\Security\\Security": H.CRYPTSVC_SD_DAMAGED.hex()},
+            "status_note": "UsoSvc denies Guests only (D;;RPWP;;;BG): a look-alike, kept; CryptSvc's value is no descriptor: reported, never rewritten"}
     if not broken:
         for id in ("servicing-triggers", "renamed-binaries", "update-tasks", "update-pause", "ifeo-debuggers", "group-policy-file"):
             c[id] = {"status": "ok"}

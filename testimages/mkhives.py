@@ -211,6 +211,75 @@ def winhttp(proxy=None, bypass=None):
     return binary(data)
 
 
+# ---------------------------------------------------------------------------
+# Service security descriptors (Services\<name>\Security : Security, a
+# self-relative SECURITY_DESCRIPTOR, [MS-DTYP] 2.4.6), laid out as Windows
+# writes them: header, SACL, DACL, owner, group.
+
+def sd_sid(auth, *subs):
+    return struct.pack("<BB", 1, len(subs)) + auth.to_bytes(6, "big") + b"".join(struct.pack("<I", x) for x in subs)
+
+
+SID_WD, SID_AU, SID_SY = sd_sid(1, 0), sd_sid(5, 11), sd_sid(5, 18)
+SID_BA, SID_BG = sd_sid(5, 32, 544), sd_sid(5, 32, 546)
+
+
+def sd_ace(typ, flags, mask, sid):
+    return struct.pack("<BBHI", typ, flags, 8 + len(sid), mask) + sid
+
+
+def sd_acl(aces):
+    body = b"".join(aces)
+    return struct.pack("<BBHHH", 2, 0, 8 + len(body), len(aces), 0) + body
+
+
+def sd(sacl, dacl, owner, group):
+    """Self-relative descriptor: control SE_SELF_RELATIVE|SACL and DACL present."""
+    off, parts, offs = 20, [], []
+    for part in (sacl, dacl, owner, group):
+        offs.append(off)
+        parts.append(part)
+        off += len(part)
+    return struct.pack("<BBHIIII", 1, 0, 0x8014, offs[2], offs[3], offs[0], offs[1]) + b"".join(parts)
+
+
+SACL_FAILED_WD = sd_acl([sd_ace(2, 0x80, 0xf00ff, SID_WD)])
+# wuauserv's DACL as Windows 10 ships it: (A;;CCLCSWRPLORC;;;AU)
+# (A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;BA)(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;SY).
+WU_DACL_ACES = [sd_ace(0, 0, 0x2009d, SID_AU), sd_ace(0, 0, 0xf01ff, SID_BA), sd_ace(0, 0, 0xf01ff, SID_SY)]
+# What a real Windows 10 SYSTEM hive holds for wuauserv (regipy's test
+# data, ControlSet001\Services\wuauserv\Security): the builder must give
+# exactly these bytes.
+WU_SD_WINDOWS = bytes.fromhex(
+    "010014807800000084000000140000003000000002001c000100000002801400ff000f000101000000000001000000000200480003"
+    "000000000014009d00020001010000000000050b00000000001800ff010f000102000000000005200000002002000000001400ff01"
+    "0f00010100000000000512000000010100000000000512000000010100000000000512000000")
+WU_SD = sd(SACL_FAILED_WD, sd_acl(WU_DACL_ACES), SID_SY, SID_SY)
+assert WU_SD == WU_SD_WINDOWS, "service descriptor builder drifted from Windows' layout"
+# An update blocker's wuauserv (sc sdset with deny ACEs first): SYSTEM and
+# Administrators denied start, stop and pause, (D;;RPWPDT;;;SY)(D;;RPWPDT;;;BA).
+WU_SD_LOCKED = sd(SACL_FAILED_WD, sd_acl([sd_ace(1, 0, 0x70, SID_SY), sd_ace(1, 0, 0x70, SID_BA)] + WU_DACL_ACES),
+                  SID_SY, SID_SY)
+# The look-alike on every profile: UsoSvc denies Guests start and stop
+# (D;;RPWP;;;BG), which locks out neither SYSTEM nor Administrators.
+USO_SD_GUESTS = sd(SACL_FAILED_WD, sd_acl([sd_ace(1, 0, 0x30, SID_BG)] + WU_DACL_ACES), SID_SY, SID_SY)
+# The other services: SE_SELF_RELATIVE, SACL and DACL present, every
+# offset 0 (a NULL DACL).
+NULL_DACL_SD = bytes.fromhex("01001480") + bytes(16)
+# What regipy's real Windows 10 SYSTEM hive holds for CryptSvc: five bytes,
+# no descriptor (Samba cannot decode it either). On the broken profiles:
+# reported (info), never rewritten.
+CRYPTSVC_SD_DAMAGED = bytes.fromhex("00000e0001")
+# Microsoft's documented DACL ("Reset Windows Update components manually",
+# sc.exe sdset wuauserv/bits): what fix sets wuauserv's back to.
+DOCUMENTED_DACL = "D:(A;;CCLCSWRPWPDTLOCRRC;;;SY)(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;BA)(A;;CCLCSWLOCRRC;;;AU)(A;;CCLCSWRPWPDTLOCRRC;;;PU)"
+
+
+def service_sd(name):
+    """The Security value every profile starts with for an update service."""
+    return {"wuauserv": WU_SD, "UsoSvc": USO_SD_GUESTS}.get(name, NULL_DACL_SD)
+
+
 PROFILES = {
     # Windows 11 23H2 with every finding (broken-gpt, broken-4kn, broken-volume, refuse-*).
     "broken-win11": dict(winver=11, broken=True, build="22631", ubr=4169, display="23H2",
@@ -271,7 +340,7 @@ def system_hive(name, p):
         b.vals(svc + "\\" + s, vals)
         if dll:
             b.vals(svc + "\\" + s + "\\Parameters", {"ServiceDll": esz(dll), "ServiceDllUnloadOnStop": dword(1)})
-        b.vals(svc + "\\" + s + "\\Security", {"Security": binary(bytes.fromhex("01001480") + bytes(16))})
+        b.vals(svc + "\\" + s + "\\Security", {"Security": binary(service_sd(s))})
     for s, start, typ in OTHER_SERVICES:
         img = ("\\SystemRoot\\System32\\drivers\\%s.sys" % s.lower()) if typ <= 2 else (SVCHOST + " -k netsvcs -p")
         b.vals(svc + "\\" + s, {"Type": dword(typ), "Start": dword(start), "ErrorControl": dword(1),
@@ -301,6 +370,11 @@ def system_hive(name, p):
     if p["broken"]:
         for s in ("wuauserv", "BITS", "UsoSvc"):
             b.set(svc + "\\" + s, "Start", dword(4))
+        # WindowsDowndate: servicing at every boot; an update blocker's
+        # descriptor on wuauserv.
+        b.set(svc + "\\TrustedInstaller", "Start", dword(2))
+        b.set(svc + "\\wuauserv\\Security", "Security", binary(WU_SD_LOCKED))
+        b.set(svc + "\\CryptSvc\\Security", "Security", binary(CRYPTSVC_SD_DAMAGED))
         if v == 11:
             b.delete(svc + "\\DoSvc")
         else:
