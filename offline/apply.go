@@ -303,7 +303,7 @@ func checkNote(acts []*plannedAction) string {
 // default.
 func repairable(r *Result) bool {
 	for _, ev := range r.Evidence {
-		if ev.Action != "" && ev.OptIn == "" {
+		if ev.Op != "" && ev.OptIn == "" {
 			return true
 		}
 	}

@@ -161,7 +161,7 @@ func TestGroupPolicyFileCheck(t *testing.T) {
 		r := GroupPolicyFile{}.Diagnose(&Installation{FS: c.fs})
 		acts := 0
 		for _, e := range r.Evidence {
-			if e.Action != "" {
+			if e.Op != "" {
 				acts++
 			}
 		}
@@ -184,12 +184,12 @@ func TestUpdateTasksCheck(t *testing.T) {
 		dir + "Reboot_AC":         xml("true"),
 		dir + "USO_UxBroker":      xml("false"),
 	}})
-	if r.Status != StatusProblem || len(r.Evidence) != 2 || r.Evidence[0].Action != "rename" && r.Evidence[1].Action != "rename" {
+	if r.Status != StatusProblem || len(r.Evidence) != 2 || r.Evidence[0].Op != "rename" && r.Evidence[1].Op != "rename" {
 		t.Fatalf("%s: %+v", r.Status, r.Evidence)
 	}
 	for _, e := range r.Evidence {
-		if e.Action == "rename" && (e.To != winDir(e.Path)+"Schedule Scan" || e.Want != "") {
-			t.Errorf("rename %q to %q (new %q)", e.Path, e.To, e.Want)
+		if e.Op == "rename" && (e.To != winDir(e.Path)+"Schedule Scan" || e.New != "") {
+			t.Errorf("rename %q to %q (new %q)", e.Path, e.To, e.New)
 		}
 	}
 	if r := (UpdateTasks{}).Diagnose(&Installation{FS: fstest.MapFS{dir + "USO_UxBroker": xml("false")}}); r.Status != StatusInfo {

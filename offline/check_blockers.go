@@ -305,7 +305,7 @@ func (c RenamedBinaries) Diagnose(in *Installation) Result {
 			continue
 		}
 		ev := valueEvidence("SYSTEM", key, v, fmt.Sprintf("service %s loads %s, a renamed-aside name; the original is %s", svc, s[i+1:], orig))
-		ev.Want = s[:i+1] + orig
+		ev.New = s[:i+1] + orig
 		r.Evidence = append(r.Evidence, ev.act("set", ""))
 		names = append(names, svc+" ServiceDll")
 	}
@@ -601,14 +601,14 @@ func serviceSecurity(r *Result, key, svc string, h *hive.Hive) (bool, error) {
 	}
 	ev := valueEvidence("SYSTEM", key+`\Security`, v, fmt.Sprintf("service %s: its security descriptor %s", svc, why))
 	// The readable form of a descriptor is its SDDL (Raw keeps the bytes).
-	ev.Data = d.SDDL()
+	ev.Old = d.SDDL()
 	for _, s := range documentedDACLServices {
 		if strings.EqualFold(s, svc) {
-			ev.Want = documentedUpdateDACL
+			ev.New = documentedUpdateDACL
 			ev = ev.act("set", "")
 		}
 	}
-	if ev.Action == "" {
+	if ev.Op == "" {
 		ev.Detail += "; no documented default to restore offline: reset it with `sc.exe sdset` once Windows runs"
 	}
 	r.Evidence = append(r.Evidence, ev)

@@ -548,9 +548,9 @@ func (c Hosts) Diagnose(in *Installation) Result {
 	}
 	for _, m := range ParseHosts(data) {
 		r.Evidence = append(r.Evidence, Evidence{
-			Kind: "line", Path: winPath(hostsPath), Line: m.Line, Data: m.Text,
+			Kind: "line", Path: winPath(hostsPath), Line: m.Line, Old: m.Text,
 			Detail: fmt.Sprintf("maps update host %s to %s", strings.Join(m.Hosts, ", "), m.Address),
-			Action: "comment-out",
+			Op:     "comment-out",
 		})
 	}
 	if len(r.Evidence) == 0 {
@@ -558,7 +558,7 @@ func (c Hosts) Diagnose(in *Installation) Result {
 		return r
 	}
 	r.Status = StatusProblem
-	r.Summary = fmt.Sprintf("hosts file redirects %d Windows Update host line(s), e.g. line %d: %s", len(r.Evidence), r.Evidence[0].Line, clip(r.Evidence[0].Data, 120))
+	r.Summary = fmt.Sprintf("hosts file redirects %d Windows Update host line(s), e.g. line %d: %s", len(r.Evidence), r.Evidence[0].Line, clip(r.Evidence[0].Old, 120))
 	r.Fix = "comment those lines out with the marker `# wuoffline:` (undo and people can see them)"
 	return r
 }

@@ -176,13 +176,13 @@ func (c GroupPolicyFile) Diagnose(in *Installation) Result {
 	fi, _ := fs.Stat(in.FS, registryPolPath)
 	for i, e := range pf.Entries {
 		if why, ok := drop[i]; ok {
-			r.Evidence = append(r.Evidence, Evidence{Kind: "note", Path: winPath(registryPolPath), Key: e.Key, Value: e.Value, Data: e.String(),
+			r.Evidence = append(r.Evidence, Evidence{Kind: "note", Path: winPath(registryPolPath), Key: e.Key, Value: e.Value, Old: e.String(),
 				Detail: "Group Policy writes this back at every boot: " + why})
 		}
 	}
 	for _, i := range wsus {
 		e := pf.Entries[i]
-		r.Evidence = append(r.Evidence, Evidence{Kind: "note", Path: winPath(registryPolPath), Key: e.Key, Value: e.Value, Data: e.String(),
+		r.Evidence = append(r.Evidence, Evidence{Kind: "note", Path: winPath(registryPolPath), Key: e.Key, Value: e.Value, Old: e.String(),
 			Detail: "a WSUS server set by local Group Policy (kept: a managed network's choice)"})
 	}
 	if len(drop) == 0 {

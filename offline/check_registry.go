@@ -164,7 +164,7 @@ func (c Services) Diagnose(in *Installation) Result {
 		}
 		if why != "" {
 			ev := valueEvidence("SYSTEM", keyPath, v, fmt.Sprintf("%s; default on Windows %s is %s", why, familyOr10(in.Version.Family), startName(def, delayed)))
-			ev.Want = fmt.Sprint(def)
+			ev.New = fmt.Sprint(def)
 			r.Evidence = append(r.Evidence, ev.act("set", ""))
 		}
 	}
@@ -558,11 +558,11 @@ func (c Proxy) Diagnose(in *Installation) Result {
 			continue
 		}
 		ev := valueEvidence("SOFTWARE", keyPath, v, "")
-		ev.Data = s.Proxy
+		ev.Old = s.Proxy
 		if s.Bypass != "" {
-			ev.Data += " (bypass " + s.Bypass + ")"
+			ev.Old += " (bypass " + s.Bypass + ")"
 		}
-		ev.Want = "direct (18 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00)"
+		ev.New = "direct (18 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00)"
 		ev = ev.act("set", "")
 		if s.DeadProxy() {
 			dead++
@@ -577,14 +577,14 @@ func (c Proxy) Diagnose(in *Installation) Result {
 	switch {
 	case dead > 0:
 		r.Status = StatusProblem
-		r.Summary = "WinHTTP proxy points at loopback/0.0.0.0: " + r.Evidence[0].Data
+		r.Summary = "WinHTTP proxy points at loopback/0.0.0.0: " + r.Evidence[0].Old
 		r.Fix = "reset WinHttpSettings to direct access (what `netsh winhttp reset proxy` writes)"
 	case manual > 0:
 		// A real proxy may be legitimate: reported, reset only with the
 		// opt-in; info, so that diagnose after a default fix is clean.
 		r.Status = StatusInfo
 		r.OptIn = "proxy"
-		r.Summary = "a WinHTTP proxy is set: " + r.Evidence[0].Data + " (may be legitimate)"
+		r.Summary = "a WinHTTP proxy is set: " + r.Evidence[0].Old + " (may be legitimate)"
 		r.Fix = "opt-in `proxy`: reset WinHttpSettings to direct access"
 	default:
 		r.Summary = "WinHTTP uses direct access (no proxy)"
@@ -637,10 +637,10 @@ func (c OSUpgrade) Diagnose(in *Installation) Result {
 	}
 	r.Status = StatusInfo
 	r.OptIn = "os-upgrade"
-	ev := Evidence{Kind: "value", Hive: "SOFTWARE", Key: key, Value: "AllowOSUpgrade", Type: "REG_DWORD", Want: "1", Detail: "not set: Windows Update does not offer the upgrade to Windows 10"}
+	ev := Evidence{Kind: "value", Hive: "SOFTWARE", Key: key, Value: "AllowOSUpgrade", Type: "REG_DWORD", New: "1", Detail: "not set: Windows Update does not offer the upgrade to Windows 10"}
 	if v != nil {
 		ev = valueEvidence("SOFTWARE", key, v, "AllowOSUpgrade is not 1")
-		ev.Want = "1"
+		ev.New = "1"
 	}
 	ev = ev.act("set", "os-upgrade")
 	r.Evidence = append([]Evidence{ev}, setup...)
@@ -679,7 +679,7 @@ func (c Clock) Diagnose(in *Installation) Result {
 			if b, err := v.Data(); err == nil && len(b) == 8 {
 				shutdown = filetime.ToTime(binary.LittleEndian.Uint64(b))
 				ev := valueEvidence("SYSTEM", key, v, "last clean shutdown")
-				ev.Data = shutdown.Format(time.RFC3339)
+				ev.Old = shutdown.Format(time.RFC3339)
 				ev.Time = timePtr(shutdown)
 				r.Evidence = append(r.Evidence, ev)
 			}
@@ -783,7 +783,7 @@ func (c Minifilters) Diagnose(in *Installation) Result {
 			detail += " (File Server Resource Manager, named by the KB)"
 		}
 		names = append(names, name)
-		r.Evidence = append(r.Evidence, Evidence{Kind: "key", Hive: "SYSTEM", Key: key + `\` + name + `\Instances`, Data: alt, Detail: detail})
+		r.Evidence = append(r.Evidence, Evidence{Kind: "key", Hive: "SYSTEM", Key: key + `\` + name + `\Instances`, Old: alt, Detail: detail})
 	}
 	// srmsvc, FSRM's service, has no Instances key of its own: the KB
 	// names it with its two minifilters.
@@ -867,7 +867,7 @@ func (c CBSPending) Diagnose(in *Installation) Result {
 				detail += ", LastCommittedPhase " + phase
 			}
 			ev := keyEvidence("SOFTWARE", cbsKey+`\SessionsPending\`+s.Name(), s, detail+" (history: reported, never deleted)")
-			ev.Data = phase
+			ev.Old = phase
 			r.Evidence = append(r.Evidence, ev)
 		}
 	}
@@ -1020,8 +1020,8 @@ func (c SetupExecute) Diagnose(in *Installation) Result {
 	ev := valueEvidence("SYSTEM", key, v, "runs "+poq[0]+" at boot to replay an unfinished update")
 	ev = ev.act("remove-entry", "")
 	if len(poq) == len(nonEmpty) {
-		ev.Want = "(value removed)"
-		ev.Action = "delete-value"
+		ev.New = "(value removed)"
+		ev.Op = "delete-value"
 	}
 	r.Evidence = append(r.Evidence, ev)
 	r.Status = StatusProblem
@@ -1073,7 +1073,7 @@ func (c PendingRenames) Diagnose(in *Installation) Result {
 		}
 		ops := ParsePendingRenames(raw)
 		ev := valueEvidence("SYSTEM", key, v, fmt.Sprintf("%s: %d pending file operation(s)", name, len(ops)))
-		ev.Data = ""
+		ev.Old = ""
 		ev.Count = len(ops)
 		r.Evidence = append(r.Evidence, ev.act("delete-value", ""))
 		for _, op := range ops {

@@ -255,12 +255,12 @@ func checkActions(t *testing.T, prof findingsProfile, byID map[string]Result) {
 			return nil
 		}
 		for _, name := range keys(c["delete"]) {
-			if e := find(name); e == nil || e.Action != "delete-value" || e.OptIn != "" {
+			if e := find(name); e == nil || e.Op != "delete-value" || e.OptIn != "" {
 				t.Errorf("%s: %s should be deleted by default: %+v", id, name, e)
 			}
 		}
 		for _, name := range keys(c["wsus"]) {
-			if e := find(name); e == nil || e.Action != "delete-value" || e.OptIn != "wsus" {
+			if e := find(name); e == nil || e.Op != "delete-value" || e.OptIn != "wsus" {
 				t.Errorf("%s: %s should need opt-in wsus: %+v", id, name, e)
 			}
 		}
@@ -277,13 +277,13 @@ func checkActions(t *testing.T, prof findingsProfile, byID map[string]Result) {
 		r := byID["hosts"]
 		for _, line := range strs(h["left_alone"]) {
 			for _, e := range r.Evidence {
-				if e.Data == line {
+				if e.Old == line {
 					t.Errorf("hosts: line %q must be left alone", line)
 				}
 			}
 		}
 		for _, e := range r.Evidence {
-			if e.Action != "comment-out" || e.Line == 0 {
+			if e.Op != "comment-out" || e.Line == 0 {
 				t.Errorf("hosts evidence %+v", e)
 			}
 		}
@@ -364,7 +364,7 @@ func evidenceText(r Result) string {
 	var b strings.Builder
 	b.WriteString(r.Summary)
 	for _, e := range r.Evidence {
-		for _, s := range []string{e.Path, e.Hive, e.Key, e.Value, e.Data, e.Detail, e.Want} {
+		for _, s := range []string{e.Path, e.Hive, e.Key, e.Value, e.Old, e.Detail, e.New} {
 			b.WriteString("\n")
 			b.WriteString(s)
 		}
@@ -827,13 +827,13 @@ func checkServiceActions(t *testing.T, prof findingsProfile, byID map[string]Res
 			if i := strings.IndexByte(k, '\\'); i >= 0 {
 				k = k[i+1:] // without the control set
 			}
-			if e.Action == "" {
+			if e.Op == "" {
 				continue
 			}
-			if e.Action != "set" || e.OptIn != "" {
-				t.Errorf("%s: %s action %q opt-in %q, want a default set", id, k, e.Action, e.OptIn)
+			if e.Op != "set" || e.OptIn != "" {
+				t.Errorf("%s: %s action %q opt-in %q, want a default set", id, k, e.Op, e.OptIn)
 			}
-			got[k] = e.Want
+			got[k] = e.New
 		}
 	}
 	strip := func(m map[string]string) map[string]string {

@@ -72,7 +72,7 @@ func TestMultiSZ(t *testing.T) {
 			t.Errorf("round trip %q -> %q", ss, got)
 		}
 	}
-	ev := Evidence{Action: "remove-entry", Hive: "SYSTEM", Key: "K", Value: "SetupExecute", Type: "REG_MULTI_SZ",
+	ev := Evidence{Op: "remove-entry", Hive: "SYSTEM", Key: "K", Value: "SetupExecute", Type: "REG_MULTI_SZ",
 		Raw: encodeMultiSZ([]string{"autocheck autochk *", `C:\Windows\System32\poqexec.exe /display_progress \SystemRoot\WinSxS\pending.xml`})}
 	a, err := actionFor("setup-execute", ev)
 	if err != nil {

@@ -319,7 +319,7 @@ func valueEvidence(hiveName, key string, v *hive.Value, detail string) Evidence 
 	if err == nil {
 		ev.Raw = raw
 	}
-	ev.Data = valueText(v)
+	ev.Old = valueText(v)
 	return ev
 }
 

@@ -48,15 +48,15 @@ func TestSameNamesAcrossDocuments(t *testing.T) {
 		name   string
 		fields []jsonField
 	}{
-		{"the change's verb", "op", []jsonField{field[Evidence]("Action"), field[FixAction]("Op"), field[JournalOutcome]("Op")}},
+		{"the change's verb", "op", []jsonField{field[Evidence]("Op"), field[FixAction]("Op"), field[JournalOutcome]("Op")}},
 		{"a path on the Windows volume", "path", []jsonField{field[Evidence]("Path"), field[FixAction]("Path"), field[HiveState]("Path"), field[LogFinding]("Path"), field[PastFailure]("Path")}},
 		{"what a path is renamed to", "to", []jsonField{field[Evidence]("To"), field[FixAction]("To")}},
 		{"a registry hive", "hive", []jsonField{field[Evidence]("Hive"), field[FixAction]("Hive")}},
 		{"a registry key", "key", []jsonField{field[Evidence]("Key"), field[FixAction]("Key")}},
 		{"a registry value name", "value", []jsonField{field[Evidence]("Value"), field[FixAction]("Value")}},
 		{"a registry value type", "type", []jsonField{field[Evidence]("Type"), field[FixAction]("Type")}},
-		{"the data before a change", "old", []jsonField{field[Evidence]("Data"), field[FixAction]("Old"), field[LineEdit]("Old")}},
-		{"the data after a change", "new", []jsonField{field[Evidence]("Want"), field[FixAction]("New"), field[LineEdit]("New")}},
+		{"the data before a change", "old", []jsonField{field[Evidence]("Old"), field[FixAction]("Old"), field[LineEdit]("Old")}},
+		{"the data after a change", "new", []jsonField{field[Evidence]("New"), field[FixAction]("New"), field[LineEdit]("New")}},
 		{"a line number", "line", []jsonField{field[Evidence]("Line"), field[LineEdit]("Line"), field[Excerpt]("Line")}},
 		{"a check id", "id", []jsonField{field[Result]("ID"), field[FixAction]("Check"), field[CheckOutcome]("ID")}},
 		{"an opt-in", "opt_in", []jsonField{field[Evidence]("OptIn"), field[Result]("OptIn")}},
@@ -158,7 +158,7 @@ func TestEvidenceAndActionAgree(t *testing.T) {
 	proposed := map[string][]map[string]any{} // check id -> its evidence with an op
 	for _, r := range diag.Installations[0].Checks {
 		for _, ev := range r.Evidence {
-			if ev.Action != "" {
+			if ev.Op != "" {
 				proposed[r.ID] = append(proposed[r.ID], asMap(ev))
 			}
 		}

@@ -57,17 +57,17 @@ func planActions(ir InstallationReport, opts FixOptions) ([]*plannedAction, []Ch
 		needOptIn := ""
 		if selected {
 			for _, ev := range r.Evidence {
-				if ev.Action == "" {
+				if ev.Op == "" {
 					continue
 				}
 				if ev.OptIn != "" && !containsFold(opts.With, ev.OptIn) && !containsFold(opts.Only, ev.OptIn) {
 					needOptIn = ev.OptIn
 					continue
 				}
-				if isFileEdit(ev.Action) {
+				if isFileEdit(ev.Op) {
 					a := hosts[ev.Path]
 					if a == nil {
-						a = &plannedAction{FixAction: FixAction{Check: r.ID, Op: ev.Action, Path: ev.Path}}
+						a = &plannedAction{FixAction: FixAction{Check: r.ID, Op: ev.Op, Path: ev.Path}}
 						hosts[ev.Path] = a
 						acts = append(acts, a)
 					}
@@ -147,7 +147,7 @@ func (a *plannedAction) rewrite(old []byte) ([]byte, []LineEdit, error) {
 
 // actionFor converts one evidence item to an action.
 func actionFor(check string, ev Evidence) (*plannedAction, error) {
-	a := &plannedAction{FixAction: FixAction{Check: check, Op: ev.Action, Hive: ev.Hive, Key: ev.Key, Value: ev.Value, Type: ev.Type, Old: ev.Data}, oldRaw: ev.Raw}
+	a := &plannedAction{FixAction: FixAction{Check: check, Op: ev.Op, Hive: ev.Hive, Key: ev.Key, Value: ev.Value, Type: ev.Type, Old: ev.Old}, oldRaw: ev.Raw}
 	if a.Old == "" && len(ev.Raw) > 0 && strings.HasPrefix(strings.ToLower(ev.Value), "pendingfilerenameoperations") {
 		var ops []string
 		for _, pr := range ParsePendingRenames(ev.Raw) {
@@ -155,7 +155,7 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 		}
 		a.Old = strings.Join(ops, " | ")
 	}
-	switch ev.Action {
+	switch ev.Op {
 	case "rename":
 		// A rename stays in its directory: the NTFS rename rewrites one
 		// index entry of the parent, never moves the file.
@@ -176,20 +176,20 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 		case ev.Type == "REG_BINARY" && strings.EqualFold(ev.Value, "Security"):
 			// A service's security descriptor: its DACL set back to the
 			// documented one, the rest of the descriptor kept.
-			raw, old, err := restoreServiceDACL(ev.Raw, ev.Want)
+			raw, old, err := restoreServiceDACL(ev.Raw, ev.New)
 			if err != nil {
 				return nil, fmt.Errorf("%s: cannot set %s\\%s: %w", check, ev.Key, ev.Value, err)
 			}
 			a.newType, a.newRaw = hive.RegBinary, raw
-			a.Old, a.New = old, ev.Want+" (owner, group and SACL kept)"
+			a.Old, a.New = old, ev.New+" (owner, group and SACL kept)"
 		case ev.Type == "REG_DWORD" || ev.Type == "":
-			n, err := strconv.ParseUint(strings.TrimSpace(ev.Want), 10, 32)
+			n, err := strconv.ParseUint(strings.TrimSpace(ev.New), 10, 32)
 			if err != nil {
-				return nil, fmt.Errorf("%s: cannot set %s\\%s to %q", check, ev.Key, ev.Value, ev.Want)
+				return nil, fmt.Errorf("%s: cannot set %s\\%s to %q", check, ev.Key, ev.Value, ev.New)
 			}
 			a.newType, a.newRaw = hive.RegDWORD, binary.LittleEndian.AppendUint32(nil, uint32(n))
 			a.Type = "REG_DWORD"
-			a.New = ev.Want
+			a.New = ev.New
 		case ev.Type == "REG_SZ" || ev.Type == "REG_EXPAND_SZ":
 			// A string set back to what Windows ships (a ServiceDll path):
 			// UTF-16LE with its NUL, the value keeps its type.
@@ -197,8 +197,8 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 			if ev.Type == "REG_EXPAND_SZ" {
 				a.newType = hive.RegExpandSZ
 			}
-			a.newRaw = encodeUTF16Z(ev.Want)
-			a.New = ev.Want
+			a.newRaw = encodeUTF16Z(ev.New)
+			a.New = ev.New
 		default:
 			return nil, fmt.Errorf("%s: no rule to set a %s value", check, ev.Type)
 		}
@@ -213,7 +213,7 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 		a.newType, a.newRaw = hive.RegMultiSZ, encodeMultiSZ(keep)
 		a.New = strings.Join(keep, " | ")
 	default:
-		return nil, fmt.Errorf("%s: unknown action %q", check, ev.Action)
+		return nil, fmt.Errorf("%s: unknown action %q", check, ev.Op)
 	}
 	return a, nil
 }

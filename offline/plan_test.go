@@ -11,14 +11,14 @@ import (
 func TestPlanOptIns(t *testing.T) {
 	ir := InstallationReport{Checks: []Result{
 		{ID: "wu-policies", Status: StatusProblem, Evidence: []Evidence{
-			{Kind: "value", Hive: "SOFTWARE", Key: `Policies\Microsoft\Windows\WindowsUpdate`, Value: "WUServer", Type: "REG_SZ", Action: "delete-value", OptIn: "wsus"},
-			{Kind: "value", Hive: "SOFTWARE", Key: `Policies\Microsoft\Windows\WindowsUpdate\AU`, Value: "NoAutoUpdate", Type: "REG_DWORD", Action: "delete-value"},
+			{Kind: "value", Hive: "SOFTWARE", Key: `Policies\Microsoft\Windows\WindowsUpdate`, Value: "WUServer", Type: "REG_SZ", Op: "delete-value", OptIn: "wsus"},
+			{Kind: "value", Hive: "SOFTWARE", Key: `Policies\Microsoft\Windows\WindowsUpdate\AU`, Value: "NoAutoUpdate", Type: "REG_DWORD", Op: "delete-value"},
 		}},
 		{ID: "proxy", Status: StatusProblem, OptIn: "proxy", Evidence: []Evidence{
-			{Kind: "value", Hive: "SOFTWARE", Key: `Microsoft\Windows\CurrentVersion\Internet Settings\Connections`, Value: "WinHttpSettings", Type: "REG_BINARY", Action: "set", OptIn: "proxy"},
+			{Kind: "value", Hive: "SOFTWARE", Key: `Microsoft\Windows\CurrentVersion\Internet Settings\Connections`, Value: "WinHttpSettings", Type: "REG_BINARY", Op: "set", OptIn: "proxy"},
 		}},
 		{ID: "os-upgrade", Status: StatusInfo, OptIn: "os-upgrade", Evidence: []Evidence{
-			{Kind: "value", Hive: "SOFTWARE", Key: `Microsoft\Windows\CurrentVersion\WindowsUpdate\OSUpgrade`, Value: "AllowOSUpgrade", Type: "REG_DWORD", Want: "1", Action: "set", OptIn: "os-upgrade"},
+			{Kind: "value", Hive: "SOFTWARE", Key: `Microsoft\Windows\CurrentVersion\WindowsUpdate\OSUpgrade`, Value: "AllowOSUpgrade", Type: "REG_DWORD", New: "1", Op: "set", OptIn: "os-upgrade"},
 		}},
 		{ID: "clock", Status: StatusInfo},
 	}}

@@ -130,8 +130,8 @@ const (
 // `fix` can act on them without reading the volume again: a file path,
 // a registry location, the old data. A field that fix's actions also carry
 // has the action's JSON name (FixAction): "op", "path", "to", "hive",
-// "key", "value", "type", "old", "new" (schema version 3); the Go names
-// Action, Data and Want are kept for the checks that set them.
+// "key", "value", "type", "old", "new" (schema version 3), and the same
+// Go name.
 type Evidence struct {
 	// Kind says which fields are meaningful: "file", "dir", "key",
 	// "value", "line" (a line of a text file), "log" (a log excerpt),
@@ -154,14 +154,14 @@ type Evidence struct {
 	Value string `json:"value,omitempty"`
 	// Type is the registry value type ("REG_DWORD").
 	Type string `json:"type,omitempty"`
-	// Data is the data found, in readable form (a DWORD in decimal, a
+	// Old is the data found, in readable form (a DWORD in decimal, a
 	// string as is, a MULTI_SZ joined by " | ", binary in hex; a line's
 	// text): what a change replaces, hence "old".
-	Data string `json:"old,omitempty"`
+	Old string `json:"old,omitempty"`
 	// Raw is the value's raw bytes (what undo must restore); base64 in JSON.
 	Raw []byte `json:"raw,omitempty"`
-	// Want is what fix would put instead ("3"), when fix changes data.
-	Want string `json:"new,omitempty"`
+	// New is what fix would put instead ("3"), when fix changes data.
+	New string `json:"new,omitempty"`
 	// Line is the 1-based line number for line and log evidence.
 	Line int `json:"line,omitempty"`
 	// Size and Count describe files and directories.
@@ -171,20 +171,21 @@ type Evidence struct {
 	Time *time.Time `json:"time,omitempty"`
 	// Detail is a one-line human explanation.
 	Detail string `json:"detail"`
-	// Action is what `wuoffline fix` does with this item, named as a fix
+	// Op is what `wuoffline fix` does with this item, named as a fix
 	// action's "op": "rename" (to To), "delete-key", "delete-value", "set"
-	// (to Want: a DWORD, WinHttpSettings, or a REG_SZ/REG_EXPAND_SZ path),
+	// (to New: a DWORD, WinHttpSettings, a REG_SZ/REG_EXPAND_SZ path, or a
+	// service's DACL in SDDL),
 	// "remove-entry" (from a MULTI_SZ), "comment-out" (a hosts line),
 	// "rewrite" (a file rewritten by its rule: Registry.pol entries
 	// removed, gpt.ini's version raised); "" when the item is reported only.
-	Action string `json:"op,omitempty"`
+	Op string `json:"op,omitempty"`
 	// OptIn names the opt-in the action needs ("" = done by default).
 	OptIn string `json:"opt_in,omitempty"`
 }
 
 // act returns e with the fix action (and opt-in) that applies to it.
 func (e Evidence) act(action, optIn string) Evidence {
-	e.Action, e.OptIn = action, optIn
+	e.Op, e.OptIn = action, optIn
 	return e
 }
 

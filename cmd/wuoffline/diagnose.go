@@ -402,8 +402,8 @@ func evidenceLine(e offline.Evidence) string {
 			name = "(default)"
 		}
 		loc += " : " + name
-		if e.Data != "" {
-			loc += " = " + clipText(e.Data, 100)
+		if e.Old != "" {
+			loc += " = " + clipText(e.Old, 100)
 		}
 	case "key":
 		loc = e.Hive + `\` + e.Key
@@ -412,8 +412,8 @@ func evidenceLine(e offline.Evidence) string {
 		if e.Line > 0 {
 			loc += fmt.Sprintf(":%d", e.Line)
 		}
-		if e.Kind == "line" && e.Data != "" {
-			loc += "  " + clipText(e.Data, 100)
+		if e.Kind == "line" && e.Old != "" {
+			loc += "  " + clipText(e.Old, 100)
 		}
 	case "rename":
 		return e.Detail
