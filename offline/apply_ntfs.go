@@ -269,6 +269,12 @@ func replayJournal(s *session.Session, v *session.Volume, info *journal.Info, ac
 		jo.Error = jo.Damage.String()
 	case err != nil:
 		jo.Error = err.Error()
+	case info.Damage != nil && info.Torn:
+		// A mark appended after the plan (commit, undo) that does not
+		// verify: a crash while appending it, or a flipped byte in it.
+		// Every saved range verified, so nothing is lost, but the journal
+		// is not as the program left it, and the user should know.
+		jo.Note = fmt.Sprintf("the journal's last frame (at %#x) is cut short or damaged (%v); it was read as a change interrupted after its plan was saved, and every saved range verified: nothing of it is lost", info.DamageAt, info.Damage)
 	}
 	return jo
 }

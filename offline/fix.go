@@ -300,7 +300,11 @@ type JournalOutcome struct {
 	// Damage is set when the journal is damaged, cut, missing or
 	// unreadable: only what it still describes whole was taken back.
 	Damage *JournalDamage `json:"damage,omitempty"`
-	Error  string         `json:"error,omitempty"`
+	// Note says what the user should know that lost nothing: the journal's
+	// last frame (a mark appended after the writes) cut short or damaged,
+	// read as a change interrupted after its plan was saved.
+	Note  string `json:"note,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // UnitOutcome is what undo (or resume) did with one plan unit.

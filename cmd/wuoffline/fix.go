@@ -154,6 +154,9 @@ func writeFixTarget(out io.Writer, t offline.FixTargetReport, how fixText) {
 	fmt.Fprintf(w, "== %s\n", t.Target)
 	for _, j := range t.Resumed {
 		fmt.Fprintf(w, "interrupted fix finished first (journal %s): %s\n", j.Journal, j.Summary)
+		if j.Note != "" {
+			fmt.Fprintf(w, "   note: %s\n", j.Note)
+		}
 	}
 	written := t.State == offline.FixDone || (t.State == offline.FixFailed && anyJournal(t))
 	for _, v := range t.Volumes {

@@ -129,6 +129,9 @@ func writeUndoTarget(out io.Writer, t offline.UndoTargetReport) {
 		} else if j.Error != "" {
 			fmt.Fprintf(w, "      error: %s\n", j.Error)
 		}
+		if j.Note != "" {
+			fmt.Fprintf(w, "      note: %s\n", j.Note)
+		}
 	}
 	if t.Refusal != nil {
 		writeRefusalList(w, "undo refused", []offline.Refusal{*t.Refusal})

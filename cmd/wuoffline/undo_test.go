@@ -300,6 +300,43 @@ func TestUndoDamagedJournal(t *testing.T) {
 	}
 }
 
+// TestUndoTornCommitMark: a byte flipped in the journal's last frame (the
+// commit mark, appended after the writes) cannot be told from a crash
+// while appending it, and loses nothing: undo takes everything back (the
+// image equals the original byte for byte), exits 0, and says in a note
+// that the journal's last frame is damaged (JSON: the outcome's "note").
+func TestUndoTornCommitMark(t *testing.T) {
+	bin := buildBinary(t)
+	img := testutil.TestImage(t, "broken-gpt.img")
+	orig := testutil.SHA256File(t, img)
+	jdir := t.TempDir()
+	if code, out := runBinary(t, bin, "fix", "--yes", "--journal", jdir, img); code != exitOK {
+		t.Fatalf("fix: exit %d\n%s", code, out)
+	}
+	js := journals(t, jdir)
+	if len(js) != 1 {
+		t.Fatalf("journals after fix: %v", js)
+	}
+	b, err := os.ReadFile(js[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-6] ^= 0x01 // inside the last frame's payload or CRC
+	if err := os.WriteFile(js[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runBinary(t, bin, "undo", "--yes", "--journal", jdir, img)
+	if code != exitOK {
+		t.Fatalf("undo: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(flat(out), "note: the journal's last frame") || !strings.Contains(flat(out), "nothing of it is lost") {
+		t.Errorf("undo does not report the damaged last frame:\n%s", out)
+	}
+	if got := testutil.SHA256File(t, img); got != orig {
+		t.Error("undo did not give the original image back")
+	}
+}
+
 // TestUndoJournalDeleted: the journal of a fix is deleted. Alone, it
 // cannot be told from a volume never fixed: undo says there is nothing to
 // undo in the directory it searched and that a fix whose journal was
