@@ -178,6 +178,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 				// NTFS writer cannot change: a refusal (exit 3), nothing written.
 				if !tr.refusalsOf(err) {
 					tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: planning failed, nothing written: %v", v.Index, err)
+					tr.Advice = planFailedAdvice(acts, s.CommandTarget())
 				}
 				return
 			}
@@ -187,6 +188,7 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 			if vp.before, bad = p.Check(); len(bad) > 0 {
 				tr.Volumes = append(tr.Volumes, fv)
 				tr.State, tr.Error = FixFailed, fmt.Sprintf("volume %d: the planned state fails the NTFS check, nothing written: %s", v.Index, strings.Join(bad, "; "))
+				tr.Advice = fmt.Sprintf("this is a fault in wuoffline or damage its checks did not see: run `wuoffline check --all %s`, and `chkdsk /f` from Windows or WinPE if it reports problems; please report the message", s.CommandTarget())
 				return
 			}
 		}
@@ -238,6 +240,18 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 	// Verify: everything touched re-read from the medium, then diagnose.
 	tr.State = FixDone
 	verifyImage(tr, s, plans, opts)
+}
+
+// planFailedAdvice says what to do when an action of acts failed while
+// planning: leave its check out and make the others, and look at the
+// volume.
+func planFailedAdvice(acts []*plannedAction, target string) string {
+	for _, a := range acts {
+		if a.Error != "" {
+			return fmt.Sprintf("`wuoffline fix --skip %s %s` makes the other repairs without this one; `wuoffline check --all %s` checks the volume (and `chkdsk /f` from Windows or WinPE repairs what it finds)", a.Check, target, target)
+		}
+	}
+	return fmt.Sprintf("`wuoffline fix --dry-run -v %s` shows the plan; `wuoffline check --all %s` checks the volume", target, target)
 }
 
 // replayJournal runs journal.UndoOn (action "undo") or journal.ResumeOn

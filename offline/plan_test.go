@@ -93,3 +93,22 @@ func TestRenameActionStaysInItsDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanFailedAdvice: a plan that fails names the failing action's check
+// for --skip, so the user can make the other repairs.
+func TestPlanFailedAdvice(t *testing.T) {
+	ok := &plannedAction{FixAction: FixAction{Check: "services", Op: "set"}}
+	bad := &plannedAction{FixAction: FixAction{Check: "hosts-file", Op: "comment-out", Error: "edit: too big to rewrite"}}
+	for _, tc := range []struct {
+		acts []*plannedAction
+		want string
+	}{
+		{[]*plannedAction{ok, bad}, "`wuoffline fix --skip hosts-file D:`"},
+		{[]*plannedAction{ok}, "`wuoffline fix --dry-run -v D:`"},
+	} {
+		got := planFailedAdvice(tc.acts, "D:")
+		if !strings.Contains(got, tc.want) || !strings.Contains(got, "check --all D:") {
+			t.Errorf("advice %q lacks %q", got, tc.want)
+		}
+	}
+}
