@@ -86,11 +86,15 @@ func (o *FixOptions) progress(target, format string, args ...any) {
 }
 
 // clock returns the clock editors stamp changes with.
-func (o *FixOptions) clock() func() time.Time {
-	if o.Now.IsZero() {
+func (o *FixOptions) clock() func() time.Time { return StampClock(o.Now) }
+
+// StampClock is the clock a journaled write stamps changed NTFS times and
+// registry last-written times with: always t (--time), or for the zero t
+// the moment of each write.
+func StampClock(t time.Time) func() time.Time {
+	if t.IsZero() {
 		return time.Now
 	}
-	t := o.Now
 	return func() time.Time { return t }
 }
 
