@@ -176,6 +176,7 @@ func writeFixTarget(out io.Writer, t offline.FixTargetReport, how fixText) {
 				for _, r := range v.Ranges {
 					fmt.Fprintf(w, "      %#010x +%-6d %s\n", r.Off, r.Len, clipText(r.Label, 100))
 				}
+				fmt.Fprintf(w, "   the journal saves %d range(s) of the file, %s (--json: file_ranges)\n", len(v.FileRanges), humanBytes(v.FileBytes))
 			}
 		case written:
 			for _, line := range actionLines(v.Actions) {
