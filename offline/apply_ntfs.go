@@ -1,8 +1,10 @@
 package offline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/wuoffline/wuoffline/hive"
@@ -42,13 +44,49 @@ func (e ntfsEditor) editHive(label, p string, keys []string, fn func(*hive.Edito
 	return toRanges(rs, label), err
 }
 
-// planRanges converts a plan's file ranges to ranges of its volume.
-func planRanges(p *session.Plan) ([]ByteRange, int64) {
+// volumeRanges merges the ranges the actions write, which the NTFS writer
+// gives in volume coordinates whatever the container, into the ranges of
+// the volume the plan changes: overlapping or touching ranges become one,
+// labelled with every unit that wrote in it.
+func volumeRanges(acts []*plannedAction) ([]ByteRange, int64) {
+	var all []ByteRange
+	for _, a := range acts {
+		all = append(all, a.Ranges...)
+	}
+	slices.SortFunc(all, func(a, b ByteRange) int { return cmp.Compare(a.Off, b.Off) })
+	out := []ByteRange{}
+	var labels [][]string
+	for _, r := range all {
+		if r.Len <= 0 {
+			continue
+		}
+		if n := len(out); n > 0 && r.Off <= out[n-1].Off+out[n-1].Len {
+			last := &out[n-1]
+			last.Len = max(last.Len, r.Off+r.Len-last.Off)
+			if !slices.Contains(labels[n-1], r.Label) {
+				labels[n-1] = append(labels[n-1], r.Label)
+			}
+			continue
+		}
+		out = append(out, ByteRange{Off: r.Off, Len: r.Len})
+		labels = append(labels, []string{r.Label})
+	}
+	var n int64
+	for i := range out {
+		out[i].Label = strings.Join(labels[i], "; ")
+		n += out[i].Len
+	}
+	return out, n
+}
+
+// fileRanges are the plan's ranges of the target file, merged, aligned to
+// sectors and labelled with their units: exactly what the journal saves,
+// a container's own metadata included.
+func fileRanges(p *session.Plan) ([]ByteRange, int64) {
 	out := []ByteRange{}
 	var n int64
-	off := p.Volume().Offset
 	for _, r := range p.Ranges() {
-		out = append(out, ByteRange{Off: r.Off - off, Len: r.Len, Label: r.Label})
+		out = append(out, ByteRange{Off: r.Off, Len: r.Len, Label: r.Label})
 		n += r.Len
 	}
 	return out, n
@@ -182,7 +220,8 @@ func fixImage(tr *FixTargetReport, path string, opts FixOptions) {
 				}
 				return
 			}
-			fv.Ranges, fv.Bytes = planRanges(p)
+			fv.Ranges, fv.Bytes = volumeRanges(acts)
+			fv.FileRanges, fv.FileBytes = fileRanges(p)
 			// The plan must check clean before anything is written.
 			var bad []string
 			if vp.before, bad = p.Check(); len(bad) > 0 {

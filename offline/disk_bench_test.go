@@ -544,7 +544,7 @@ func BenchmarkContainers(b *testing.B) {
 				testutil.Run(b, "qemu-img", append(args, raw, out)...)
 				total += time.Since(start)
 				b.StopTimer()
-				written = allocated(b, raw) + rep.Targets[0].Volumes[0].Bytes + allocated(b, out)
+				written = allocated(b, raw) + rep.Targets[0].Volumes[0].FileBytes + allocated(b, out)
 				b.StartTimer()
 			}
 			b.StopTimer()

@@ -86,11 +86,15 @@ func (o *FixOptions) progress(target, format string, args ...any) {
 }
 
 // clock returns the clock editors stamp changes with.
-func (o *FixOptions) clock() func() time.Time {
-	if o.Now.IsZero() {
+func (o *FixOptions) clock() func() time.Time { return StampClock(o.Now) }
+
+// StampClock is the clock a journaled write stamps changed NTFS times and
+// registry last-written times with: always t (--time), or for the zero t
+// the moment of each write.
+func StampClock(t time.Time) func() time.Time {
+	if t.IsZero() {
 		return time.Now
 	}
-	t := o.Now
 	return func() time.Time { return t }
 }
 
@@ -183,16 +187,28 @@ func (tr *FixTargetReport) count(st session.Stats) {
 
 // FixVolume is the plan (and its outcome) for one Windows installation.
 type FixVolume struct {
-	Volume  int     `json:"volume"` // image volume index (0 for a bare volume or a directory)
+	Volume int `json:"volume"` // image volume index (0 for a bare volume or a directory)
+	// Offset is the volume's byte offset on the disk: in the target file
+	// for a raw image or a device, in the virtual disk a qcow2, VHD or
+	// VHDX holds (where FileRanges say the bytes are in the file).
 	Offset  int64   `json:"offset"`
 	Size    int64   `json:"size"`
 	Windows Version `json:"version"` // the Windows version, named as in diagnose's installations
 	// Actions are the changes, in the order they are made.
 	Actions []FixAction `json:"actions"`
-	// Ranges are the byte ranges of the volume the whole plan changes,
-	// merged and aligned to sectors: exactly what the journal saves.
+	// Ranges are the byte ranges of the volume the whole plan changes, in
+	// volume coordinates (offset 0 is the volume's first byte, whatever
+	// the container), merged; Bytes is their total.
 	Ranges []ByteRange `json:"ranges"`
 	Bytes  int64       `json:"bytes"`
+	// FileRanges are the byte ranges of the TARGET file the plan changes,
+	// merged and aligned to sectors: exactly what the journal saves, in
+	// the journal's coordinates. For a raw image or a device, volume byte
+	// o is file byte Offset+o; a qcow2, VHD or VHDX stores it where its
+	// tables say, and its FileRanges include the container's own metadata
+	// the plan updates. FileBytes is their total.
+	FileRanges []ByteRange `json:"file_ranges,omitempty"`
+	FileBytes  int64       `json:"file_bytes,omitempty"`
 	// JournalDir is where the journal goes; Journal its path once written.
 	JournalDir string `json:"journal_dir,omitempty"`
 	Journal    string `json:"journal,omitempty"`

@@ -37,9 +37,9 @@ func BenchmarkFixIO(b *testing.B) {
 	b.ReportMetric(float64(rep.IO.Opens), "opens")
 	b.ReportMetric(float64(rep.IO.Reads), "reads")
 	b.ReportMetric(float64(rep.IO.BytesRead)/(1<<20), "MiB-read")
-	b.ReportMetric(float64(rep.Volumes[0].Bytes)/(1<<10), "KiB-written")
+	b.ReportMetric(float64(rep.Volumes[0].FileBytes)/(1<<10), "KiB-written")
 	b.Logf("fix: %d opens, %d reads, %.1f MiB read, %d bytes written, %v per fix", rep.IO.Opens, rep.IO.Reads,
-		float64(rep.IO.BytesRead)/(1<<20), rep.Volumes[0].Bytes, wall/time.Duration(b.N))
+		float64(rep.IO.BytesRead)/(1<<20), rep.Volumes[0].FileBytes, wall/time.Duration(b.N))
 }
 
 // buildIOImage makes a bare NTFS volume of size bytes with mkntfs and

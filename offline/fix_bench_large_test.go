@@ -82,7 +82,7 @@ func BenchmarkFixLarge(b *testing.B) {
 				b.Fatalf("fix: %s %s", rep.State, rep.Error)
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(rep.Volumes[0].Bytes), "bytes-written")
+			b.ReportMetric(float64(rep.Volumes[0].FileBytes), "bytes-written")
 			if rep.IO != nil {
 				b.ReportMetric(float64(rep.IO.Opens), "opens")
 				b.ReportMetric(float64(rep.IO.Reads), "reads")

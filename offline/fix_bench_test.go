@@ -18,7 +18,7 @@ func BenchmarkFixUndo(b *testing.B) {
 		if rep.State != FixDone {
 			b.Fatalf("fix: %s %s", rep.State, rep.Error)
 		}
-		written = rep.Volumes[0].Bytes
+		written = rep.Volumes[0].FileBytes
 		if u := UndoTarget(img, UndoOptions{}); u.Exit != ExitOK {
 			b.Fatalf("undo: %+v", u)
 		}

@@ -490,14 +490,16 @@ type RegEditResult struct {
 // RegEdit plans change ch on the hive file at path on an overlay, and
 // unless dry journals it beside the hive and writes it. Refusals (read-only
 // file, another wuoffline, an interrupted change, a dirty or damaged hive)
-// are a *session.RefusedError; nothing is written then.
-func RegEdit(path string, ch RegChange, dry bool, tool string) (*RegEditResult, error) {
+// are a *session.RefusedError; nothing is written then. now is the
+// last-written time stamped into the keys and header it changes (zero: the
+// moment of the write).
+func RegEdit(path string, ch RegChange, dry bool, tool string, now time.Time) (*RegEditResult, error) {
 	hf, err := session.OpenHive(path, !dry)
 	if err != nil {
 		return nil, err
 	}
 	defer hf.Close()
-	e, err := hf.Edit(nil)
+	e, err := hf.Edit(StampClock(now))
 	if err != nil {
 		return nil, err
 	}

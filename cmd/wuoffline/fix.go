@@ -12,7 +12,8 @@ import (
 )
 
 const fixHelp = `Usage: wuoffline fix [--dry-run] [--yes] [-v] [--json] [--jobs N] [--with LIST] [--only IDS]
-                     [--skip IDS] [--journal DIR] [--letter X:] [--discard-hibernation] TARGET...
+                     [--skip IDS] [--journal DIR] [--letter X:] [--time RFC3339]
+                     [--discard-hibernation] TARGET...
 
 Repairs what 'wuoffline diagnose' reports as problem, as docs/catalogue.md says:
 renames aside (SoftwareDistribution -> SoftwareDistribution.old, .old.1, ...; catroot2,
@@ -39,6 +40,11 @@ Options:
   --journal DIR    where the undo journal goes (required for a device when the
                    program's own directory is not writable or is on that device)
   --letter X:      the Windows volume's drive letter, for printed commands
+  --time RFC3339   the time written into the NTFS times and registry
+                   last-written times the fix changes (default: now, at each
+                   write), e.g. 2026-12-04T19:00:00Z. The same --time on two
+                   copies of a disk (a raw image and its qcow2, say) gives the
+                   same bytes in the Windows volume
   --discard-hibernation
                    write to a hibernated Windows that cannot be booted and shut
                    down: hiberfil.sys is renamed aside first (journaled), so the
@@ -67,6 +73,7 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 	jdir := fl.String("journal", "", "")
 	letter := fl.String("letter", "", "")
 	discard := fl.Bool("discard-hibernation", false, "")
+	stamp := fl.timeFlag()
 	verbose := fl.boolFlag("verbose", "v")
 	jobs := fl.Int("jobs", runtime.NumCPU(), "")
 	targets, code, done := fl.parse(args, 1, -1)
@@ -78,6 +85,7 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 	}
 	opts := offline.FixOptions{DryRun: *dry, JournalDir: *jdir, Letter: strings.ToUpper(strings.TrimRight(*letter, `\`))}
 	opts.DiscardHibernation = *discard
+	opts.Now = *stamp
 	opts.With = splitList(*with)
 	opts.Only = splitList(*only)
 	opts.Skip = splitList(*skip)
@@ -171,6 +179,7 @@ func writeFixTarget(out io.Writer, t offline.FixTargetReport, how fixText) {
 				for _, r := range v.Ranges {
 					fmt.Fprintf(w, "      %#010x +%-6d %s\n", r.Off, r.Len, clipText(r.Label, 100))
 				}
+				fmt.Fprintf(w, "   the journal saves %d range(s) of the file, %s (--json: file_ranges)\n", len(v.FileRanges), humanBytes(v.FileBytes))
 			}
 		case written:
 			for _, line := range actionLines(v.Actions) {

@@ -21,6 +21,11 @@ func TestFixUsage(t *testing.T) {
 		{[]string{"fix"}, exitUsage, "", "no TARGET"},
 		{[]string{"fix", "--with", "bogus", "x"}, exitUsage, "", "unknown opt-in"},
 		{[]string{"fix", "--only", "nope", "x"}, exitUsage, "", "unknown check id"},
+		{[]string{"fix", "--help"}, exitOK, "--time RFC3339", ""},
+		{[]string{"fix", "--time", "yesterday", "x"}, exitUsage, "", `invalid value "yesterday" for --time: not an RFC 3339 time`},
+		{[]string{"fix", "--time", "2026-12-04 19:00:00", "x"}, exitUsage, "", "not an RFC 3339 time"},
+		{[]string{"fix", "--time", "1601-01-01T00:00:00Z", "x"}, exitUsage, "", "before 1601-01-01"},
+		{[]string{"reg", "export", "--time", "2026-12-04T19:00:00Z", "h"}, exitUsage, "", "--time is for reg set and reg delete"},
 		{[]string{"undo", "--help"}, exitOK, "changed since", ""},
 		{[]string{"undo"}, exitUsage, "", "no TARGET"},
 	}
@@ -29,6 +34,43 @@ func TestFixUsage(t *testing.T) {
 		if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errs, tt.err) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", tt.args, code, clipText(out, 200), errs)
 		}
+	}
+}
+
+// TestTimeOption: two copies fixed, renamed (mv) or edited (reg set) with
+// the same --time are equal byte for byte, though the commands run at
+// different moments: every time they stamp is that one.
+func TestTimeOption(t *testing.T) {
+	const stamp = "2026-12-04T19:00:00.1234567+01:00"
+	for _, tt := range []struct {
+		name string
+		copy func(t *testing.T) string
+		args func(target string) []string
+	}{
+		{"fix", func(t *testing.T) string { return testutil.TestImage(t, "broken-volume.img") },
+			func(img string) []string { return []string{"fix", "--yes", "--time", stamp, img} }},
+		{"mv", func(t *testing.T) string { return testutil.TestImage(t, "broken-volume.img") },
+			func(img string) []string {
+				return []string{"mv", "--yes", "--time", stamp, img, `Windows\SoftwareDistribution`, `Windows\SD.old`}
+			}},
+		{"reg set", func(t *testing.T) string { return regCopy(t, "hives/regipy/SYSTEM.xz", "SYSTEM") },
+			func(h string) []string {
+				return []string{"reg", "set", "--yes", "--time", stamp, h, `WuoTest\Key`, "Wert", "REG_DWORD", "7"}
+			}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var sums []string
+			for range 2 {
+				target := tt.copy(t)
+				if code, out, errs := runCmd(tt.args(target)...); code != exitOK {
+					t.Fatalf("%s: exit %d\n%s\n%s", tt.args(target), code, out, errs)
+				}
+				sums = append(sums, testutil.SHA256File(t, target))
+			}
+			if sums[0] != sums[1] {
+				t.Errorf("the same --time on two copies: sha256 %s and %s", sums[0], sums[1])
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // cmdFlags is the one flag parser every command uses, on the standard flag
@@ -46,6 +47,40 @@ func (c *cmdFlags) boolFlag(long, short string) *bool {
 
 // yesFlag defines --yes/-y: write without asking.
 func (c *cmdFlags) yesFlag() *bool { return c.boolFlag("yes", "y") }
+
+// timeFlag defines --time RFC3339: the time a journaled write stamps into
+// the NTFS times and registry last-written times it changes. It returns
+// the zero time when the option is not given (then: now at each write).
+func (c *cmdFlags) timeFlag() *time.Time {
+	p := new(time.Time)
+	c.Var(stampTime{p}, "time", "")
+	return p
+}
+
+// stampTime is the value of --time.
+type stampTime struct{ t *time.Time }
+
+func (s stampTime) String() string {
+	if s.t == nil || s.t.IsZero() {
+		return ""
+	}
+	return s.t.Format(time.RFC3339Nano)
+}
+
+func (s stampTime) Set(v string) error {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return fmt.Errorf("not an RFC 3339 time such as 2026-12-04T19:00:00Z")
+	}
+	// NTFS and registry times (FILETIME) count 100 ns ticks from
+	// 1601-01-01 UTC: an earlier time cannot be stored, and the epoch
+	// itself reads as "no time".
+	if !t.After(time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		return fmt.Errorf("before 1601-01-01T00:00:00Z, where NTFS and registry times start")
+	}
+	*s.t = t
+	return nil
+}
 
 // flagName matches an option as the flag package names it in its errors
 // ("-journal"), to print it as it is spelled in the help ("--journal").

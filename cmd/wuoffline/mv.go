@@ -6,10 +6,12 @@ import (
 	"io"
 	"strings"
 
+	"github.com/wuoffline/wuoffline/offline"
 	"github.com/wuoffline/wuoffline/session"
 )
 
-const mvHelp = `Usage: wuoffline mv [--yes] [--dry-run] [--partition N] [--journal DIR] TARGET OLD NEW
+const mvHelp = `Usage: wuoffline mv [--yes] [--dry-run] [--partition N] [--journal DIR] [--time RFC3339]
+                    TARGET OLD NEW
 
 Rename or move a file or directory on an NTFS volume without mounting it,
 the way Windows and ntfs-3g do (index B-tree insert and delete, Win32 and
@@ -31,6 +33,10 @@ Options:
   --partition N   the partition holding the volume (see 'wuoffline ls --help')
   --journal DIR   where the undo journal goes (default: beside an image file,
                   or this program's directory for a device)
+  --time RFC3339  the time written into the NTFS times the rename changes
+                  (default: now), e.g. 2026-12-04T19:00:00Z: the same rename
+                  with the same --time on two copies of a volume gives the
+                  same bytes
 `
 
 func runMv(args []string, stdout, stderr io.Writer) int {
@@ -39,6 +45,7 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	dry := fl.boolFlag("dry-run", "n")
 	journalFlag := fl.String("journal", "", "")
 	partition := fl.Int("partition", 0, "")
+	stamp := fl.timeFlag()
 	pos, code, done := fl.parse(args, 3, 3)
 	if done {
 		return code
@@ -62,7 +69,7 @@ func runMv(args []string, stdout, stderr io.Writer) int {
 	}
 	// The same session as fix: exclusive access (or, for a dry run, the
 	// refusals a write would meet), the journal's place and device.
-	s, v, err := ntOpen(target, *partition, session.Options{Write: !*dry, DryRun: *dry, JournalDir: *journalFlag})
+	s, v, err := ntOpen(target, *partition, session.Options{Write: !*dry, DryRun: *dry, JournalDir: *journalFlag, Now: offline.StampClock(*stamp)})
 	var re *session.RefusedError
 	if errors.As(err, &re) {
 		return refused(target, re.Refusals)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/wuoffline/wuoffline/offline"
 	"github.com/wuoffline/wuoffline/session"
@@ -13,8 +14,8 @@ import (
 const regHelp = `Usage:
   wuoffline reg export HIVE [KEY]
   wuoffline reg get    HIVE KEY [VALUE]
-  wuoffline reg set    [--dry-run] [--yes] HIVE KEY VALUE TYPE DATA
-  wuoffline reg delete [--dry-run] [--yes] HIVE KEY [VALUE]
+  wuoffline reg set    [--dry-run] [--yes] [--time RFC3339] HIVE KEY VALUE TYPE DATA
+  wuoffline reg delete [--dry-run] [--yes] [--time RFC3339] HIVE KEY [VALUE]
   wuoffline reg check  HIVE
   wuoffline reg undo   [--yes] HIVE
 
@@ -45,6 +46,10 @@ names the file and the damage).
 Options:
   -n, --dry-run   print the planned changes and the byte ranges; write nothing
   -y, --yes       write without asking (required when stdin is not a terminal)
+  --time RFC3339  the last-written time stamped into the keys and the hive
+                  header the change writes (default: now), e.g.
+                  2026-12-04T19:00:00Z: the same change with the same --time
+                  on two copies of a hive gives the same bytes
 
 export prints a .reg-style text (UTF-8): [\KEY] headers, "name"="text" for
 strings, dword:xxxxxxxx, hex(N):.. for other types, @ for the default value.
@@ -57,6 +62,7 @@ func runReg(args []string, stdout, stderr io.Writer) int {
 	fl.looseAfter = 2
 	dry := fl.boolFlag("dry-run", "n")
 	yes := fl.yesFlag()
+	stamp := fl.timeFlag()
 	pos, code, done := fl.parse(args, 2, -1)
 	if done {
 		return code
@@ -73,8 +79,10 @@ func runReg(args []string, stdout, stderr io.Writer) int {
 		return fl.usageError("--dry-run is for reg set and reg delete")
 	case *yes && sub != "set" && sub != "delete" && sub != "undo":
 		return fl.usageError("--yes is for reg set, reg delete and reg undo")
+	case !stamp.IsZero() && sub != "set" && sub != "delete":
+		return fl.usageError("--time is for reg set and reg delete")
 	}
-	c := &regCmd{stdout: stdout, stderr: stderr, path: rest[0], dry: *dry}
+	c := &regCmd{stdout: stdout, stderr: stderr, path: rest[0], dry: *dry, now: *stamp}
 	if sub == "export" || sub == "get" || sub == "check" {
 		return c.read(sub, rest[1:])
 	}
@@ -124,6 +132,7 @@ type regCmd struct {
 	stdout, stderr io.Writer
 	path           string
 	dry            bool
+	now            time.Time // --time (zero: now)
 }
 
 func (c *regCmd) fail(code int, format string, args ...any) int {
@@ -182,7 +191,7 @@ func (c *regCmd) refused(err error) (int, bool) {
 // edit plans one change on an overlay of the hive file, prints it, and
 // unless it is a dry run journals and applies it.
 func (c *regCmd) edit(ch offline.RegChange) int {
-	res, err := offline.RegEdit(c.path, ch, c.dry, "wuoffline reg "+version)
+	res, err := offline.RegEdit(c.path, ch, c.dry, "wuoffline reg "+version, c.now)
 	if res != nil {
 		for _, n := range res.Notes {
 			fmt.Fprintf(c.stderr, "wuoffline reg: %s\n", n)
