@@ -474,7 +474,9 @@ func verifyImage(tr *FixTargetReport, s *session.Session, plans []*volumePlan, o
 		vr := &Verification{OK: sv.OK, Ranges: sv.Ranges, NTFSDirs: sv.NTFSDirs, NTFSEntries: sv.NTFSEntries,
 			NTFSProblems: sv.NTFSProblems, HiveProblems: sv.HiveProblems, Error: sv.Error}
 		for _, m := range sv.Mismatched {
-			vr.Mismatched = append(vr.Mismatched, ByteRange{Off: m.Off - vp.v.Offset, Len: m.Len, Label: m.Label})
+			// File coordinates, as file_ranges: in a container the volume
+			// offset says nothing about where the bytes are.
+			vr.Mismatched = append(vr.Mismatched, ByteRange{Off: m.Off, Len: m.Len, Label: m.Label})
 		}
 		for _, h := range sv.Hives {
 			_, base := splitWinPath(h)

@@ -265,7 +265,8 @@ type Verification struct {
 	OK bool `json:"ok"`
 	// Ranges is how many journaled ranges were read back from the device
 	// and compared with the planned bytes; Mismatched lists those that
-	// differ (a write that did not reach the device).
+	// differ (a write that did not reach the device), in the target file's
+	// coordinates (as FileRanges).
 	Ranges     int         `json:"ranges_read"` // a count: "ranges" is a list everywhere else
 	Mismatched []ByteRange `json:"mismatched,omitempty"`
 	// NTFS: directories, entries and records checked, and problems.

@@ -266,7 +266,7 @@ func writeVerify(w io.Writer, vr *offline.Verification) {
 	}
 	fmt.Fprintf(w, "verify (re-read from the device): %s: %d ranges read back; %shives checked: %s\n", state, vr.Ranges, ntfsPart, hv)
 	for _, r := range vr.Mismatched {
-		fmt.Fprintf(w, "   NOT on the device as written: %#x +%d %s\n", r.Off, r.Len, r.Label)
+		fmt.Fprintf(w, "   NOT on the device as written: file offset %#x +%d %s\n", r.Off, r.Len, r.Label)
 	}
 	for _, p := range append(append([]string{}, vr.NTFSProblems...), vr.HiveProblems...) {
 		fmt.Fprintf(w, "   problem: %s\n", p)
