@@ -37,6 +37,10 @@ func (c *checker) nodes(d uint64, vcns []int64) {
 			continue
 		}
 		n := tr.root
+		if vcn >= 0 && !tr.bitSet(tr.blockBit(vcn)) {
+			c.freeBlock(d, tr, vcn)
+			continue
+		}
 		if vcn >= 0 {
 			if n, err = tr.load(vcn); err != nil {
 				c.problem(d, "%v", err)
@@ -99,6 +103,67 @@ func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry) {
 	case !tr.bitSet(tr.blockBit(vcn)):
 		c.problem(d, "%s: child block VCN %d not marked in use in the index $BITMAP", nodeName(n), vcn)
 	}
+}
+
+// freeBlock checks that block vcn, clear in the index $BITMAP, which a
+// change is about to take for a new node, is not a live node all the same:
+// when its bytes are an INDX block of that VCN, a lookup of its first and
+// last names from the root must not lead to it. A block Windows freed
+// keeps its old names, which live elsewhere now; a lookup leading into it
+// means the bit was cleared by damage and a parent the change does not
+// edit still points to it.
+func (c *checker) freeBlock(d uint64, tr *ixTree, vcn int64) {
+	off := vcn * tr.vcnUnit
+	if vcn < 0 || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize {
+		return // new space: no index bytes before
+	}
+	buf := make([]byte, tr.blockSize)
+	if err := readRuns(c.t.o, c.t.g, tr.allocRuns, off, buf); err != nil {
+		c.problem(d, "index block VCN %d: %v", vcn, err)
+		return
+	}
+	n, err := parseIndx(buf, vcn)
+	if err != nil || len(n.entries) < 2 {
+		return // never a node, or no name to look up
+	}
+	for _, e := range []*ixEntry{n.entries[0], n.entries[len(n.entries)-2]} {
+		if tr.leadsTo(e.name, vcn) {
+			c.problem(d, "index block VCN %d is free in the index $BITMAP, but a lookup of its entry %q from the root leads to it (a live node marked free)", vcn, string16(e.name))
+			return
+		}
+	}
+}
+
+// leadsTo reports whether a lookup of name from the root reaches a child
+// reference to block vcn. A lookup that meets damage first stops: what it
+// would have reached is not known.
+func (tr *ixTree) leadsTo(name []uint16, vcn int64) bool {
+	n := tr.root
+	for depth := 0; n.internal && depth <= 64; depth++ {
+		i := 0
+		for ; i < len(n.entries)-1; i++ {
+			c := tr.t.up.Compare(name, n.entries[i].name)
+			if c == 0 {
+				return false // found above the block
+			}
+			if c < 0 {
+				break
+			}
+		}
+		e := n.entries[i]
+		child := e.childVCN
+		if e.child != nil {
+			child = e.child.vcn
+		}
+		if child == vcn {
+			return true
+		}
+		var err error
+		if n, err = tr.childOf(e); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // nodeName names an index node for a problem.

@@ -1,0 +1,125 @@
+package ntfs
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wuoffline/wuoffline/internal/testutil"
+)
+
+// These tests are an adversarial second look at the check of a large index
+// at the nodes a change edits (checklocal.go), on the aged WinSxS.
+
+// rvLeaves returns every leaf of tr with its parent.
+func rvLeaves(t *testing.T, tr *ixTree) (leaves []*ixNode, parent map[*ixNode]*ixNode) {
+	t.Helper()
+	parent = map[*ixNode]*ixNode{}
+	var walk func(n *ixNode, depth int)
+	walk = func(n *ixNode, depth int) {
+		if depth > 64 {
+			t.Fatal("index loop")
+		}
+		if !n.internal {
+			leaves = append(leaves, n)
+			return
+		}
+		for _, e := range n.entries {
+			c, err := tr.childOf(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent[c] = n
+			walk(c, depth+1)
+		}
+	}
+	walk(tr.root, 0)
+	return leaves, parent
+}
+
+// rvClearIndexBit clears bit i of the index $BITMAP of tr's directory.
+func rvClearIndexBit(t *testing.T, im *sdImage, tr *ixTree, i int64) {
+	t.Helper()
+	if !tr.bmResident {
+		b := []byte{tr.bitmap[i/8] &^ (1 << (i % 8))}
+		im.patchAt(t, tr.bm.runs, i/8, b)
+		return
+	}
+	im.editRecord(t, tr.bmRec, false, func(b []byte) {
+		r := &Record{Num: tr.bmRec, Data: b}
+		a, ok, err := r.FindAttr(AttrBitmap, i30)
+		if err != nil || !ok {
+			t.Fatalf("index $BITMAP not in record %d (%v)", tr.bmRec, err)
+		}
+		a.Value()[i/8] &^= 1 << (i % 8)
+	})
+}
+
+// TestReviewLocalSplitIntoLiveBlock: the index $BITMAP says a live leaf
+// (referenced by a parent the change does not edit) is free. A rename whose
+// new name splits a full leaf takes a new block: the lowest clear bit, the
+// live leaf. Writing there would overwrite the names it holds; the change
+// must be refused with nothing written (the whole check refuses it too).
+func TestReviewLocalSplitIntoLiveBlock(t *testing.T) {
+	im := sdOpenPath(t, wtAged(t, "aged"))
+	tr := clTree(t, im)
+	leaves, parent := rvLeaves(t, tr)
+	src, _ := clNodeOf(t, tr, "pending.xml")
+	// The fullest leaf that a long name can be put into.
+	var full *ixNode
+	var newName string
+	for _, n := range leaves {
+		if n == src || n.used()+600 <= tr.nodeCap(n) || len(n.entries) < 3 {
+			continue
+		}
+		x := string16(n.entries[0].name)
+		if len(x) >= 250 {
+			continue
+		}
+		name := x + strings.Repeat("0", 255-len(x))
+		p, _, err := tr.descend(encodeName(name), tr.t.up.Compare)
+		if err != nil || p[len(p)-1].n != n {
+			continue
+		}
+		full, newName = n, name
+		break
+	}
+	if full == nil {
+		t.Fatal("no leaf of the aged WinSxS is full enough to split")
+	}
+	var live *ixNode
+	for _, n := range leaves {
+		if n != full && n != src && parent[n] != parent[full] && parent[n] != parent[src] {
+			live = n
+			break
+		}
+	}
+	if live == nil {
+		t.Fatal("no leaf under another parent")
+	}
+	t.Logf("splitting VCN %d (%d of %d bytes), live leaf VCN %d marked free", full.vcn, full.used(), tr.nodeCap(full), live.vcn)
+	rvClearIndexBit(t, im, tr, tr.blockBit(live.vcn))
+	if err := im.f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(im.f, im.size, CheckOptions{Paths: []string{clSxS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) == 0 {
+		t.Fatal("the whole-directory check does not see the live block marked free")
+	}
+	before := testutil.SHA256File(t, im.path)
+	cw := &sdCountingWriter{f: im.f}
+	w, err := OpenWriter(im.f, cw, im.size, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Rename(clSxS+"/pending.xml", clSxS+"/"+newName)
+	sdWantRefused(t, err, RefusalIndex)
+	if cw.n != 0 {
+		t.Errorf("%d writes reached the image", cw.n)
+	}
+	if after := testutil.SHA256File(t, im.path); after != before {
+		t.Error("the image changed")
+	}
+}
