@@ -1,6 +1,9 @@
 package ntfs
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -121,5 +124,61 @@ func TestReviewLocalSplitIntoLiveBlock(t *testing.T) {
 	}
 	if after := testutil.SHA256File(t, im.path); after != before {
 		t.Error("the image changed")
+	}
+}
+
+// TestReviewRangesFindParentOfExtensionFileName: the aged SOFTWARE hive
+// has its $FILE_NAME in an extension record (ntfs-3g moved it there). A
+// write that changes its size rewrites the size copy in its parent's index
+// entry but not the parent's record: the ranges must still name the parent
+// (found through the $FILE_NAME of the extension record written), or the
+// check after the write never looks at the index block it wrote.
+func TestReviewRangesFindParentOfExtensionFileName(t *testing.T) {
+	img := wtAged(t, "aged")
+	const hp = "Windows/System32/config/SOFTWARE"
+	// A real config folder holds dozens of hives, logs and transaction
+	// files: its index has INDX blocks, and SOFTWARE's entry is in one.
+	mnt, umount := wtMount(t, img, false)
+	for i := 0; i < 60; i++ {
+		p := filepath.Join(mnt, "Windows/System32/config", fmt.Sprintf("SOFTWARE.%02d.TMContainer00000000000000000001.regtrans-ms", i))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	umount()
+	w := wtWriter(t, img)
+	if p, _, err := wtTree(t, w.begin(), "Windows/System32/config").descend(encodeName("SOFTWARE"), w.up.Compare); err != nil || p[len(p)-1].n.vcn < 0 {
+		t.Fatalf("SOFTWARE's entry is not in an INDX block (%v): the test no longer covers a parent record left unwritten", err)
+	}
+	base := wtResolve(t, w.begin(), hp)
+	if fns, err := base.fileNames(); err != nil || len(fns) != 0 {
+		t.Fatalf("the aged hive's base record holds %d $FILE_NAMEs (%v): the test no longer covers one in an extension record", len(fns), err)
+	}
+	config := wtNum(t, w, "Windows/System32/config")
+	f, err := w.OpenData(hp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, 4096), size); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := f.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := w.DirsTouchedBy(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range dirs {
+		found = found || d == config
+	}
+	if !found {
+		t.Errorf("the ranges of a size change of %s touch directories %v, not its parent (record %d) whose index entry they rewrote", hp, dirs, config)
 	}
 }
