@@ -98,7 +98,9 @@ func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry) {
 	}
 	off := vcn * tr.vcnUnit
 	switch {
-	case vcn < 0 || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize:
+	// A VCN past allocSize/vcnUnit would wrap the multiplication around
+	// 2^64 onto the offset of a real block.
+	case vcn < 0 || vcn > tr.allocSize/tr.vcnUnit || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize:
 		c.problem(d, "%s: child block VCN %d outside the index allocation of %d bytes", nodeName(n), vcn, tr.allocSize)
 	case !tr.bitSet(tr.blockBit(vcn)):
 		c.problem(d, "%s: child block VCN %d not marked in use in the index $BITMAP", nodeName(n), vcn)
@@ -114,7 +116,7 @@ func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry) {
 // edit still points to it.
 func (c *checker) freeBlock(d uint64, tr *ixTree, vcn int64) {
 	off := vcn * tr.vcnUnit
-	if vcn < 0 || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize {
+	if vcn < 0 || vcn > tr.allocSize/tr.vcnUnit || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize {
 		return // new space: no index bytes before
 	}
 	buf := make([]byte, tr.blockSize)

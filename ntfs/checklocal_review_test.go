@@ -182,3 +182,67 @@ func TestReviewRangesFindParentOfExtensionFileName(t *testing.T) {
 		t.Errorf("the ranges of a size change of %s touch directories %v, not its parent (record %d) whose index entry they rewrote", hp, dirs, config)
 	}
 }
+
+// TestReviewLocalChildVCNWraps: an internal node the rename edits holds a
+// child VCN so large that VCN times the bytes per VCN wraps around 2^64 to
+// the offset of a real block. The node is checked completely, so the
+// reference is found outside the allocation and the rename refused.
+func TestReviewLocalChildVCNWraps(t *testing.T) {
+	im := sdOpenPath(t, wtAged(t, "aged"))
+	tr := clTree(t, im)
+	// An internal block with at least four names: the second one is
+	// renamed (taken out of this node: a successor replaces it), another
+	// (the last) gets the wrapping child reference, off the rename's paths.
+	var in *ixNode
+	for _, e := range tr.root.entries {
+		if c, err := tr.childOf(e); err == nil && c.internal && len(c.entries) >= 5 {
+			in = c
+			break
+		}
+	}
+	if in == nil {
+		for _, e := range tr.root.entries {
+			c, err := tr.childOf(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e2 := range c.entries {
+				if g, err := tr.childOf(e2); err == nil && g.internal && len(g.entries) >= 5 {
+					in = g
+					break
+				}
+			}
+			if in != nil {
+				break
+			}
+		}
+	}
+	if in == nil {
+		t.Fatal("no internal INDX block with four names")
+	}
+	src, bad := 1, len(in.entries)-2
+	name := string16(in.entries[src].name)
+	wrap := int64(1) << 62 / tr.vcnUnit * 4 // 2^64 / vcnUnit
+	clPatchBlock(t, im, tr, in, func(raw []byte) {
+		off := clEntryOff(in, bad)
+		l := int(le16(raw[off+8:]))
+		putLE64(raw[off+l-8:], uint64(in.entries[bad].childVCN+wrap))
+	})
+	if err := im.f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	before := testutil.SHA256File(t, im.path)
+	cw := &sdCountingWriter{f: im.f}
+	w, err := OpenWriter(im.f, cw, im.size, WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Rename(clSxS+"/"+name, clSxS+"/"+name+".old")
+	sdWantRefused(t, err, RefusalIndex)
+	if cw.n != 0 {
+		t.Errorf("%d writes reached the image", cw.n)
+	}
+	if after := testutil.SHA256File(t, im.path); after != before {
+		t.Error("the image changed")
+	}
+}
