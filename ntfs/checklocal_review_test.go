@@ -111,20 +111,7 @@ func TestReviewLocalSplitIntoLiveBlock(t *testing.T) {
 	if len(rep.Problems) == 0 {
 		t.Fatal("the whole-directory check does not see the live block marked free")
 	}
-	before := testutil.SHA256File(t, im.path)
-	cw := &sdCountingWriter{f: im.f}
-	w, err := OpenWriter(im.f, cw, im.size, WriterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = w.Rename(clSxS+"/pending.xml", clSxS+"/"+newName)
-	sdWantRefused(t, err, RefusalIndex)
-	if cw.n != 0 {
-		t.Errorf("%d writes reached the image", cw.n)
-	}
-	if after := testutil.SHA256File(t, im.path); after != before {
-		t.Error("the image changed")
-	}
+	clRenameRefused(t, im, clSxS+"/pending.xml", clSxS+"/"+newName)
 }
 
 // TestReviewRangesFindParentOfExtensionFileName: the aged SOFTWARE hive
@@ -231,18 +218,26 @@ func TestReviewLocalChildVCNWraps(t *testing.T) {
 	if err := im.f.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	clRenameRefused(t, im, clSxS+"/"+name, clSxS+"/"+name+".old")
+}
+
+// clRenameRefused renames from to to on im and fails unless the rename is
+// refused for a damaged index with nothing written.
+func clRenameRefused(t *testing.T, im *sdImage, from, to string) *RefusedError {
+	t.Helper()
 	before := testutil.SHA256File(t, im.path)
 	cw := &sdCountingWriter{f: im.f}
 	w, err := OpenWriter(im.f, cw, im.size, WriterOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.Rename(clSxS+"/"+name, clSxS+"/"+name+".old")
-	sdWantRefused(t, err, RefusalIndex)
+	_, err = w.Rename(from, to)
+	re := sdWantRefused(t, err, RefusalIndex)
 	if cw.n != 0 {
 		t.Errorf("%d writes reached the image", cw.n)
 	}
 	if after := testutil.SHA256File(t, im.path); after != before {
 		t.Error("the image changed")
 	}
+	return re
 }
