@@ -57,9 +57,10 @@ func (c *checker) nodes(d uint64, vcns []int64) {
 // node checks one index node of directory d completely (see nodes).
 func (c *checker) node(d uint64, drec *Record, tr *ixTree, n *ixNode, indexed map[nameKey]uint64) {
 	var first, prev *ixEntry
+	children := map[int64]bool{}
 	for _, e := range n.entries {
 		if n.internal {
-			c.childRef(d, tr, n, e)
+			c.childRef(d, tr, n, e, children)
 		}
 		if e.end {
 			continue
@@ -90,14 +91,22 @@ func (c *checker) node(d uint64, drec *Record, tr *ixTree, n *ixNode, indexed ma
 }
 
 // childRef checks an internal entry's child reference: a whole block
-// inside the index allocation, marked in use in the index $BITMAP.
-func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry) {
+// inside the index allocation, marked in use in the index $BITMAP, not
+// the node itself and not a block another entry of the node (seen) points
+// to: each entry's subtree is its own.
+func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry, seen map[int64]bool) {
 	vcn := e.childVCN
 	if e.child != nil {
 		vcn = e.child.vcn
 	}
 	off := vcn * tr.vcnUnit
+	dup := seen[vcn]
+	seen[vcn] = true
 	switch {
+	case vcn == n.vcn:
+		c.problem(d, "%s: an entry's child reference points back to the block itself", nodeName(n))
+	case dup:
+		c.problem(d, "%s: child block VCN %d is referenced by two of its entries", nodeName(n), vcn)
 	// A VCN past allocSize/vcnUnit would wrap the multiplication around
 	// 2^64 onto the offset of a real block.
 	case vcn < 0 || vcn > tr.allocSize/tr.vcnUnit || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize:

@@ -180,33 +180,7 @@ func TestReviewLocalChildVCNWraps(t *testing.T) {
 	// An internal block with at least four names: the second one is
 	// renamed (taken out of this node: a successor replaces it), another
 	// (the last) gets the wrapping child reference, off the rename's paths.
-	var in *ixNode
-	for _, e := range tr.root.entries {
-		if c, err := tr.childOf(e); err == nil && c.internal && len(c.entries) >= 5 {
-			in = c
-			break
-		}
-	}
-	if in == nil {
-		for _, e := range tr.root.entries {
-			c, err := tr.childOf(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e2 := range c.entries {
-				if g, err := tr.childOf(e2); err == nil && g.internal && len(g.entries) >= 5 {
-					in = g
-					break
-				}
-			}
-			if in != nil {
-				break
-			}
-		}
-	}
-	if in == nil {
-		t.Fatal("no internal INDX block with four names")
-	}
+	in := rvInternal(t, tr, 5)
 	src, bad := 1, len(in.entries)-2
 	name := string16(in.entries[src].name)
 	wrap := int64(1) << 62 / tr.vcnUnit * 4 // 2^64 / vcnUnit
@@ -240,4 +214,52 @@ func clRenameRefused(t *testing.T, im *sdImage, from, to string) *RefusedError {
 		t.Error("the image changed")
 	}
 	return re
+}
+
+// TestReviewLocalDuplicateChild: an internal node the rename edits has two
+// entries pointing to the same child block (the subtree of one of them is
+// lost). The node is checked completely, so the rename is refused.
+func TestReviewLocalDuplicateChild(t *testing.T) {
+	im := sdOpenPath(t, wtAged(t, "aged"))
+	tr := clTree(t, im)
+	in := rvInternal(t, tr, 5)
+	src, bad := 1, len(in.entries)-2
+	name := string16(in.entries[src].name)
+	clPatchBlock(t, im, tr, in, func(raw []byte) {
+		off := clEntryOff(in, bad)
+		l := int(le16(raw[off+8:]))
+		putLE64(raw[off+l-8:], uint64(in.entries[0].childVCN))
+	})
+	if err := im.f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	clRenameRefused(t, im, clSxS+"/"+name, clSxS+"/"+name+".old")
+}
+
+// rvInternal returns an internal INDX block (not the root) of tr with at
+// least n entries, END included.
+func rvInternal(t *testing.T, tr *ixTree, n int) *ixNode {
+	t.Helper()
+	level := []*ixNode{tr.root}
+	for depth := 0; len(level) > 0 && depth < 8; depth++ {
+		var next []*ixNode
+		for _, p := range level {
+			for _, e := range p.entries {
+				c, err := tr.childOf(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.internal {
+					continue
+				}
+				if len(c.entries) >= n {
+					return c
+				}
+				next = append(next, c)
+			}
+		}
+		level = next
+	}
+	t.Fatalf("no internal INDX block with %d entries", n)
+	return nil
 }
