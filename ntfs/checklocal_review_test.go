@@ -62,8 +62,26 @@ func rvClearIndexBit(t *testing.T, im *sdImage, tr *ixTree, i int64) {
 // new name splits a full leaf takes a new block: the lowest clear bit, the
 // live leaf. Writing there would overwrite the names it holds; the change
 // must be refused with nothing written (the whole check refuses it too).
+// With -wt.agedlong it runs on the 4Kn volume too (its index $BITMAP is
+// non-resident).
 func TestReviewLocalSplitIntoLiveBlock(t *testing.T) {
-	im := sdOpenPath(t, wtAged(t, "aged"))
+	kinds := []string{"aged"}
+	if *wtAgedLong {
+		kinds = append(kinds, "4kn")
+	}
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) { rvSplitIntoLiveBlock(t, kind, true) })
+		t.Run(kind+"/undamaged", func(t *testing.T) { rvSplitIntoLiveBlock(t, kind, false) })
+	}
+}
+
+// rvSplitIntoLiveBlock renames pending.xml to a long name that splits a
+// full leaf, after marking a live leaf free when damage is set (refused,
+// nothing written), else on the volume as built: the rename then goes
+// through and ntfs-3g, sleuthkit and the whole check find nothing wrong.
+func rvSplitIntoLiveBlock(t *testing.T, kind string, damage bool) {
+	img := wtAged(t, kind)
+	im := sdOpenPath(t, img)
 	tr := clTree(t, im)
 	leaves, parent := rvLeaves(t, tr)
 	src, _ := clNodeOf(t, tr, "pending.xml")
@@ -98,6 +116,22 @@ func TestReviewLocalSplitIntoLiveBlock(t *testing.T) {
 	}
 	if live == nil {
 		t.Fatal("no leaf under another parent")
+	}
+	if !damage {
+		w := wtWriter(t, img)
+		rs, err := w.Rename(clSxS+"/pending.xml", clSxS+"/"+newName)
+		if err != nil {
+			t.Fatalf("rename that splits VCN %d: %v", full.vcn, err)
+		}
+		if after := clTree(t, sdOpenPath(t, img)); after.allocSize == tr.allocSize {
+			t.Error("the rename did not take a new block")
+		}
+		rep, err := w.Check(CheckOptions{Ranges: rs})
+		if err != nil || len(rep.Problems) != 0 {
+			t.Errorf("check of the written ranges: %v %v", rep, err)
+		}
+		wtVerifyTools(t, img)
+		return
 	}
 	t.Logf("splitting VCN %d (%d of %d bytes), live leaf VCN %d marked free", full.vcn, full.used(), tr.nodeCap(full), live.vcn)
 	rvClearIndexBit(t, im, tr, tr.blockBit(live.vcn))
