@@ -85,28 +85,7 @@ func rvSplitIntoLiveBlock(t *testing.T, kind string, damage bool) {
 	tr := clTree(t, im)
 	leaves, parent := rvLeaves(t, tr)
 	src, _ := clNodeOf(t, tr, "pending.xml")
-	// The fullest leaf that a long name can be put into.
-	var full *ixNode
-	var newName string
-	for _, n := range leaves {
-		if n == src || n.used()+600 <= tr.nodeCap(n) || len(n.entries) < 3 {
-			continue
-		}
-		x := string16(n.entries[0].name)
-		if len(x) >= 250 {
-			continue
-		}
-		name := x + strings.Repeat("0", 255-len(x))
-		p, _, err := tr.descend(encodeName(name), tr.t.up.Compare)
-		if err != nil || p[len(p)-1].n != n {
-			continue
-		}
-		full, newName = n, name
-		break
-	}
-	if full == nil {
-		t.Fatal("no leaf of the aged WinSxS is full enough to split")
-	}
+	full, newName := rvFullLeaf(t, tr, leaves, src)
 	var live *ixNode
 	for _, n := range leaves {
 		if n != full && n != src && parent[n] != parent[full] && parent[n] != parent[src] {
@@ -296,4 +275,56 @@ func rvInternal(t *testing.T, tr *ixTree, n int) *ixNode {
 	}
 	t.Fatalf("no internal INDX block with %d entries", n)
 	return nil
+}
+
+// rvFullLeaf returns a leaf of tr other than src that a rename to the
+// returned long name (255 characters, sorting right after the leaf's first
+// name) puts over its capacity: the leaf splits.
+func rvFullLeaf(t *testing.T, tr *ixTree, leaves []*ixNode, src *ixNode) (*ixNode, string) {
+	t.Helper()
+	for _, n := range leaves {
+		if n == src || n.used()+600 <= tr.nodeCap(n) || len(n.entries) < 3 {
+			continue
+		}
+		x := string16(n.entries[0].name)
+		if len(x) >= 250 {
+			continue
+		}
+		name := x + strings.Repeat("0", 255-len(x))
+		p, _, err := tr.descend(encodeName(name), tr.t.up.Compare)
+		if err != nil || p[len(p)-1].n != n {
+			continue
+		}
+		return n, name
+	}
+	t.Fatal("no leaf of the aged WinSxS is full enough to split")
+	return nil, ""
+}
+
+// TestReviewLocalSplitParentDamaged: the rename's new name splits a full
+// leaf, so the median goes up into the leaf's parent. The parent holds
+// neither name, but the change rewrites it: damage there (an entry whose
+// record reference has the wrong sequence) refuses the rename.
+func TestReviewLocalSplitParentDamaged(t *testing.T) {
+	im := sdOpenPath(t, wtAged(t, "aged"))
+	tr := clTree(t, im)
+	leaves, parent := rvLeaves(t, tr)
+	src, _ := clNodeOf(t, tr, "pending.xml")
+	full, newName := rvFullLeaf(t, tr, leaves, src)
+	p := parent[full]
+	if p == parent[src] || p.vcn < 0 || len(p.entries) < 3 {
+		t.Fatalf("the full leaf's parent (VCN %d) is pending.xml's or the root", p.vcn)
+	}
+	// An entry of the parent away from the full leaf's pointer.
+	bad := 0
+	if p.entries[0].child == full {
+		bad = len(p.entries) - 2
+	}
+	clPatchBlock(t, im, tr, p, func(raw []byte) {
+		raw[clEntryOff(p, bad)+6] ^= 0x5a
+	})
+	if err := im.f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	clRenameRefused(t, im, clSxS+"/pending.xml", clSxS+"/"+newName)
 }
