@@ -631,9 +631,11 @@ func (t *tx) soundIndex(dir uint64) error {
 
 // soundNodes is the preflight of the large indexes soundIndex deferred:
 // the original bytes of every node the operation changed (the $INDEX_ROOT,
-// and each INDX block it rewrites or frees; a block it allocates had no
-// index bytes before) are checked completely (checker.nodes). It runs
-// before anything is staged.
+// and each INDX block it rewrites or frees) are checked completely
+// (checker.nodes). A block it allocates was free in the index $BITMAP; one
+// inside the allocation is checked not to be a live node all the same (a
+// bit cleared by damage would have the new node overwrite names another
+// parent still points to). It runs before anything is staged.
 func (t *tx) soundNodes() error {
 	for _, dir := range t.local {
 		tr := t.trees[dir]
@@ -645,7 +647,7 @@ func (t *tx) soundNodes() error {
 			vcns = append(vcns, -1)
 		}
 		for vcn, n := range tr.nodes {
-			if n.dirty && n.raw != nil {
+			if n.dirty {
 				vcns = append(vcns, vcn)
 			}
 		}

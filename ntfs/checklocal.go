@@ -37,6 +37,10 @@ func (c *checker) nodes(d uint64, vcns []int64) {
 			continue
 		}
 		n := tr.root
+		if vcn >= 0 && !tr.bitSet(tr.blockBit(vcn)) {
+			c.freeBlock(d, tr, vcn)
+			continue
+		}
 		if vcn >= 0 {
 			if n, err = tr.load(vcn); err != nil {
 				c.problem(d, "%v", err)
@@ -53,9 +57,10 @@ func (c *checker) nodes(d uint64, vcns []int64) {
 // node checks one index node of directory d completely (see nodes).
 func (c *checker) node(d uint64, drec *Record, tr *ixTree, n *ixNode, indexed map[nameKey]uint64) {
 	var first, prev *ixEntry
+	children := map[int64]bool{}
 	for _, e := range n.entries {
 		if n.internal {
-			c.childRef(d, tr, n, e)
+			c.childRef(d, tr, n, e, children)
 		}
 		if e.end {
 			continue
@@ -86,19 +91,90 @@ func (c *checker) node(d uint64, drec *Record, tr *ixTree, n *ixNode, indexed ma
 }
 
 // childRef checks an internal entry's child reference: a whole block
-// inside the index allocation, marked in use in the index $BITMAP.
-func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry) {
+// inside the index allocation, marked in use in the index $BITMAP, not
+// the node itself and not a block another entry of the node (seen) points
+// to: each entry's subtree is its own.
+func (c *checker) childRef(d uint64, tr *ixTree, n *ixNode, e *ixEntry, seen map[int64]bool) {
 	vcn := e.childVCN
 	if e.child != nil {
 		vcn = e.child.vcn
 	}
 	off := vcn * tr.vcnUnit
+	dup := seen[vcn]
+	seen[vcn] = true
 	switch {
-	case vcn < 0 || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize:
+	case vcn == n.vcn:
+		c.problem(d, "%s: an entry's child reference points back to the block itself", nodeName(n))
+	case dup:
+		c.problem(d, "%s: child block VCN %d is referenced by two of its entries", nodeName(n), vcn)
+	// A VCN past allocSize/vcnUnit would wrap the multiplication around
+	// 2^64 onto the offset of a real block.
+	case vcn < 0 || vcn > tr.allocSize/tr.vcnUnit || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize:
 		c.problem(d, "%s: child block VCN %d outside the index allocation of %d bytes", nodeName(n), vcn, tr.allocSize)
 	case !tr.bitSet(tr.blockBit(vcn)):
 		c.problem(d, "%s: child block VCN %d not marked in use in the index $BITMAP", nodeName(n), vcn)
 	}
+}
+
+// freeBlock checks that block vcn, clear in the index $BITMAP, which a
+// change is about to take for a new node, is not a live node all the same:
+// when its bytes are an INDX block of that VCN, a lookup of its first and
+// last names from the root must not lead to it. A block Windows freed
+// keeps its old names, which live elsewhere now; a lookup leading into it
+// means the bit was cleared by damage and a parent the change does not
+// edit still points to it.
+func (c *checker) freeBlock(d uint64, tr *ixTree, vcn int64) {
+	off := vcn * tr.vcnUnit
+	if vcn < 0 || vcn > tr.allocSize/tr.vcnUnit || off%tr.blockSize != 0 || off+tr.blockSize > tr.allocSize {
+		return // new space: no index bytes before
+	}
+	buf := make([]byte, tr.blockSize)
+	if err := readRuns(c.t.o, c.t.g, tr.allocRuns, off, buf); err != nil {
+		c.problem(d, "index block VCN %d: %v", vcn, err)
+		return
+	}
+	n, err := parseIndx(buf, vcn)
+	if err != nil || len(n.entries) < 2 {
+		return // never a node, or no name to look up
+	}
+	for _, e := range []*ixEntry{n.entries[0], n.entries[len(n.entries)-2]} {
+		if tr.leadsTo(e.name, vcn) {
+			c.problem(d, "index block VCN %d is free in the index $BITMAP, but a lookup of its entry %q from the root leads to it (a live node marked free)", vcn, string16(e.name))
+			return
+		}
+	}
+}
+
+// leadsTo reports whether a lookup of name from the root reaches a child
+// reference to block vcn. A lookup that meets damage first stops: what it
+// would have reached is not known.
+func (tr *ixTree) leadsTo(name []uint16, vcn int64) bool {
+	n := tr.root
+	for depth := 0; n.internal && depth <= 64; depth++ {
+		i := 0
+		for ; i < len(n.entries)-1; i++ {
+			c := tr.t.up.Compare(name, n.entries[i].name)
+			if c == 0 {
+				return false // found above the block
+			}
+			if c < 0 {
+				break
+			}
+		}
+		e := n.entries[i]
+		child := e.childVCN
+		if e.child != nil {
+			child = e.child.vcn
+		}
+		if child == vcn {
+			return true
+		}
+		var err error
+		if n, err = tr.childOf(e); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // nodeName names an index node for a problem.

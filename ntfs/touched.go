@@ -50,21 +50,29 @@ func (g *geometry) dirsTouched(r io.ReaderAt, ranges []Range) ([]uint64, error) 
 		if !rec.InUse() {
 			continue // a freed record: its parent's record was touched too
 		}
+		recs := []*Record{rec}
 		if base := rec.BaseRef(); base != 0 {
-			// An extension record: what matters is its base record.
+			// An extension record: what matters is its base record, and
+			// the $FILE_NAMEs it holds itself (ntfs-3g and Windows move
+			// them out of a full base record): a change of a file's sizes
+			// rewrites the one holding the name and its parent's index
+			// entry, not the parent's record.
 			if rec, err = g.readRecord(r, RefNum(base)); err != nil {
 				return nil, err
 			}
+			recs = append(recs, rec)
 		}
 		if rec.IsDir() {
 			dirs[rec.Num] = true
 		}
-		fns, err := rec.fileNames()
-		if err != nil {
-			return nil, fmt.Errorf("ntfs: MFT record %d: %w", rec.Num, err)
-		}
-		for _, fn := range fns {
-			dirs[RefNum(fn.parent)] = true
+		for _, fr := range recs {
+			fns, err := fr.fileNames()
+			if err != nil {
+				return nil, fmt.Errorf("ntfs: MFT record %d: %w", fr.Num, err)
+			}
+			for _, fn := range fns {
+				dirs[RefNum(fn.parent)] = true
+			}
 		}
 	}
 	out := make([]uint64, 0, len(dirs))
