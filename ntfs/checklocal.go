@@ -196,9 +196,15 @@ func (c *checker) ranges(rs []Range) error {
 	for _, d := range dirs {
 		vcns := []int64{-1}
 		if tr, err := c.t.tree(d); err == nil && tr.allocRuns != nil {
+			in, err := tr.blocksIn(rs)
+			if err != nil {
+				// Which blocks were written cannot be told: say so rather
+				// than check the root alone.
+				c.problem(d, "index allocation: %v", err)
+			}
 			// A block the change freed (clear in the index $BITMAP) is no
 			// longer part of the index.
-			for _, vcn := range tr.blocksIn(rs) {
+			for _, vcn := range in {
 				if tr.bitSet(tr.blockBit(vcn)) {
 					vcns = append(vcns, vcn)
 				}
@@ -210,12 +216,13 @@ func (c *checker) ranges(rs []Range) error {
 }
 
 // blocksIn returns the VCNs of the index blocks that volume ranges rs
-// overlap, from the allocation's runs (no block is read).
-func (tr *ixTree) blocksIn(rs []Range) []int64 {
+// overlap, from the allocation's runs (no block is read); an error when
+// the runs do not map the allocation onto the volume.
+func (tr *ixTree) blocksIn(rs []Range) ([]int64, error) {
 	g := tr.t.g
 	spans, err := g.spans(tr.allocRuns, 0, tr.allocSize)
 	if err != nil {
-		return nil // the allocation does not map: the check of the node reports it
+		return nil, err
 	}
 	var out []int64
 	var logical int64
@@ -231,5 +238,5 @@ func (tr *ixTree) blocksIn(rs []Range) []int64 {
 		}
 		logical += s.n
 	}
-	return out
+	return out, nil
 }

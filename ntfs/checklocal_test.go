@@ -1,6 +1,7 @@
 package ntfs
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -240,5 +241,25 @@ func TestCheckRangesFindsDamageInWrittenBlock(t *testing.T) {
 	}
 	for _, p := range rep.Problems {
 		t.Logf("found: %s", p)
+	}
+}
+
+// TestBlocksInUnmappedAllocation: an index allocation whose runs do not map
+// onto the volume (past its end, or sparse) is an error for the ranges
+// check, never a silent check of the root alone.
+func TestBlocksInUnmappedAllocation(t *testing.T) {
+	img := wtTinyImage(t)
+	g, err := loadGeometry(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, runs := range [][]Run{
+		{{LCN: g.size/g.cluster + 10, Length: 4}},
+		{{Sparse: true, Length: 4}},
+	} {
+		tr := &ixTree{t: &tx{g: g}, allocRuns: runs, allocSize: 4 * g.cluster, blockSize: 4096, vcnUnit: g.cluster}
+		if vcns, err := tr.blocksIn([]Range{{Off: 0, Len: g.size}}); err == nil {
+			t.Errorf("runs %+v: blocks %v, want an error", runs, vcns)
+		}
 	}
 }
