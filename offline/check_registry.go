@@ -562,7 +562,7 @@ func (c Proxy) Diagnose(in *Installation) Result {
 		if s.Bypass != "" {
 			ev.Old += " (bypass " + s.Bypass + ")"
 		}
-		ev.New = "direct (18 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 00 00 00)"
+		ev.New = "direct access (" + hexBytes(WinHTTPDirect()) + ")"
 		ev = ev.act("set", "")
 		if s.DeadProxy() {
 			dead++
@@ -1020,7 +1020,7 @@ func (c SetupExecute) Diagnose(in *Installation) Result {
 	ev := valueEvidence("SYSTEM", key, v, "runs "+poq[0]+" at boot to replay an unfinished update")
 	ev = ev.act("remove-entry", "")
 	if len(poq) == len(nonEmpty) {
-		ev.New = "(value removed)"
+		ev.New = "(deleted)"
 		ev.Op = "delete-value"
 	}
 	r.Evidence = append(r.Evidence, ev)

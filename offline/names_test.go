@@ -196,6 +196,11 @@ func TestEvidenceAndActionAgree(t *testing.T) {
 			if act["op"] == "set" && ev["new"] == nil {
 				t.Errorf("%s: set %v without new data in the evidence", id, act["value"])
 			}
+			// The data after the change is spelled the same in both,
+			// where the evidence gives it ("(deleted)", a DWORD, ...).
+			if e, ok := ev["new"]; ok && e != act["new"] {
+				t.Errorf("%s %v %v: evidence new %q, action new %q", id, act["op"], act["value"], e, act["new"])
+			}
 		}
 		// A commented-out line is a line evidence with its number and old
 		// text (a rewrite's lines come from its rule, not from evidence).

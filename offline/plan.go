@@ -181,7 +181,7 @@ func actionFor(check string, ev Evidence) (*plannedAction, error) {
 				return nil, fmt.Errorf("%s: cannot set %s\\%s: %w", check, ev.Key, ev.Value, err)
 			}
 			a.newType, a.newRaw = hive.RegBinary, raw
-			a.Old, a.New = old, ev.New+" (owner, group and SACL kept)"
+			a.Old, a.New = old, ev.New // the DACL; owner, group and SACL are kept (r.Fix says so)
 		case ev.Type == "REG_DWORD" || ev.Type == "":
 			n, err := strconv.ParseUint(strings.TrimSpace(ev.New), 10, 32)
 			if err != nil {
