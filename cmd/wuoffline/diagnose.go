@@ -79,7 +79,7 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 	asJSON := fl.Bool("json", false, "")
 	letter := fl.String("letter", "", "")
 	journalDir := fl.String("journal", "", "")
-	jobs := fl.Int("jobs", runtime.NumCPU(), "")
+	jobs := fl.jobsFlag()
 	// At a WinPE prompt with no TARGET: every fixed volume, and only the
 	// ones holding Windows count for the exit code.
 	minTargets := 1
@@ -111,9 +111,6 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 				return exitError
 			}
 		}
-	}
-	if *jobs < 1 {
-		return fl.usageError("--jobs %d: at least 1", *jobs)
 	}
 	opts := offline.Options{Letter: strings.ToUpper(strings.TrimRight(*letter, `\`)), JournalDir: *journalDir}
 	prog := newProgressLine(stderr, len(targets))

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -75,13 +74,10 @@ func runFix(args []string, stdout, stderr io.Writer) int {
 	discard := fl.Bool("discard-hibernation", false, "")
 	stamp := fl.timeFlag()
 	verbose := fl.boolFlag("verbose", "v")
-	jobs := fl.Int("jobs", runtime.NumCPU(), "")
+	jobs := fl.jobsFlag()
 	targets, code, done := fl.parse(args, 1, -1)
 	if done {
 		return code
-	}
-	if *jobs < 1 {
-		return fl.usageError("--jobs %d: at least 1", *jobs)
 	}
 	opts := offline.FixOptions{DryRun: *dry, JournalDir: *jdir, Letter: strings.ToUpper(strings.TrimRight(*letter, `\`))}
 	opts.DiscardHibernation = *discard

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -55,6 +57,34 @@ func (c *cmdFlags) timeFlag() *time.Time {
 	p := new(time.Time)
 	c.Var(stampTime{p}, "time", "")
 	return p
+}
+
+// jobsFlag defines --jobs N: how many TARGETs a command works on at once
+// (default: the CPUs). A value below 1 is a usage error naming the option.
+func (c *cmdFlags) jobsFlag() *int {
+	p := new(int)
+	*p = runtime.NumCPU()
+	c.Var(jobsValue{p}, "jobs", "")
+	return p
+}
+
+// jobsValue is the value of --jobs.
+type jobsValue struct{ n *int }
+
+func (j jobsValue) String() string {
+	if j.n == nil {
+		return ""
+	}
+	return strconv.Itoa(*j.n)
+}
+
+func (j jobsValue) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return errors.New("want a whole number of TARGETs at once, at least 1")
+	}
+	*j.n = n
+	return nil
 }
 
 // stampTime is the value of --time.

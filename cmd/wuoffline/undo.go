@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 
 	"github.com/wuoffline/wuoffline/offline"
@@ -50,13 +49,10 @@ func runUndo(args []string, stdout, stderr io.Writer) int {
 	last := fl.Bool("last", false, "")
 	jdir := fl.String("journal", "", "")
 	yes := fl.yesFlag()
-	jobs := fl.Int("jobs", runtime.NumCPU(), "")
+	jobs := fl.jobsFlag()
 	targets, code, done := fl.parse(args, 1, -1)
 	if done {
 		return code
-	}
-	if *jobs < 1 {
-		return fl.usageError("--jobs %d: at least 1", *jobs)
 	}
 	ask, code, done := fl.confirmer(*yes)
 	if done {
